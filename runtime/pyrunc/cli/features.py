@@ -1,0 +1,10 @@
+USAGE = ""
+FLAGS = []
+
+
+def run(ctx, opts, args):
+    import json
+    import sys
+    from pyrunc.features import features
+    sys.stdout.write(json.dumps(features(), indent=4) + "\n")
+    return 0

@@ -1,0 +1,136 @@
+"""create: build the container from config.json, leave init waiting on exec.fifo.
+
+Either everything is built and state.json written, or nothing is left: every step that creates
+something registers its undo before the next step runs.
+"""
+import os
+import time
+
+from pyrunc.errors import PyruncError, StepError
+from pyrunc.log import logger
+from pyrunc.state.store import EXEC_FIFO, validate_id
+
+
+class CreateOptions:
+    def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
+                 preserve_fds=0, detach=True):
+        self.bundle = os.path.abspath(bundle)
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.console_socket = console_socket
+        self.no_pivot, self.no_new_keyring = no_pivot, no_new_keyring
+        self.preserve_fds, self.detach = preserve_fds, detach
+
+
+def _rfc3339_nano(ns):
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+def _check_unsupported(config, opts):
+    process = config.get("process") or {}
+    if process.get("terminal"):
+        if opts.detach and not opts.console_socket:
+            raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+        raise PyruncError("process.terminal: terminals are not supported yet; set \"terminal\": false")
+    if opts.console_socket:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+    linux = config.get("linux") or {}
+    for kind in ("user",):
+        if any(ns.get("type") == kind for ns in linux.get("namespaces") or ()):
+            raise PyruncError("linux.namespaces: user namespaces are not supported yet")
+    if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
+        raise PyruncError("linux.namespaces: a mount namespace is required (mounts would land on the host)")
+    if linux.get("seccomp"):
+        logger.warning("linux.seccomp is not applied yet: the container runs without a seccomp filter")
+    if config.get("hooks"):
+        logger.warning("hooks are not run yet: " + ", ".join(sorted(config["hooks"])))
+
+
+def create(ctx, container_id, opts):
+    from pyrunc.spec.load import load_config
+
+    validate_id(container_id)
+    store = ctx.store()
+    if store.exists(container_id):
+        from pyrunc.errors import ContainerExists
+        raise ContainerExists(container_id)
+    config = load_config(opts.bundle)
+    _check_unsupported(config, opts)
+    if opts.preserve_fds:
+        for fd in range(3, 3 + opts.preserve_fds):
+            try:
+                os.fstat(fd)
+            except OSError:
+                raise StepError("preserve fd", str(fd), "not open") from None
+
+    rootfs = config["root"]["path"]
+    if not os.path.isabs(rootfs):
+        rootfs = os.path.join(opts.bundle, rootfs)
+    rootfs = os.path.realpath(rootfs)
+    if not os.path.isdir(rootfs):
+        raise StepError("rootfs", rootfs, "no such directory")
+
+    from pyrunc.linux.namespaces import NamespacePlan
+    from pyrunc.process.init import InitArgs
+    from pyrunc.process.spawn import spawn
+
+    linux = config.get("linux") or {}
+    namespaces = NamespacePlan(linux.get("namespaces"))
+    directory = store.create(container_id)
+    cgroup = None
+    fifo_fd = None
+    try:
+        fifo = os.path.join(directory, EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        from pyrunc.cgroups.manager import open_manager
+        cgroup = open_manager(linux.get("cgroupsPath"), container_id, systemd=ctx.systemd_cgroup)
+        cgroup.create()
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        args = InitArgs(config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
+                        opts.preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
+        pid = spawn(args)
+        from pyrunc.state.status import start_time
+        state = {
+            "ociVersion": config.get("ociVersion", ""),
+            "id": container_id,
+            "pid": pid,
+            "init_start_time": start_time(pid),
+            "bundle": opts.bundle,
+            "rootfs": rootfs,
+            "created": _rfc3339_nano(time.time_ns()),
+            "annotations": config.get("annotations") or {},
+            "cgroup": cgroup.to_state(),
+            "private_pid_ns": namespaces.private("pid"),
+            "config": config,
+        }
+        store.save(container_id, state)
+        if opts.pid_file:
+            from pyrunc.state.pidfile import write_pid_file
+            write_pid_file(opts.pid_file, pid)
+        return state
+    except BaseException:
+        _undo(store, container_id, cgroup, locals().get("state") or locals().get("pid"))
+        raise
+    finally:
+        if fifo_fd is not None:
+            os.close(fifo_fd)
+
+
+def _undo(store, container_id, cgroup, state_or_pid):
+    from pyrunc.lifecycle.container import kill_everything
+    if isinstance(state_or_pid, dict):
+        kill_everything(state_or_pid)
+    elif isinstance(state_or_pid, int):
+        from pyrunc.state.status import start_time
+        kill_everything({"pid": state_or_pid, "init_start_time": start_time(state_or_pid),
+                         "cgroup": cgroup.to_state() if cgroup else None})
+    if cgroup is not None:
+        try:
+            if cgroup.pids():
+                import signal
+                cgroup.kill_all(signal.SIGKILL)
+            cgroup.destroy()
+        except PyruncError as e:
+            logger.warning(f"cleanup after failed create: {e}")
+    store.remove(container_id)

@@ -1,0 +1,37 @@
+"""kill: signal init (checked against its start time), or every process of the cgroup."""
+import os
+import signal as _signal
+
+from pyrunc.errors import InvalidState, UsageError
+from pyrunc.lifecycle.container import cgroup_of, load
+from pyrunc.state import status as st
+
+
+def parse_signal(text):
+    """runc's forms: a number, or a name with or without SIG (case-insensitive)."""
+    if text.isdigit():
+        number = int(text)
+        if not 0 < number < 65:
+            raise UsageError(f"unknown signal {text!r}")
+        return number
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    value = getattr(_signal, name, None)
+    if not isinstance(value, int) or name.startswith("SIG_"):
+        raise UsageError(f"unknown signal {text!r}")
+    return int(value)
+
+
+def kill(store, container_id, sig, all_processes=False):
+    state, status = load(store, container_id)
+    if status == st.STOPPED:
+        raise InvalidState("container not running", status)
+    cgroup = cgroup_of(state)
+    if all_processes and cgroup is not None:
+        cgroup.kill_all(sig)
+        return
+    try:
+        os.kill(state["pid"], sig)
+    except ProcessLookupError:
+        raise InvalidState("container not running", st.STOPPED) from None

@@ -1,0 +1,133 @@
+"""Applying config.json's mounts inside the rootfs, in the order listed.
+
+Destinations are resolved with openat2(RESOLVE_IN_ROOT) (linux/paths.py) and mounted through
+/proc/self/fd/N, so a symlink in the container's rootfs can never redirect a mount to the host.
+"""
+import os
+import stat
+
+from pyrunc.errors import StepError
+from pyrunc.linux import mount_options
+from pyrunc.linux.paths import fd_path, make_mountpoint, open_in_root
+from pyrunc.sys import consts as c
+from pyrunc.sys.calls import mount, mount_setattr
+
+
+def _remount_bind(root_fd, destination, flags):
+    fd = open_in_root(root_fd, destination)
+    try:
+        mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | flags)
+    finally:
+        os.close(fd)
+
+
+def _finish(root_fd, destination, opts):
+    """Propagation and recursive attributes apply to the mount now on top of destination."""
+    if not opts.propagation and not (opts.attr_set or opts.attr_clr):
+        return
+    fd = open_in_root(root_fd, destination)
+    try:
+        for propagation in opts.propagation:
+            mount(None, fd_path(fd), None, propagation)
+        if opts.attr_set or opts.attr_clr:
+            mount_setattr(fd, "", 0x1000 | c.AT_RECURSIVE, opts.attr_set, opts.attr_clr)  # AT_EMPTY_PATH
+    finally:
+        os.close(fd)
+
+
+def bind(root_fd, source, destination, opts):
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        raise StepError(f"mount {source} to rootfs at", destination, e) from None
+    fd = make_mountpoint(root_fd, destination, stat.S_ISDIR(st.st_mode))
+    try:
+        mount(source, fd_path(fd), None, c.MS_BIND | (opts.flags & c.MS_REC))
+    finally:
+        os.close(fd)
+    # MS_BIND ignores per-mount flags on the first call: they need a remount of the new mount.
+    extra = opts.flags & mount_options.BIND_REMOUNT_FLAGS
+    if extra:
+        _remount_bind(root_fd, destination, extra)
+
+
+def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False):
+    destination = entry["destination"]
+    mount_type = entry.get("type") or ""
+    source = entry.get("source") or ""
+    opts = mount_options.parse(entry.get("options"), mount_type)
+    try:
+        if mount_type == "cgroup":
+            _mount_cgroup(root_fd, destination, opts, cgroup, cgroupns)
+        elif opts.is_bind:
+            if not os.path.isabs(source):
+                source = os.path.join(bundle, source)
+            bind(root_fd, source, destination, opts)
+        else:
+            fd = make_mountpoint(root_fd, destination, True)
+            try:
+                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, opts.data)
+            finally:
+                os.close(fd)
+        _finish(root_fd, destination, opts)
+    except StepError:
+        raise
+    except OSError as e:
+        what = f"{source} ({mount_type})" if mount_type and not opts.is_bind else source or mount_type
+        raise StepError(f"mount {what} to rootfs at", destination, _strip_fd_path(e)) from None
+
+
+def _strip_fd_path(error):
+    """Name the container path, not /proc/self/fd/N, in messages."""
+    if getattr(error, "path2", None) and str(error.path2).startswith("/proc/self/fd/"):
+        error.path2 = None
+    return error
+
+
+def _mount_cgroup(root_fd, destination, opts, cgroup, cgroupns):
+    if cgroup is None:
+        raise StepError("mount cgroup at", destination, "the container has no cgroup")
+    flags = opts.flags & ~(c.MS_BIND | c.MS_REC | c.MS_REMOUNT)
+    plan = cgroup.mount_plan(cgroupns)
+    if len(plan) == 1 and plan[0][1] == "cgroup2" and plan[0][0] == "":
+        _, fstype, data, host = plan[0]
+        _mount_hierarchy(root_fd, destination, fstype, data, host, flags, cgroupns)
+        return
+    # v1 and hybrid: a tmpfs holding one directory per hierarchy, made read-only last if asked.
+    fd = make_mountpoint(root_fd, destination, True)
+    try:
+        mount("tmpfs", fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, "mode=755")
+    finally:
+        os.close(fd)
+    for subdir, fstype, data, host in plan:
+        target = destination.rstrip("/") + "/" + subdir
+        if fstype == "symlink":
+            parent = open_in_root(root_fd, destination)
+            try:
+                os.symlink(data, subdir, dir_fd=parent)
+            except FileExistsError:
+                pass
+            finally:
+                os.close(parent)
+            continue
+        _mount_hierarchy(root_fd, target, fstype, data, host, flags, cgroupns)
+    if flags & c.MS_RDONLY:
+        fd = open_in_root(root_fd, destination)
+        try:
+            mount(None, fd_path(fd), None, c.MS_REMOUNT | flags, "mode=755")
+        finally:
+            os.close(fd)
+
+
+def _mount_hierarchy(root_fd, target, fstype, data, host, flags, cgroupns):
+    if cgroupns:
+        # In the container's cgroup namespace a fresh mount shows its own cgroup as the root.
+        fd = make_mountpoint(root_fd, target, True)
+        try:
+            mount(fstype, fd_path(fd), fstype, flags, data or None)
+        finally:
+            os.close(fd)
+    else:
+        opts = mount_options.MountOptions()
+        opts.flags = c.MS_BIND | c.MS_REC | flags
+        bind(root_fd, host, target, opts)

@@ -1,0 +1,108 @@
+"""The container's filesystem view: propagation, the rootfs bind, mounts, /dev, and pivot_root."""
+import os
+
+from pyrunc.errors import StepError
+from pyrunc.linux import devices, mounts
+from pyrunc.linux.mount_options import PROPAGATION
+from pyrunc.linux.paths import fd_path, mkdir_all, open_in_root
+from pyrunc.sys import consts as c
+from pyrunc.sys.calls import chroot, mount, pivot_root, umount2
+
+
+def _needs_default_devices(config_mounts):
+    # A bind-mounted /dev is the caller's own /dev: leave it as it is (runc does the same).
+    for entry in config_mounts:
+        if entry["destination"].rstrip("/") == "/dev":
+            options = entry.get("options") or ()
+            return not ("bind" in options or "rbind" in options or entry.get("type") == "bind")
+    return True
+
+
+def _make_parent_private(path):
+    """pivot_root refuses a new root whose parent mount is shared: make that mount private."""
+    best, best_len = "/", 0
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mountpoint = line.split()[4]
+            if (path == mountpoint or path.startswith(mountpoint.rstrip("/") + "/")) and len(mountpoint) > best_len:
+                best, best_len = mountpoint, len(mountpoint)
+    mount(None, best, None, c.MS_PRIVATE)
+
+
+def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False):
+    """Everything before pivot_root, run by init in its new mount namespace."""
+    linux = config.get("linux") or {}
+    propagation = PROPAGATION.get(linux.get("rootfsPropagation"), c.MS_SLAVE | c.MS_REC)
+    try:
+        # Our mounts must never propagate back to the host's namespace.
+        mount(None, "/", None, (propagation if not propagation & c.MS_SHARED else c.MS_SLAVE) | c.MS_REC)
+        _make_parent_private(os.path.dirname(rootfs))
+        # A bind onto itself makes the rootfs a mount point, which pivot_root requires.
+        mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
+    except OSError as e:
+        raise StepError("prepare rootfs", rootfs, e) from None
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        config_mounts = config.get("mounts") or ()
+        for entry in config_mounts:
+            mounts.mount_one(root_fd, bundle, entry, cgroup, cgroupns)
+        if _needs_default_devices(config_mounts):
+            devices.setup_dev(root_fd, linux.get("devices"))
+        elif linux.get("devices"):
+            for device in linux["devices"]:
+                devices.create_device(root_fd, device)
+        cwd = (config.get("process") or {}).get("cwd") or "/"
+        try:
+            os.close(mkdir_all(root_fd, cwd))
+        except OSError as e:
+            raise StepError("create cwd", cwd, e) from None
+    finally:
+        os.close(root_fd)
+
+
+def enter(rootfs, no_pivot=False):
+    """Make rootfs the process's "/"; the old root is detached so nothing of the host remains."""
+    try:
+        if no_pivot:
+            os.chdir(rootfs)
+            mount(rootfs, "/", None, c.MS_MOVE)
+            chroot(".")
+        else:
+            old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                # pivot_root(".", ".") stacks the old root on top of the new one; then we detach it.
+                os.fchdir(new_root)
+                pivot_root(".", ".")
+                os.fchdir(old_root)
+                mount(None, ".", None, c.MS_SLAVE | c.MS_REC)
+                umount2(".", c.MNT_DETACH)
+            finally:
+                os.close(old_root)
+                os.close(new_root)
+        os.chdir("/")
+    except OSError as e:
+        raise StepError("pivot_root" if not no_pivot else "move rootfs", rootfs, e) from None
+
+
+def finalize(config):
+    """After pivot_root: root propagation, masked and read-only paths, read-only rootfs."""
+    linux = config.get("linux") or {}
+    from pyrunc.linux import masks
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        masks.mask_paths(root_fd, linux.get("maskedPaths") or ())
+        masks.readonly_paths(root_fd, linux.get("readonlyPaths") or ())
+    finally:
+        os.close(root_fd)
+    propagation = linux.get("rootfsPropagation")
+    try:
+        if propagation:
+            mount(None, "/", None, PROPAGATION[propagation])
+        if (config.get("root") or {}).get("readonly"):
+            mount(None, "/", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY)
+    except OSError as e:
+        raise StepError("remount rootfs", "/", e) from None
+
+
+__all__ = ["prepare", "enter", "finalize", "fd_path", "open_in_root"]

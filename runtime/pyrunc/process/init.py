@@ -1,0 +1,148 @@
+"""What the container's init does, in order, between fork and execve of process.args.
+
+Runs in the child after the namespaces exist. Every failure is reported to the runtime over the
+sync pipe and ends the child; success is reported as "ready", then init blocks on exec.fifo until
+`start`, and becomes the container's process.
+"""
+import os
+
+from pyrunc.errors import PyruncError, StepError
+from pyrunc.process import sync
+from pyrunc.sys import consts as c
+from pyrunc.sys.calls import close_range, prctl, sethostname, setdomainname
+
+
+class InitArgs:
+    """Everything init needs, computed by the runtime before fork."""
+
+    def __init__(self, config, bundle, rootfs, namespaces, cgroup, fifo_fd, sync_fd, no_pivot=False,
+                 preserve_fds=0, keyring=None):
+        self.config, self.bundle, self.rootfs = config, bundle, rootfs
+        self.namespaces, self.cgroup = namespaces, cgroup
+        self.fifo_fd, self.sync_fd = fifo_fd, sync_fd
+        self.no_pivot, self.preserve_fds = no_pivot, preserve_fds
+        self.keyring = keyring  # name of a fresh session keyring, None for --no-new-keyring
+
+
+def preload():
+    """Import everything init runs before fork: after pivot_root the host's modules are gone."""
+    from pyrunc.linux import capabilities, devices, masks, mounts, rlimits, rootfs, sysctl, user  # noqa: F401
+    from pyrunc.process import execpath  # noqa: F401
+    from pyrunc.sys import calls  # noqa: F401
+
+
+def _oom_score_adj(value):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise StepError("write oom_score_adj", "/proc/self/oom_score_adj", e) from None
+
+
+def _environment(process, uid):
+    env = {}
+    for entry in process.get("env") or ():
+        key, _, value = entry.partition("=")
+        env[key] = value
+    if "HOME" not in env:
+        from pyrunc.linux.user import home_for
+        env["HOME"] = home_for(uid)
+    return env
+
+
+def setup(args):
+    """All of create, inside the new namespaces; returns (executable path, argv, env)."""
+    from pyrunc.linux import capabilities, rlimits, rootfs, sysctl, user
+
+    config = args.config
+    process = config.get("process") or {}
+    linux = config.get("linux") or {}
+    os.setsid()
+    os.umask(0)  # device nodes and mount points get exactly the modes we ask for
+    if args.namespaces.private("uts"):
+        if config.get("hostname"):
+            sethostname(config["hostname"])
+        if config.get("domainname"):
+            setdomainname(config["domainname"])
+    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"))
+    rootfs.enter(args.rootfs, args.no_pivot)
+    sysctl.apply(linux.get("sysctl"))
+    rootfs.finalize(config)
+
+    if args.keyring:
+        from pyrunc.sys.calls import join_session_keyring
+        try:
+            join_session_keyring(args.keyring)
+        except OSError as e:
+            raise StepError("join session keyring", args.keyring, e) from None
+    if process.get("oomScoreAdj") is not None:
+        _oom_score_adj(process["oomScoreAdj"])
+    rlimits.apply(process.get("rlimits"))
+    caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    if caps:
+        caps.drop_bounding()
+        prctl(c.PR_SET_KEEPCAPS, 1)
+    proc_user = process.get("user") or {}
+    user.switch(proc_user)
+    if caps:
+        prctl(c.PR_SET_KEEPCAPS, 0)
+    cwd = process.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise StepError("chdir to cwd", cwd, e) from None
+    env = _environment(process, proc_user.get("uid", 0))
+    from pyrunc.process.execpath import lookup
+    path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
+    if caps:
+        caps.apply()
+    if process.get("noNewPrivileges"):
+        prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    return path, process["args"], env
+
+
+def wait_for_start(fifo_fd):
+    """Block until `start` opens exec.fifo for reading, then tell it we are about to exec."""
+    try:
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StepError("open exec fifo", f"/proc/self/fd/{fifo_fd}", e) from None
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+
+
+def main(args):
+    """Entry of the init child. Never returns."""
+    status = 1
+    try:
+        # Non-dumpable while the runtime's interpreter is this process: no container process may
+        # ptrace it or open /proc/<pid>/exe (the host's python) until execve replaces it.
+        prctl(c.PR_SET_DUMPABLE, 0)
+        path, argv, env = setup(args)
+        sync.send(args.sync_fd, sync.READY)
+        os.close(args.sync_fd)
+        wait_for_start(args.fifo_fd)
+        first_closed = 3 + args.preserve_fds
+        for fd in range(3, first_closed):
+            os.set_inheritable(fd, True)
+        close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        os.execve(path, argv, env)
+    except PyruncError as e:
+        _report(args.sync_fd, str(e))
+    except OSError as e:
+        _report(args.sync_fd, str(StepError("container init", None, e)))
+    except BaseException as e:  # a bug in init: report it rather than vanish
+        _report(args.sync_fd, f"internal error in container init: {type(e).__name__}: {e}")
+    os._exit(status)
+
+
+def _report(sync_fd, message):
+    try:
+        sync.send(sync_fd, sync.ERROR, message=message)
+    except OSError:
+        # The runtime has gone (after ready, during start): the container's stderr is all we have.
+        try:
+            os.write(2, f"pyrunc init: {message}\n".encode())
+        except OSError:
+            pass

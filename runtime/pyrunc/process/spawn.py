@@ -1,0 +1,94 @@
+"""Starting a container's init: runtime -> intermediate -> init.
+
+The intermediate child joins the cgroup, enters the namespaces (setns by path, unshare for new
+ones) and forks init, so init is pid 1 of a new pid namespace and the runtime keeps its own
+namespaces. The runtime never runs threads before this point (setns/unshare need a single thread).
+"""
+import os
+
+from pyrunc.errors import PyruncError, StepError
+from pyrunc.process import sync
+
+
+class InitError(PyruncError):
+    """A failure reported by the intermediate or init child, message as the child wrote it."""
+
+
+def _intermediate(args, write_fd):
+    status = 1
+    try:
+        from pyrunc.sys import consts as c
+        from pyrunc.sys.calls import prctl
+        prctl(c.PR_SET_DUMPABLE, 0)
+        if args.cgroup is not None:
+            args.cgroup.join(0)
+        args.namespaces.enter()
+        pid = os.fork()
+        if pid == 0:
+            from pyrunc.process import init
+            init.main(args)  # never returns
+        sync.send(write_fd, sync.INIT_PID, pid=pid)
+        status = 0
+    except PyruncError as e:
+        sync.send(write_fd, sync.ERROR, message=str(e))
+    except OSError as e:
+        sync.send(write_fd, sync.ERROR, message=str(StepError("start container init", None, e)))
+    except BaseException as e:
+        sync.send(write_fd, sync.ERROR, message=f"internal error: {type(e).__name__}: {e}")
+    finally:
+        os._exit(status)
+
+
+def spawn(args):
+    """Fork the container's init; return its pid once it reports ready. Raises InitError."""
+    from pyrunc.process import init
+    init.preload()
+    read_fd, write_fd = os.pipe()
+    args.sync_fd = write_fd
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _intermediate(args, write_fd)
+    os.close(write_fd)
+    receiver = sync.Receiver(read_fd)
+    init_pid, ready = None, False
+    try:
+        # Two writers share the pipe (intermediate and init), so "ready" may overtake "init_pid".
+        while init_pid is None or not ready:
+            message = receiver.next()
+            if message is None:
+                raise InitError("container init exited before it was ready")
+            if message["type"] == sync.ERROR:
+                raise InitError(message["message"])
+            if message["type"] == sync.INIT_PID:
+                init_pid = message["pid"]
+                os.waitpid(pid, 0)
+                pid = None
+            elif message["type"] == sync.READY:
+                ready = True
+        return init_pid
+    except BaseException:
+        if init_pid is not None:
+            _kill_and_reap(init_pid)
+        raise
+    finally:
+        os.close(read_fd)
+        if pid is not None:
+            os.waitpid(pid, 0)
+
+
+def _kill_and_reap(pid):
+    import signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)  # only possible when we are its subreaper (run)
+    except ChildProcessError:
+        from pyrunc.state.status import start_time
+        import time
+        for _ in range(2000):
+            if start_time(pid) is None:
+                break
+            time.sleep(0.001)

@@ -1,0 +1,36 @@
+"""The closed set of messages between the runtime and its children, one JSON object per line.
+
+  intermediate -> runtime: {"type": "init_pid", "pid": N}     (pid as the runtime sees it)
+  init -> runtime:         {"type": "ready"}                  (all of create applied; waiting on exec.fifo)
+  any child -> runtime:    {"type": "error", "message": "...", "exec_not_found": "name"?}
+"""
+import json
+import os
+
+INIT_PID, READY, ERROR = "init_pid", "ready", "error"
+_KINDS = (INIT_PID, READY, ERROR)
+
+
+def send(fd, kind, **fields):
+    assert kind in _KINDS
+    fields["type"] = kind
+    os.write(fd, json.dumps(fields).encode() + b"\n")
+
+
+class Receiver:
+    def __init__(self, fd):
+        self.fd = fd
+        self.buffer = b""
+
+    def next(self):
+        """The next message, or None at EOF (every writer gone)."""
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if message.get("type") not in _KINDS:
+            raise ValueError(f"unexpected message from child: {message!r}")
+        return message

@@ -1,0 +1,40 @@
+"""Derive a container's status from facts, never from a stored string.
+
+A pid alone is not identity (pids are reused), so the init process is "alive" only while
+/proc/<pid>/stat shows the start time recorded at create and the process is not a zombie.
+"""
+import os
+
+CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+
+
+def start_time(pid):
+    """Field 22 of /proc/<pid>/stat, or None if the process is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(state):
+    pid = state.get("pid") or 0
+    return pid > 0 and start_time(pid) == state.get("init_start_time")
+
+
+def derive(state, state_dir):
+    if not is_alive(state):
+        return STOPPED
+    cgroup = state.get("cgroup")
+    if cgroup:
+        from pyrunc.cgroups.manager import from_state
+        if from_state(cgroup).freezer_state() != "THAWED":
+            return PAUSED
+    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
+        return CREATED
+    return RUNNING

@@ -1,0 +1,102 @@
+"""The state directory: <root>/<id>/{state.json, exec.fifo}.
+
+state.json is written tmp + fsync + rename, so a reader sees the old or the new file, never half
+of one. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
+status is derived on every read (state/status.py).
+"""
+import json
+import os
+
+from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidID, StepError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+
+
+def validate_id(container_id):
+    # runc: ^[\w+-\.]+$ and not "." or ".."; the id becomes a directory name, so no "/" ever.
+    if not container_id:
+        raise InvalidID(container_id, "must not be empty")
+    if container_id in (".", "..") or not set(container_id) <= _ID_CHARS:
+        raise InvalidID(container_id, "only [a-zA-Z0-9_+.-] allowed, and not '.' or '..'")
+    if len(container_id) > 1024:
+        raise InvalidID(container_id, "longer than 1024 characters")
+
+
+class StateStore:
+    def __init__(self, root):
+        self.root = root
+
+    def path(self, container_id, name=""):
+        return os.path.join(self.root, container_id, name) if name else os.path.join(self.root, container_id)
+
+    def create(self, container_id):
+        """Make the container's directory; the exclusive mkdir is what makes ids unique."""
+        validate_id(container_id)
+        try:
+            os.makedirs(self.root, 0o700, exist_ok=True)
+        except OSError as e:
+            raise StepError("create state root", self.root, e) from None
+        directory = self.path(container_id)
+        try:
+            os.mkdir(directory, 0o711)
+        except FileExistsError:
+            raise ContainerExists(container_id) from None
+        except OSError as e:
+            raise StepError("create state dir", directory, e) from None
+        return directory
+
+    def load(self, container_id):
+        validate_id(container_id)
+        try:
+            with open(self.path(container_id, STATE_FILE), "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(container_id) from None
+        except ValueError as e:
+            raise StepError("read state", self.path(container_id, STATE_FILE), e) from None
+
+    def save(self, container_id, state):
+        final = self.path(container_id, STATE_FILE)
+        tmp = final + ".tmp"
+        data = json.dumps(state, separators=(",", ":")).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+
+    def exists(self, container_id):
+        return os.path.isdir(self.path(container_id))
+
+    def remove(self, container_id):
+        """Remove the directory and what we put in it; idempotent."""
+        directory = self.path(container_id)
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                import shutil
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass
+
+    def ids(self):
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]

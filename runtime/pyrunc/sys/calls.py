@@ -1,0 +1,122 @@
+"""Typed wrappers around the system calls the os module lacks.
+
+Each raises SyscallError naming the call and the path on failure. Paths are str; bytes conversion
+happens here, once.
+"""
+import ctypes
+import os
+
+from pyrunc.sys import libc as _l
+from pyrunc.sys.libc import check, libc, syscall
+
+_fs = os.fsencode
+
+
+def _b(value):
+    return None if value is None else _fs(value)
+
+
+libc.mount.argtypes = [_l.c_char_p, _l.c_char_p, _l.c_char_p, _l.c_ulong, _l.c_char_p]
+libc.umount2.argtypes = [_l.c_char_p, _l.c_int]
+libc.unshare.argtypes = [_l.c_int]
+libc.sethostname.argtypes = [_l.c_char_p, _l.c_size_t]
+libc.setdomainname.argtypes = [_l.c_char_p, _l.c_size_t]
+libc.prctl.argtypes = [_l.c_int, _l.c_ulong, _l.c_ulong, _l.c_ulong, _l.c_ulong]
+libc.chroot.argtypes = [_l.c_char_p]
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    check(libc.mount(_b(source), _fs(target), _b(fstype), flags, _b(data) if data else None),
+          "mount", source if source else fstype, target)
+
+
+def umount2(target, flags=0):
+    check(libc.umount2(_fs(target), flags), "umount2", target)
+
+
+def pivot_root(new_root, put_old):
+    check(syscall("pivot_root", _fs(new_root), _fs(put_old)), "pivot_root", new_root)
+
+
+def unshare(flags):
+    check(libc.unshare(flags), "unshare")
+
+
+def setns(fd, nstype=0, path=None):
+    check(syscall("setns", _l.c_int(fd), _l.c_int(nstype)), "setns", path)
+
+
+def sethostname(name):
+    raw = _fs(name)
+    check(libc.sethostname(raw, len(raw)), "sethostname", name)
+
+
+def setdomainname(name):
+    raw = _fs(name)
+    check(libc.setdomainname(raw, len(raw)), "setdomainname", name)
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return check(libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+def chroot(path):
+    check(libc.chroot(_fs(path)), "chroot", path)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return check(syscall("openat2", _l.c_int(dirfd), _fs(path), ctypes.byref(how),
+                         _l.c_size_t(ctypes.sizeof(how))), "openat2", path)
+
+
+def close_range(first, last=0xFFFFFFFF, flags=0):
+    check(syscall("close_range", _l.c_uint(first), _l.c_uint(last), _l.c_uint(flags)), "close_range")
+
+
+# Capabilities: the v3 header carries two 32-bit data words per set.
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capset(effective, permitted, inheritable):
+    """Set the calling thread's capability sets from 64-bit masks."""
+    header = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    check(libc.capset(ctypes.byref(header), data), "capset")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    check(syscall("mount_setattr", _l.c_int(dirfd), _fs(path), _l.c_uint(flags), ctypes.byref(attr),
+                  _l.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name):
+    """A fresh session keyring, so the container cannot read the caller's keys."""
+    return check(syscall("keyctl", _l.c_int(KEYCTL_JOIN_SESSION_KEYRING), _fs(name)), "keyctl", name)
