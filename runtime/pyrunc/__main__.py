@@ -1,3 +1,3 @@
-from pyrunc.cli import main
+from pyrunc.cli import entry
 
-raise SystemExit(main())
+entry()

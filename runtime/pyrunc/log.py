@@ -36,7 +36,7 @@ class Logger:
 
     def _line(self, level, msg):
         if self.fmt == "json":
-            import json
+            from pyrunc import fastjson as json
             return json.dumps({"level": level, "msg": msg, "time": _rfc3339()}) + "\n"
         return f"time={_quote_text(_rfc3339())} level={level} msg={_quote_text(msg)}\n"
 

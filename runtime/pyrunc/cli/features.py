@@ -3,7 +3,7 @@ FLAGS = []
 
 
 def run(ctx, opts, args):
-    import json
+    from pyrunc import fastjson as json
     import sys
     from pyrunc.features import features
     sys.stdout.write(json.dumps(features(), indent=4) + "\n")

@@ -36,7 +36,7 @@ def run(ctx, opts, args):
     if opts["quiet"]:
         sys.stdout.write("".join(v["id"] + "\n" for v in views))
     elif opts["format"] == "json":
-        import json
+        from pyrunc import fastjson as json
         sys.stdout.write(json.dumps(views) + "\n")
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]

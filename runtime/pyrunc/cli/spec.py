@@ -8,7 +8,7 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    import json
+    from pyrunc import fastjson as json
     import os
     from pyrunc.errors import PyruncError
     from pyrunc.spec.template import default_config, rootless

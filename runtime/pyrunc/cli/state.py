@@ -28,7 +28,7 @@ def view(store, container_id, state, status):
 
 
 def run(ctx, opts, args):
-    import json
+    from pyrunc import fastjson as json
     import sys
     from pyrunc.lifecycle.container import load
     container_id = require_id(args, "state")

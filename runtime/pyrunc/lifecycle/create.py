@@ -128,7 +128,7 @@ def _undo(store, container_id, cgroup, state_or_pid):
     if cgroup is not None:
         try:
             if cgroup.pids():
-                import signal
+                import _signal as signal
                 cgroup.kill_all(signal.SIGKILL)
             cgroup.destroy()
         except PyruncError as e:

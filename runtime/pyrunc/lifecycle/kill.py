@@ -1,6 +1,6 @@
 """kill: signal init (checked against its start time), or every process of the cgroup."""
 import os
-import signal as _signal
+import _signal
 
 from pyrunc.errors import InvalidState, UsageError
 from pyrunc.lifecycle.container import cgroup_of, load

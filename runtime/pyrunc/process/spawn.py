@@ -14,18 +14,22 @@ class InitError(PyruncError):
     """A failure reported by the intermediate or init child, message as the child wrote it."""
 
 
-def _intermediate(args, write_fd):
+def _intermediate(args, write_fd, go_fd):
     status = 1
     try:
         from pyrunc.sys import consts as c
         from pyrunc.sys.calls import prctl
         prctl(c.PR_SET_DUMPABLE, 0)
-        if args.cgroup is not None:
-            args.cgroup.join(0)
+        # Imports overlap with the runtime moving us into the cgroup: the first cgroup.procs
+        # write of a burst waits for an RCU grace period (~10 ms), which we spend usefully.
+        from pyrunc.process import init
+        init.preload()
+        if os.read(go_fd, 1) != b"1":
+            os._exit(1)  # the runtime failed to place us in the cgroup and has reported it
+        os.close(go_fd)
         args.namespaces.enter()
         pid = os.fork()
         if pid == 0:
-            from pyrunc.process import init
             init.main(args)  # never returns
         sync.send(write_fd, sync.INIT_PID, pid=pid)
         status = 0
@@ -41,15 +45,26 @@ def _intermediate(args, write_fd):
 
 def spawn(args):
     """Fork the container's init; return its pid once it reports ready. Raises InitError."""
-    from pyrunc.process import init
-    init.preload()
     read_fd, write_fd = os.pipe()
+    go_read, go_write = os.pipe()
     args.sync_fd = write_fd
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _intermediate(args, write_fd)
+        os.close(go_write)
+        _intermediate(args, write_fd, go_read)
     os.close(write_fd)
+    os.close(go_read)
+    try:
+        if args.cgroup is not None:
+            args.cgroup.join(pid)
+        os.write(go_write, b"1")
+    except BaseException:
+        os.close(read_fd)
+        _kill_and_reap(pid)
+        raise
+    finally:
+        os.close(go_write)
     receiver = sync.Receiver(read_fd)
     init_pid, ready = None, False
     try:
@@ -78,7 +93,7 @@ def spawn(args):
 
 
 def _kill_and_reap(pid):
-    import signal
+    import _signal as signal  # the signal package imports enum
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -4,7 +4,7 @@
   init -> runtime:         {"type": "ready"}                  (all of create applied; waiting on exec.fifo)
   any child -> runtime:    {"type": "error", "message": "...", "exec_not_found": "name"?}
 """
-import json
+from pyrunc import fastjson as json
 import os
 
 INIT_PID, READY, ERROR = "init_pid", "ready", "error"

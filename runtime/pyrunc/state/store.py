@@ -4,8 +4,9 @@ state.json is written tmp + fsync + rename, so a reader sees the old or the new 
 of one. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
 status is derived on every read (state/status.py).
 """
-import json
 import os
+
+from pyrunc import fastjson as json
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidID, StepError
 
@@ -60,7 +61,7 @@ class StateStore:
     def save(self, container_id, state):
         final = self.path(container_id, STATE_FILE)
         tmp = final + ".tmp"
-        data = json.dumps(state, separators=(",", ":")).encode()
+        data = json.dumps(state).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)

@@ -1,0 +1,74 @@
+"""JSON through the C accelerator alone.
+
+The json package imports re (and re imports enum): about 5 ms at every start of a runtime that
+containerd runs several times per container. _json's scanner and encoder are what json uses
+underneath; this module drives them directly and adds the indented form runc prints.
+"""
+import _json
+
+from pyrunc.errors import PyruncError
+
+
+class JSONError(PyruncError, ValueError):
+    """Malformed JSON; the message names line and column."""
+
+
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _ScannerContext:
+    # The attributes _json.make_scanner reads: json.JSONDecoder's defaults.
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+
+
+_scan = _json.make_scanner(_ScannerContext())
+_encode_compact = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False,
+                                     True)
+_WHITESPACE = " \t\n\r"
+
+
+def _where(text, pos):
+    line = text.count("\n", 0, pos) + 1
+    column = pos - text.rfind("\n", 0, pos)
+    return f"line {line} column {column} (char {pos})"
+
+
+def loads(data):
+    text = data.decode() if isinstance(data, (bytes, bytearray)) else data
+    pos, end = 0, len(text)
+    while pos < end and text[pos] in _WHITESPACE:
+        pos += 1
+    try:
+        value, pos = _scan(text, pos)
+    except StopIteration as e:
+        raise JSONError(f"Expecting value: {_where(text, e.value)}") from None
+    except ValueError as e:  # JSONDecodeError from inside the scanner
+        where = _where(text, e.pos) if hasattr(e, "pos") else ""
+        raise JSONError(f"{getattr(e, 'msg', str(e))}: {where}") from None
+    while pos < end and text[pos] in _WHITESPACE:
+        pos += 1
+    if pos != end:
+        raise JSONError(f"Extra data: {_where(text, pos)}")
+    return value
+
+
+def dumps(value, indent=None):
+    if indent is None:
+        return "".join(_encode_compact(value, 0))
+    return _pretty(value, " " * indent if isinstance(indent, int) else indent, "")
+
+
+def _pretty(value, step, pad):
+    if isinstance(value, dict) and value:
+        inner = pad + step
+        items = [f"{inner}{_json.encode_basestring_ascii(str(k))}: {_pretty(v, step, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and value:
+        inner = pad + step
+        return "[\n" + ",\n".join(inner + _pretty(v, step, inner) for v in value) + "\n" + pad + "]"
+    return "".join(_encode_compact(value, 0))
