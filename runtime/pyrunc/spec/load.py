@@ -4,18 +4,19 @@ Every container start runs this, so the common case, a valid config, must cost a
 millisecond. Importing jsonschema alone costs tens, so validation has two paths:
 
 - fast: a validator that fastjsonschema generated from the same schema files, rewritten to import
-  nothing but `re`, cached on disk as a marshalled code object and keyed by the schema files' stat
-  (plus this file's and fastjsonschema's), so a warm run is a read, a `marshal.loads` and a call.
+  nothing (not even `re`: the schemas' few patterns have plain-Python twins), cached on disk as a
+  marshalled code object and keyed by the schema files' stat (plus this file's and
+  fastjsonschema's), so a warm run is a read, a `marshal.loads` and a call.
 - precise: only when the fast validator rejects the document (or cannot be had) is jsonschema
   imported; it names the JSON path and the broken rule. jsonschema is authoritative: if it finds no
   error, the document is valid whatever the fast path said.
 
 After the schema, the semantic rules of `pyrunc.spec.validate` run.
-Only os and json are imported at module level: commands that never load a config pay nothing.
+Only os and pyrunc.fastjson (not json, which drags in re and enum) are imported at module level.
 """
-import json
 import os
 
+from pyrunc import fastjson
 from pyrunc.errors import InvalidSpec, PyruncError
 
 CACHE_DIR_ENV = "PYRUNC_CACHE_DIR"
@@ -49,22 +50,19 @@ def load_config(bundle: str) -> dict:
     except FileNotFoundError:
         raise InvalidSpec("", "JSON specification file not found", source=path) from None
     except OSError as e:
-        raise InvalidSpec("", f"cannot read: {e.strerror.lower()}", source=path) from None
+        raise InvalidSpec("", f"cannot read: {(e.strerror or str(e)).lower()}", source=path) from None
     config = parse_json(data, "config.json")
     validate_config(config)
     return config
 
 
 def parse_json(data: bytes, source: str):
-    """json.loads with errors that name the line and column, and Go's refusal of NaN/Infinity
-    (runc would not parse them, so a config that works here must not rely on them)."""
-    def refuse_constant(name):
-        raise InvalidSpec("", f"malformed JSON: {name} is not a JSON value", source)
+    """Parse, turning every way a document can be malformed into InvalidSpec; fastjson's messages
+    name the line and column."""
     try:
-        return json.loads(data, parse_constant=refuse_constant)
-    except json.JSONDecodeError as e:
-        raise InvalidSpec("", f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}",
-                          source) from None
+        return fastjson.loads(data)
+    except fastjson.JSONError as e:
+        raise InvalidSpec("", f"malformed JSON: {e}", source) from None
     except UnicodeDecodeError as e:
         raise InvalidSpec("", f"malformed JSON: not valid UTF-8 at byte {e.start}", source) from None
     except RecursionError:
@@ -109,7 +107,7 @@ def schema_dir() -> str:
 
 
 def cache_dir() -> str:
-    return os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR
+    return os.path.abspath(os.environ.get(CACHE_DIR_ENV) or DEFAULT_CACHE_DIR)
 
 
 class Schemas:
@@ -160,7 +158,7 @@ class Schemas:
 
     def read_schema(self, name: str):
         with open(os.path.join(self.directory, name), "rb") as f:
-            return json.loads(f.read())
+            return fastjson.loads(f.read())
 
     # -- fast path ----------------------------------------------------------------------------
 
@@ -186,8 +184,8 @@ class Schemas:
             source = generate_source(self, kind)
             filename = path[:-len(".code")] + ".py" if path else f"<pyrunc {kind} validator>"
             code = compile(source, filename, "exec")
-            if path:
-                _write_cache(path, filename, source, key, code)
+            if path and _write_cache(path, filename, source, key, code):
+                _prune_stale(path, kind, self.directory)
         namespace = {"__name__": f"pyrunc_spec_{kind}_validator"}
         exec(code, namespace)
         return namespace["validate"]
@@ -196,8 +194,9 @@ class Schemas:
         """Everything that can change the generated code, cheaply: os.stat, no hashing library.
         Python's version is in it because marshal's format follows the bytecode."""
         import sys
-        parts = [f"pyrunc-spec-cache {_CODEGEN_REVISION}", sys.version, kind, self.directory,
-                 _stamp(os.path.abspath(__file__)), "fastjsonschema " + _fastjsonschema_stamp()]
+        parts = [f"pyrunc-spec-cache {_CODEGEN_REVISION}", self.directory, kind,
+                 sys.version.replace("\n", " "), _stamp(os.path.abspath(__file__)),
+                 "fastjsonschema " + _fastjsonschema_stamp()]
         parts.extend(f"{name} {_stamp(os.path.join(self.directory, name))}" for name in SCHEMA_FILES)
         return "\n".join(parts)
 
@@ -283,7 +282,7 @@ def _read_cached_code(path: str, key: str):
     return code if stored_key == key else None
 
 
-def _write_cache(path: str, source_path: str, source: str, key: str, code) -> None:
+def _write_cache(path: str, source_path: str, source: str, key: str, code) -> bool:
     """Best effort: the source (for tracebacks and reading), then the code file, each written to
     a unique temporary name and renamed, so concurrent processes only ever see whole files."""
     import marshal
@@ -292,7 +291,32 @@ def _write_cache(path: str, source_path: str, source: str, key: str, code) -> No
         _write_atomic(source_path, source.encode())
         _write_atomic(path, marshal.dumps((key, version, code)))
     except OSError:
-        pass
+        return False
+    return True
+
+
+def _prune_stale(path: str, kind: str, schema_directory: str) -> None:
+    """Remove the entries this one replaces: same kind, same schema directory, older key (an
+    upgrade, an edited schema). Entries of other installations sharing the cache are kept."""
+    import marshal
+    directory, current = os.path.split(path)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name == current or not (name.startswith(kind + "-") and name.endswith(".code")):
+            continue
+        stale = os.path.join(directory, name)
+        try:
+            with open(stale, "rb") as f:
+                key = marshal.loads(f.read())[0]
+            if key.split("\n")[1] != schema_directory:
+                continue
+            os.unlink(stale)
+            os.unlink(stale[:-len(".code")] + ".py")
+        except (OSError, EOFError, ValueError, TypeError, IndexError, AttributeError):
+            continue
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -317,8 +341,10 @@ def _write_atomic(path: str, data: bytes) -> None:
 # -- code generation --------------------------------------------------------------------------
 
 # Replaces fastjsonschema's imports in the generated module, so loading it needs neither
-# fastjsonschema nor decimal: the checks only need exception classes to raise.
-_PRELUDE = '''
+# fastjsonschema nor decimal (the checks only need exception classes to raise), nor re: the
+# patterns our schemas use (as fastjsonschema rewrote them, "$" becoming "\Z") have plain-Python
+# twins, and any other pattern is compiled on first use.
+_PRELUDE = r'''
 class JsonSchemaValueException(ValueError):
     def __init__(self, message, value=None, name=None, definition=None, rule=None):
         super().__init__(message)
@@ -332,9 +358,41 @@ class JsonSchemaValuesException(ValueError):
         self.errors = errors
 
 
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_DIGITS = frozenset("0123456789")
+_CAP_NAME = _UPPER | {"_"}
+_CPU_LIST = _DIGITS | {",", " ", "-"}
+
+# Each twin answers exactly as re.compile(key).search would, for any str.
+_TWINS = {
+    r"^RLIMIT_[A-Z]+\Z": lambda s: len(s) > 7 and s.startswith("RLIMIT_") and _UPPER.issuperset(s[7:]),
+    r"^CAP_[A-Z_]+\Z": lambda s: len(s) > 4 and s.startswith("CAP_") and _CAP_NAME.issuperset(s[4:]),
+    r"^[0-9, -]*\Z": lambda s: _CPU_LIST.issuperset(s),
+    r"^[1-9][0-9]*[KMG]B\Z": lambda s: (len(s) >= 3 and s[0] in _DIGITS and s[0] != "0"
+                                        and _DIGITS.issuperset(s[1:-2]) and s[-2] in "KMG" and s[-1] == "B"),
+    r"^MB:[^\n]*\Z": lambda s: s.startswith("MB:") and "\n" not in s,
+    r".{1,}": lambda s: s.strip("\n") != "",
+    r"^[cbup]\Z": lambda s: s in ("c", "b", "u", "p"),
+}
+
+
+class _LazyPattern:
+    def __init__(self, source):
+        self._source = source
+        twin = _TWINS.get(source)
+        if twin is not None:
+            self.search = twin
+
+    def __getattr__(self, name):
+        import re
+        compiled = re.compile(self._source)
+        self.search, self.match, self.fullmatch = compiled.search, compiled.match, compiled.fullmatch
+        return getattr(compiled, name)
+
+
 class Decimal:
-    # json.loads never makes a Decimal, so isinstance() checks against this class are False as they
-    # would be against the real one; constructing one (only multipleOf does) returns the real one.
+    # JSON parsing never makes a Decimal, so isinstance() checks against this class are False as
+    # they would be against the real one; constructing one (only multipleOf does) returns the real one.
     def __new__(cls, value):
         import decimal
         return decimal.Decimal(value)
@@ -342,6 +400,7 @@ class Decimal:
 
 _FOREIGN_IMPORTS = (
     "from decimal import Decimal\n",
+    "import re\n",
     "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException\n",
 )
 
@@ -368,7 +427,7 @@ class _LocalOnly(dict):
 
 
 def generate_source(schemas: Schemas, kind: str) -> str:
-    """Python source of a validator for `kind`, importing nothing but `re`."""
+    """Python source of a validator for `kind` that imports nothing when it is loaded."""
     import fastjsonschema
     root = {"$schema": _DRAFT4, "$ref": SCHEMA_BASE + ROOTS[kind]}
     # use_default=False: the validator must not write schema defaults into the config;
@@ -377,10 +436,12 @@ def generate_source(schemas: Schemas, kind: str) -> str:
                                             use_formats=False, detailed_exceptions=False)
     for line in _FOREIGN_IMPORTS:
         source = source.replace(line, "", 1)
+    source = source.replace("re.compile(", "_LazyPattern(")
     head, sep, body = source.partition("\n")
     source = head + sep + _PRELUDE + body
     for line in source.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("import ", "from ")) and stripped not in ("import re", "import decimal"):
+        if stripped.startswith(("import ", "from ")) and (line == stripped or stripped not in (
+                "import re", "import decimal")):
             raise PyruncError(f"generated validator has an unexpected import: {stripped}")
     return source

@@ -4,9 +4,9 @@ These run after the schema has passed, so every field present has its schema typ
 raises InvalidSpec with the JSON path of the offending field. Where runc has the same rule its
 wording is kept, so a message reads the same under either runtime.
 """
-import json
 import os
 
+from pyrunc import fastjson
 from pyrunc.errors import InvalidSpec
 
 RLIMIT_TYPES = frozenset((
@@ -27,7 +27,7 @@ _IPC_SYSCTLS = frozenset((
 # Seccomp actions that carry an errno (config-linux.md: an errno on any other action is an error).
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 
-# Scheduler fields valid only with some policies (sched_setattr(2)); runc checks the same.
+# The policies that take a static priority (sched(7)); runc checks the same.
 _PRIORITY_POLICIES = ("SCHED_FIFO", "SCHED_RR")
 
 
@@ -41,7 +41,7 @@ def json_path(parts) -> str:
         elif part.replace("-", "_").isidentifier():
             out.append(f".{part}" if out else part)
         else:
-            out.append(f"[{json.dumps(part)}]")
+            out.append(f"[{fastjson.dumps(part)}]")
     return "".join(out)
 
 
