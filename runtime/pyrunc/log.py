@@ -41,10 +41,7 @@ class Logger:
         return f"time={_quote_text(_rfc3339())} level={level} msg={_quote_text(msg)}\n"
 
     def _write_log(self, line):
-        if self._fd is None:
-            # runc opens the log O_APPEND|O_SYNC, 0644: concurrent runtimes interleave whole lines.
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_SYNC | os.O_CLOEXEC,
-                               0o644)
+        # Opened O_APPEND|O_SYNC as runc does: concurrent runtimes interleave whole lines.
         os.write(self._fd, line.encode())
 
     def log(self, level, msg):
@@ -78,7 +75,10 @@ logger = Logger()
 
 
 def configure(path, fmt, debug):
+    """Set up the process-wide logger; like runc, the log file is opened (created) right away."""
     logger.path = os.path.abspath(path) if path else None
     logger.fmt = fmt
     logger.debug_enabled = debug
+    if logger.path:
+        logger._fd = os.open(logger.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_SYNC | os.O_CLOEXEC, 0o644)
     return logger

@@ -1,7 +1,9 @@
 """cgroup v1 and hybrid hosts: one directory per hierarchy, cpuset preparation, freezer choice.
 
 On a hybrid host the unified (cgroup2) hierarchy is joined as well, under the key "", because
-systemd and cgroup.kill use it; it is created the v2 way.
+systemd and cgroup.kill use it. Its controllers are left alone: the host chose to keep them on v1,
+and enabling one there (as runc does not) changes the host for every other runtime (crun then
+refuses the host).
 """
 import os
 
@@ -9,7 +11,6 @@ from ..errors import StepError
 from . import freezer as fz
 from . import fs
 from .manager import CgroupManager
-from .v2 import enable_controllers
 
 
 class V1Manager(CgroupManager):
@@ -19,9 +20,7 @@ class V1Manager(CgroupManager):
 
     def _create_in(self, hierarchy, cgdir):
         levels = self._mkdir_p(hierarchy.mountpoint, cgdir)
-        if hierarchy.version == "v2":
-            enable_controllers(levels[:-1])
-        elif "cpuset" in hierarchy.controllers:
+        if hierarchy.version == "v1" and "cpuset" in hierarchy.controllers:
             copy_cpuset_down(levels)
 
     def _freezer(self):

@@ -31,6 +31,7 @@ COMMANDS = {
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
     "delete": ("delete", "delete any resources held by the container often used with detached container"),
     "list": ("list", "lists containers started by pyrunc with the given root"),
+    "ps": ("ps", "ps displays the processes running inside a container"),
     "features": ("features", "show the enabled features"),
     "spec": ("spec", "create a new specification file"),
 }
@@ -81,7 +82,11 @@ def main(argv=None):
     if opts["log_format"] not in ("text", "json"):
         sys.stderr.write(f"{PROG}: invalid log-format: {opts['log_format']}\n")
         return 1
-    configure(opts["log"], opts["log_format"], opts["debug"])
+    try:
+        configure(opts["log"], opts["log_format"], opts["debug"])
+    except OSError as e:
+        sys.stderr.write(f"{PROG}: cannot open log file {opts['log']}: {e.strerror.lower()}\n")
+        return 1
     if opts["version"]:
         sys.stdout.write(_version_text())
         return 0

@@ -31,7 +31,20 @@ def kill(store, container_id, sig, all_processes=False):
     if all_processes and cgroup is not None:
         cgroup.kill_all(sig)
         return
+    signal_init(state, sig)
+
+
+def signal_init(state, sig):
+    """Signal init through a pidfd taken before checking its start time: no pid-reuse race."""
     try:
-        os.kill(state["pid"], sig)
+        pidfd = os.pidfd_open(state["pid"])
     except ProcessLookupError:
         raise InvalidState("container not running", st.STOPPED) from None
+    try:
+        if not st.is_alive(state):
+            raise InvalidState("container not running", st.STOPPED)
+        _signal.pidfd_send_signal(pidfd, sig)
+    except ProcessLookupError:
+        raise InvalidState("container not running", st.STOPPED) from None
+    finally:
+        os.close(pidfd)
