@@ -20,7 +20,7 @@ from integration.helpers.bundle import config_for, make_bundle, write_config
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_RUNTIME = os.path.join(REPO, ".venv", "bin", "pyrunc")
 CGROUP_PARENT = "pyrunc-test"
-DEFAULT_TIMEOUT = 60
+DEFAULT_TIMEOUT = int(os.environ.get("PYRUNC_TEST_TIMEOUT", "60"))  # seconds per runtime command
 
 
 def runtime_path():
@@ -31,8 +31,11 @@ _IS_PYRUNC = None
 
 
 def is_pyrunc():
-    """True when the runtime under test is pyrunc (by name, else by its --version text)."""
+    """True when the runtime under test is pyrunc: $PYRUNC_TEST_IS_PYRUNC=1/0 if set, else by the
+    binary's name, else by its --version text."""
     global _IS_PYRUNC
+    if _IS_PYRUNC is None and os.environ.get("PYRUNC_TEST_IS_PYRUNC") in ("0", "1"):
+        _IS_PYRUNC = os.environ["PYRUNC_TEST_IS_PYRUNC"] == "1"
     if _IS_PYRUNC is None:
         path = runtime_path()
         if "pyrunc" in os.path.basename(path):
@@ -50,6 +53,9 @@ def assert_no_traceback(cp_or_text, what=""):
     text = cp_or_text if isinstance(cp_or_text, str) else (cp_or_text.stderr or "") + (cp_or_text.stdout or "")
     assert "Traceback" not in text, \
         f"Python traceback in runtime output {what}:\n{text}"
+    if is_pyrunc():
+        # pyrunc's CLI turns unexpected exceptions into "internal error in <verb>: ...": a bug too
+        assert "internal error" not in text, f"pyrunc internal error {what}:\n{text}"
 
 
 def describe(cp):

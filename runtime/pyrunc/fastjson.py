@@ -26,8 +26,12 @@ class _ScannerContext:
     parse_constant = _CONSTANTS.__getitem__
 
 
+def _default(value):
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
 _scan = _json.make_scanner(_ScannerContext())
-_encode_compact = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False,
+_encode_compact = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None, ":", ",", False, False,
                                      True)
 _WHITESPACE = " \t\n\r"
 
@@ -45,16 +49,24 @@ def loads(data):
         pos += 1
     try:
         value, pos = _scan(text, pos)
-    except StopIteration as e:
-        raise JSONError(f"Expecting value: {_where(text, e.value)}") from None
-    except ValueError as e:  # JSONDecodeError from inside the scanner
-        where = _where(text, e.pos) if hasattr(e, "pos") else ""
-        raise JSONError(f"{getattr(e, 'msg', str(e))}: {where}") from None
+    except (StopIteration, ValueError, SystemError):
+        # The C scanner words most errors by importing json.decoder mid-scan, which it cannot do
+        # cleanly from a fresh interpreter (SystemError). Errors are rare: let json word them.
+        _raise_with_position(text)
     while pos < end and text[pos] in _WHITESPACE:
         pos += 1
     if pos != end:
         raise JSONError(f"Extra data: {_where(text, pos)}")
     return value
+
+
+def _raise_with_position(text):
+    import json
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        raise JSONError(f"{e.msg}: {_where(text, e.pos)}") from None
+    raise JSONError("malformed JSON")
 
 
 def dumps(value, indent=None):
@@ -66,9 +78,21 @@ def dumps(value, indent=None):
 def _pretty(value, step, pad):
     if isinstance(value, dict) and value:
         inner = pad + step
-        items = [f"{inner}{_json.encode_basestring_ascii(str(k))}: {_pretty(v, step, inner)}" for k, v in value.items()]
+        items = [f"{inner}{_json.encode_basestring_ascii(_key(k))}: {_pretty(v, step, inner)}"
+                 for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
     if isinstance(value, (list, tuple)) and value:
         inner = pad + step
         return "[\n" + ",\n".join(inner + _pretty(v, step, inner) for v in value) + "\n" + pad + "]"
     return "".join(_encode_compact(value, 0))
+
+
+def _key(key):
+    """A dict key as json.dumps writes it (True -> "true", 1.5 -> "1.5")."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (float, bool)) or key is None:
+        return "".join(_encode_compact(key, 0))
+    if isinstance(key, int):
+        return int.__repr__(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {key.__class__.__name__}")

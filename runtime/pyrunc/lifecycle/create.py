@@ -79,6 +79,7 @@ def create(ctx, container_id, opts):
     directory = store.create(container_id)
     cgroup = None
     fifo_fd = None
+    pid = None
     try:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
@@ -110,20 +111,19 @@ def create(ctx, container_id, opts):
             write_pid_file(opts.pid_file, pid)
         return state
     except BaseException:
-        _undo(store, container_id, cgroup, locals().get("state") or locals().get("pid"))
+        _undo(store, container_id, cgroup, pid)
         raise
     finally:
         if fifo_fd is not None:
             os.close(fifo_fd)
 
 
-def _undo(store, container_id, cgroup, state_or_pid):
-    from pyrunc.lifecycle.container import kill_everything
-    if isinstance(state_or_pid, dict):
-        kill_everything(state_or_pid)
-    elif isinstance(state_or_pid, int):
+def _undo(store, container_id, cgroup, pid):
+    """Remove what a failed create made so far: init (if it was spawned), the cgroup, the state dir."""
+    if pid is not None:
+        from pyrunc.lifecycle.container import kill_everything
         from pyrunc.state.status import start_time
-        kill_everything({"pid": state_or_pid, "init_start_time": start_time(state_or_pid),
+        kill_everything({"pid": pid, "init_start_time": start_time(pid),
                          "cgroup": cgroup.to_state() if cgroup else None})
     if cgroup is not None:
         try:

@@ -100,4 +100,6 @@ class StateStore:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise StepError("read state root", self.root, e) from None
         return [n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(self.root, n))]

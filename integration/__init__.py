@@ -1,0 +1,1 @@
+"""Root integration tests against real processes (see conftest.py)."""

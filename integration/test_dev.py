@@ -1,0 +1,97 @@
+"""/dev: default device nodes, the fd and stdio links, ptmx, shm (asserted with `ls -l /dev`, `stat`)."""
+import pytest
+
+from integration.helpers import mountinfo
+
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+           "tty": (5, 0)}
+LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+         "stderr": "/proc/self/fd/2", "ptmx": "pts/ptmx"}
+
+
+def test_default_devices(runtime):
+    script = "; ".join(f"stat -c '%n %F %t %T %a' /dev/{d}" for d in DEVICES)
+    out = runtime.sh(script).stdout.splitlines()
+    assert len(out) == len(DEVICES)
+    for line in out:
+        path, rest = line.split(" ", 1)
+        kind, major, minor, mode = rest.rsplit(" ", 3)
+        name = path.rsplit("/", 1)[1]
+        assert kind == "character special file", line
+        assert (int(major, 16), int(minor, 16)) == DEVICES[name], line
+        assert mode == "666", line
+
+
+def test_ls_dev(runtime):
+    out = runtime.sh("ls -l /dev").stdout
+    entries = {line.split()[-1] if "->" not in line else line.split()[-3]: line
+               for line in out.splitlines()[1:] if line.strip()}
+    for name, (major, minor) in DEVICES.items():
+        line = entries[name]
+        assert line.startswith("c"), line
+        assert f"{major}," in line and line.split(",")[1].split()[0] == str(minor), line
+    for name, target in LINKS.items():
+        assert entries[name].startswith("l"), entries[name]
+        assert entries[name].endswith(f"{name} -> {target}"), entries[name]
+    for d in ("pts", "shm", "mqueue"):
+        assert entries[d].startswith("d"), entries[d]
+
+
+def test_links_resolve(runtime):
+    script = "; ".join(f"echo {n}=$(readlink /dev/{n})" for n in LINKS)
+    out = dict(line.split("=", 1) for line in runtime.sh(script).stdout.split())
+    assert out == LINKS
+
+
+def test_devices_usable(runtime):
+    # /dev/stdout is exercised inside a pipe: `run` hands the test's own stdout FILE to the container,
+    # and re-opening it through /dev/stdout (O_TRUNC, or O_APPEND then a write at sh's stale offset)
+    # would clobber the captured output.
+    cp = runtime.sh("echo x > /dev/null && head -c 4 /dev/zero | od -An -tx1 && "
+                    "head -c 16 /dev/urandom | wc -c && head -c 8 /dev/random | wc -c && "
+                    "(echo x > /dev/full) 2>/dev/null || echo full-refused; (echo via-fd > /dev/stdout) | cat; "
+                    "ls /dev/fd/ | grep -c '^[012]$'")
+    lines = cp.stdout.split("\n")
+    assert lines[0].split() == ["00", "00", "00", "00"]
+    assert lines[1].strip() == "16"
+    assert lines[2].strip() == "8"
+    assert lines[3] == "full-refused"
+    assert lines[4] == "via-fd"
+    assert lines[5].strip() == "3"
+
+
+def test_no_host_devices(runtime):
+    """Only the default devices: /dev is a fresh tmpfs, not the host's devtmpfs."""
+    out = runtime.sh("ls /dev").stdout.split()
+    assert "vda" not in out and "sda" not in out and "kmsg" not in out and "mem" not in out
+    assert "console" not in out, "no /dev/console without a terminal"
+
+
+def test_dev_shm_is_tmpfs(runtime):
+    cp = runtime.sh("cat /proc/self/mountinfo; echo ---; echo data > /dev/shm/f; cat /dev/shm/f")
+    info, data = cp.stdout.split("---\n")
+    shm = mountinfo.at(mountinfo.parse(info), "/dev/shm")
+    assert shm is not None and shm.fstype == "tmpfs"
+    assert "size=65536k" in shm.super_options
+    assert data == "data\n"
+
+
+def test_ptmx_opens_a_pty(runtime):
+    """/dev/ptmx -> pts/ptmx of the container's own devpts instance."""
+    cp = runtime.sh("stat -L -c '%t %T' /dev/ptmx; ls /dev/pts")
+    lines = cp.stdout.splitlines()
+    assert lines[0] == "5 2"
+    assert "ptmx" in lines[1].split()
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_device_owned_by_root(runtime, name):
+    assert runtime.sh(f"stat -c '%u:%g' /dev/{name}").stdout == "0:0\n"
+
+
+def test_dev_listing_uid_with_user(runtime):
+    """Devices stay usable for a non-root process.user."""
+    config = runtime.config()
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    cp = runtime.sh("echo x > /dev/null && head -c 1 /dev/zero | wc -c", config=config)
+    assert cp.stdout.strip() == "1"

@@ -1,0 +1,119 @@
+"""kill: signal names and numbers, the default SIGTERM, --all, errors."""
+import os
+
+import pytest
+
+from integration.helpers.runtime import drop_namespace, wait_for
+
+# init of a pid namespace only gets signals it handles: trap them and record which one came
+TRAPPER = ("for s in TERM USR1 HUP INT; do trap \"echo $s > /shared/signal; exit 0\" $s; done; "
+           "touch /shared/ready; while :; do sleep 1000 & wait $!; done")
+
+
+def _trapper(runtime):
+    c = runtime.container(["sh", "-c", TRAPPER], shared=True)
+    c.start()
+    c.wait_file("ready")
+    return c
+
+
+@pytest.mark.parametrize("sig,expected", [
+    ("TERM", "TERM"), ("SIGTERM", "SIGTERM"), ("15", "TERM"), ("USR1", "USR1"), ("10", "USR1"),
+    ("SIGHUP", "HUP"), ("2", "INT"),
+])
+def test_kill_signal_forms(runtime, sig, expected):
+    c = _trapper(runtime)
+    c.kill(sig)
+    assert c.read("signal").strip() == expected.replace("SIG", "")
+    c.wait_status("stopped")
+    c.delete()
+
+
+def test_kill_default_is_sigterm(runtime):
+    c = _trapper(runtime)
+    c.kill()
+    assert c.read("signal").strip() == "TERM"
+    c.wait_status("stopped")
+    c.delete()
+
+
+@pytest.mark.parametrize("sig", ["KILL", "SIGKILL", "9"])
+def test_kill_sigkill_then_stopped(runtime, sig):
+    c = runtime.container(["sleep", "1000"])
+    c.start()
+    assert c.status == "running"
+    c.kill(sig)
+    c.wait_status("stopped")
+    assert c.state()["status"] == "stopped"
+    c.delete()
+
+
+def test_kill_created_container(runtime):
+    """kill is allowed in `created`; SIGKILL stops the container before it ever ran."""
+    c = runtime.container(["touch", "/shared/ran"], shared=True)
+    c.kill("KILL")
+    c.wait_status("stopped")
+    assert not os.path.exists(c.path("ran"))
+    c.delete()
+
+
+def test_kill_stopped_container_fails(runtime):
+    c = runtime.container(["true"])
+    c.start()
+    c.wait_status("stopped")
+    runtime.fail("kill", c.id, "KILL")
+    runtime.fail("kill", c.id, "15")
+    c.delete()
+
+
+def test_kill_nonexistent_fails(runtime):
+    runtime.fail("kill", runtime.new_id(), "KILL")
+
+
+def test_kill_invalid_signal_fails(runtime):
+    c = runtime.container(["sleep", "1000"])
+    runtime.fail("kill", c.id, "NOSUCHSIGNAL")
+    assert c.status == "created", "a rejected kill must not touch the container"
+    c.delete(force=True)
+
+
+def test_kill_all_without_pid_namespace(runtime):
+    """Without a pid namespace killing init leaves its children; --all kills every process of the
+    container's cgroup."""
+    config = drop_namespace(runtime.config(
+        ["sh", "-c", "sleep 1000 & echo $! > /shared/child; sleep 1000 & touch /shared/ready; wait"]), "pid")
+    c = runtime.container(config, shared=True)
+    c.start()
+    c.wait_file("ready")
+    child = int(c.read("child"))
+    assert os.path.exists(f"/proc/{child}")
+    c.kill("KILL", all=True)
+    c.wait_status("stopped")
+    wait_for(lambda: not _alive(child), what=f"child {child} to die")
+    c.delete()
+
+
+def test_kill_all_numeric_signal_go_runc_form(runtime):
+    """containerd: `kill --all ID 9`."""
+    c = runtime.container(["sh", "-c", "sleep 1000 & sleep 1000 & touch /shared/ready; wait"], shared=True)
+    c.start()
+    c.wait_file("ready")
+    runtime.run("kill", "--all", c.id, "9")
+    c.wait_status("stopped")
+    c.delete()
+
+
+def test_kill_all_short_flag(runtime):
+    c = runtime.container(["sleep", "1000"])
+    c.start()
+    runtime.run("kill", "-a", c.id, "KILL")
+    c.wait_status("stopped")
+    c.delete()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
