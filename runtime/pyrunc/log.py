@@ -22,11 +22,29 @@ def _rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone
 
 
+_BARE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._/@^+")
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+            "\t": "\\t", "\v": "\\v"}
+
+
 def _quote_text(value):
-    # logrus' TextFormatter quotes a value unless it is made only of these characters.
-    if value and all(c.isalnum() or c in "-._/@^+" for c in value):
+    # logrus' TextFormatter.needsQuoting: bare only when made of ASCII letters, digits and -._/@^+
+    # (an empty value too); otherwise Go's strconv.Quote.
+    if all(c in _BARE for c in value):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    out = []
+    for c in value:
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif c.isprintable():
+            out.append(c)
+        elif ord(c) < 0x80:
+            out.append("\\x%02x" % ord(c))
+        elif ord(c) < 0x10000:
+            out.append("\\u%04x" % ord(c))
+        else:
+            out.append("\\U%08x" % ord(c))
+    return '"' + "".join(out) + '"'
 
 
 class Logger:
@@ -41,8 +59,13 @@ class Logger:
         return f"time={_quote_text(_rfc3339())} level={level} msg={_quote_text(msg)}\n"
 
     def _write_log(self, line):
-        # Opened O_APPEND|O_SYNC as runc does: concurrent runtimes interleave whole lines.
+        if self._fd is None:
+            self.open()
         os.write(self._fd, line.encode())
+
+    def open(self):
+        # O_APPEND|O_SYNC as runc: concurrent runtimes writing one log interleave whole lines.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_SYNC | os.O_CLOEXEC, 0o644)
 
     def log(self, level, msg):
         if level == "debug" and not self.debug_enabled:
@@ -80,5 +103,5 @@ def configure(path, fmt, debug):
     logger.fmt = fmt
     logger.debug_enabled = debug
     if logger.path:
-        logger._fd = os.open(logger.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_SYNC | os.O_CLOEXEC, 0o644)
+        logger.open()
     return logger

@@ -9,7 +9,7 @@ from pyrunc.state import status as st
 
 def parse_signal(text):
     """runc's forms: a number, or a name with or without SIG (case-insensitive)."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() alone also accepts "²" and "٣"
         number = int(text)
         if not 0 < number < 65:
             raise UsageError(f"unknown signal {text!r}")

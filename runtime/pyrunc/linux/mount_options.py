@@ -1,8 +1,11 @@
 """Pure translation of OCI mount options into mount(2) arguments. No side effects: unit-tested."""
 from pyrunc.sys import consts as c
 
+_MS_POSIXACL = 1 << 16
+
 # option -> (clear?, flag). "clear" options remove a flag that an earlier option set.
 _FLAGS = {
+    "acl": (False, _MS_POSIXACL), "noacl": (True, _MS_POSIXACL), "symfollow": (True, c.MS_NOSYMFOLLOW),
     "async": (True, c.MS_SYNCHRONOUS), "atime": (True, c.MS_NOATIME), "bind": (False, c.MS_BIND),
     "defaults": (False, 0), "dev": (True, c.MS_NODEV), "diratime": (True, c.MS_NODIRATIME),
     "dirsync": (False, c.MS_DIRSYNC), "exec": (True, c.MS_NOEXEC), "iversion": (False, 1 << 23),
@@ -32,8 +35,13 @@ RECURSIVE_ATTRS = {
     "rnoexec": (False, c.MOUNT_ATTR_NOEXEC), "rexec": (True, c.MOUNT_ATTR_NOEXEC),
     "rnodiratime": (False, c.MOUNT_ATTR_NODIRATIME), "rdiratime": (True, c.MOUNT_ATTR_NODIRATIME),
     "rnoatime": (False, c.MOUNT_ATTR_NOATIME), "rstrictatime": (False, c.MOUNT_ATTR_STRICTATIME),
+    "rrelatime": (False, c.MOUNT_ATTR_RELATIME),
     "rnosymfollow": (False, c.MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, c.MOUNT_ATTR_NOSYMFOLLOW),
 }
+
+# The atime setting is one enum field, not bits (MOUNT_ATTR_RELATIME is 0).
+_ATIME_MODES = (c.MOUNT_ATTR_RELATIME, c.MOUNT_ATTR_NOATIME, c.MOUNT_ATTR_STRICTATIME)
+_MOUNT_ATTR__ATIME = 0x70
 
 # Options that are ours, not the kernel's: never passed in the data string.
 EXTENSIONS = ("tmpcopyup", "idmap", "ridmap")
@@ -86,14 +94,17 @@ def parse(options, mount_type=None):
             result.propagation.append(PROPAGATION[option])
         elif option in RECURSIVE_ATTRS:
             clear, attr = RECURSIVE_ATTRS[option]
-            if clear:
+            if not clear and attr in _ATIME_MODES:
+                # mount_setattr(2): a new atime mode replaces the old one (last wins) and needs all
+                # of MOUNT_ATTR__ATIME in attr_clr; two modes in attr_set are EINVAL.
+                result.attr_set = (result.attr_set & ~_MOUNT_ATTR__ATIME) | attr
+                result.attr_clr |= _MOUNT_ATTR__ATIME
+            elif clear:
                 result.attr_clr |= attr
                 result.attr_set &= ~attr
             else:
                 result.attr_set |= attr
                 result.attr_clr &= ~attr
-            if attr in (c.MOUNT_ATTR_NOATIME, c.MOUNT_ATTR_STRICTATIME):
-                result.attr_clr |= 0x70  # MOUNT_ATTR__ATIME: the atime mode is one field, not bits
         elif option in EXTENSIONS:
             result.extensions.add(option)
         else:

@@ -29,7 +29,8 @@ def lookup(name, env):
     for entry in env:
         if entry.startswith("PATH="):
             search = entry[5:]
-    for directory in search.split(":"):
+    # Go's exec.LookPath (runc): an unset or empty PATH is no directory at all, not ".".
+    for directory in search.split(":") if search else ():
         candidate = os.path.join(directory or ".", name)
         if _executable(candidate):
             return candidate
