@@ -2,7 +2,8 @@
 
 RESOLVE_IN_ROOT makes the kernel treat the rootfs fd as "/": absolute symlinks and ".." are
 resolved against the rootfs, so a path that "escapes" lands INSIDE it (etc -> / makes /etc/x the
-rootfs' /x). A dangling symlink is never created through: the lookup fails with ENOENT.
+rootfs' /x). A dangling symlink is followed inside the rootfs and its target created there, as
+runc does (images link /etc/resolv.conf to paths that do not exist yet); never on the host.
 """
 import errno
 import os
@@ -125,11 +126,10 @@ def test_mkdir_all_through_dotdot_symlink_lands_inside(hostile):
 
 def test_mkdir_all_through_absolute_symlink_does_not_reach_the_host(hostile):
     rootfs, outside, root = hostile
-    # abs -> <tmp>/outside is resolved as <rootfs>/<tmp>/outside, which does not exist: ENOENT
-    with pytest.raises(FileNotFoundError) as e:
-        paths.mkdir_all(root, "/abs/q")
-    assert isinstance(e.value, SyscallError)
-    assert str(e.value) == "openat2 abs: no such file or directory"
+    # abs -> <tmp>/outside means <rootfs>/<tmp>/outside: created there, never on the host
+    inside = rootfs / str(outside).lstrip("/") / "q"
+    assert _where(paths.mkdir_all(root, "/abs/q")) == str(inside)
+    assert inside.is_dir()
     assert not (outside / "q").exists()
 
 
@@ -141,14 +141,19 @@ def test_mkdir_all_symlink_loop(hostile):
     assert str(e.value) == "openat2 loop1: too many levels of symbolic links"
 
 
-def test_mkdir_all_never_creates_through_a_dangling_symlink(hostile):
-    # Current behaviour: refused with ENOENT (runc would create the target inside the rootfs; see report).
+def test_mkdir_all_creates_a_dangling_symlinks_target_inside(hostile):
     rootfs, _, root = hostile
-    for path in ("/dangling", "/dangling/q"):
-        with pytest.raises(FileNotFoundError) as e:
-            paths.mkdir_all(root, path)
-        assert str(e.value) == "openat2 dangling: no such file or directory"
-    assert not (rootfs / "nothere").exists()
+    assert _where(paths.mkdir_all(root, "/dangling/q")) == str(rootfs / "nothere" / "q")
+    assert os.path.islink(rootfs / "dangling") and (rootfs / "nothere" / "q").is_dir()
+
+
+def test_mkdir_all_dangling_symlink_chain_is_bounded(hostile):
+    rootfs, _, root = hostile
+    for i in range(50):
+        os.symlink(f"c{i + 1}", rootfs / f"c{i}")
+    with pytest.raises(OSError) as e:
+        paths.mkdir_all(root, "/c0")
+    assert e.value.errno == errno.ELOOP
 
 
 def test_mkdir_all_over_a_file(hostile):
@@ -182,12 +187,11 @@ def test_make_file_through_etc_to_slash_lands_inside(hostile):
 
 def test_make_file_does_not_follow_a_planted_symlink(hostile):
     rootfs, outside, root = hostile
-    # planted -> <tmp>/outside/secret: neither created nor opened on the host
-    with pytest.raises(FileNotFoundError):
-        paths.make_file(root, "/planted")
+    # planted -> <tmp>/outside/secret: the file is made inside the rootfs, the host's is untouched
+    inside = rootfs / str(outside).lstrip("/")
+    assert _where(paths.make_file(root, "/planted")) == str(inside / "secret")
     assert os.path.islink(rootfs / "planted")
-    with pytest.raises(FileNotFoundError):
-        paths.make_file(root, "/abs/newfile")
+    assert _where(paths.make_file(root, "/abs/newfile")) == str(inside / "newfile")
     assert not (outside / "newfile").exists()
 
 
@@ -196,11 +200,10 @@ def test_make_file_follows_a_symlink_inside_the_rootfs(hostile):
     assert _where(paths.make_file(root, "/bin/rel")) == str(rootfs / "bin" / "file")
 
 
-def test_make_file_dangling_symlink_not_created_through(hostile):
+def test_make_file_creates_a_dangling_symlinks_target_inside(hostile):
     rootfs, _, root = hostile
-    with pytest.raises(FileNotFoundError):
-        paths.make_file(root, "/dangling")
-    assert not (rootfs / "nothere").exists()
+    assert _where(paths.make_file(root, "/dangling")) == str(rootfs / "nothere")
+    assert (rootfs / "nothere").is_file() and os.path.islink(rootfs / "dangling")
 
 
 def test_open_in_root(hostile):

@@ -30,8 +30,15 @@ def fd_path(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def mkdir_all(root_fd, path, mode=0o755):
-    """mkdir -p inside the rootfs; returns an O_PATH fd of the final directory."""
+_MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
+
+
+def mkdir_all(root_fd, path, mode=0o755, _links=0):
+    """mkdir -p inside the rootfs; returns an O_PATH fd of the final directory.
+
+    A component that is a dangling symlink is followed inside the rootfs and its target made
+    (runc does the same: images link /etc/resolv.conf and friends to paths that do not exist yet).
+    """
     parts = relative(path).split("/")
     if parts == ["."]:
         return os.dup(root_fd)
@@ -40,33 +47,61 @@ def mkdir_all(root_fd, path, mode=0o755):
         try:
             fd = openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, 0, _RESOLVE)
         except FileNotFoundError:
-            parent = openat2(root_fd, "/".join(parts[:i]) or ".", os.O_PATH | os.O_DIRECTORY, 0, _RESOLVE)
-            try:
-                os.mkdir(parts[i], mode, dir_fd=parent)
-            except FileExistsError:
-                pass  # raced with someone else, or a dangling symlink: the next open decides
-            finally:
-                os.close(parent)
+            parent_path = "/".join(parts[:i]) or "."
+            target = _create_or_dangling(root_fd, parent_path, parts[i],
+                                         lambda name, parent: os.mkdir(name, mode, dir_fd=parent))
+            if target is not None:
+                _count(_links, path)
+                os.close(mkdir_all(root_fd, target, mode, _links + 1))
             fd = openat2(root_fd, prefix, os.O_PATH | os.O_DIRECTORY, 0, _RESOLVE)
         if i + 1 < len(parts):
             os.close(fd)
     return fd
 
 
-def make_file(root_fd, path, mode=0o644):
+def make_file(root_fd, path, mode=0o644, _links=0):
     """Ensure a regular file exists at path (a bind-mount target); returns an O_PATH fd."""
     parent_path, _, name = relative(path).rpartition("/")
-    parent = mkdir_all(root_fd, parent_path or ".")
+    parent_path = parent_path or "."
+    os.close(mkdir_all(root_fd, parent_path))
+
+    def create(name, parent):
+        # O_EXCL|O_NOFOLLOW: never create through (or open) a symlink the container planted.
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                         dir_fd=parent))
+
+    try:
+        return openat2(root_fd, relative(path), os.O_PATH, 0, _RESOLVE)
+    except FileNotFoundError:
+        target = _create_or_dangling(root_fd, parent_path, name, create)
+    if target is not None:
+        _count(_links, path)
+        os.close(make_file(root_fd, target, mode, _links + 1))
+    return openat2(root_fd, relative(path), os.O_PATH, 0, _RESOLVE)
+
+
+def _create_or_dangling(root_fd, parent_path, name, create):
+    """Create name in parent; if a symlink already sits there, return its target as a rootfs path."""
+    parent = openat2(root_fd, parent_path, os.O_PATH | os.O_DIRECTORY, 0, _RESOLVE)
     try:
         try:
-            # O_EXCL|O_NOFOLLOW: never create through (or open) a symlink the container planted.
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
-                             dir_fd=parent))
+            create(name, parent)
+            return None
         except FileExistsError:
-            pass
+            pass  # raced with someone else, or a dangling symlink
+        try:
+            link = os.readlink(name, dir_fd=parent)
+        except OSError:
+            return None  # not a symlink: the caller's next open decides
     finally:
         os.close(parent)
-    return openat2(root_fd, relative(path), os.O_PATH, 0, _RESOLVE)
+    # An absolute target is relative to the rootfs (RESOLVE_IN_ROOT's meaning of "/").
+    return link if link.startswith("/") else (parent_path + "/" + link)
+
+
+def _count(links, path):
+    if links >= _MAX_LINKS:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
 
 
 def make_mountpoint(root_fd, path, directory=True):
