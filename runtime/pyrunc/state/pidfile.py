@@ -2,21 +2,12 @@
 import os
 
 from pyrunc.errors import StepError
+from pyrunc.state.atomic import write_atomic
 
 
 def write_pid_file(path, pid):
     directory, name = os.path.split(path)
-    tmp = os.path.join(directory, "." + name)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_SYNC | os.O_CLOEXEC, 0o666)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
+        write_atomic(path, str(pid).encode(), 0o666, tmp=os.path.join(directory, "." + name), exclusive=True)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise StepError("write pid file", path, e) from None

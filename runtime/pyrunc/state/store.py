@@ -9,6 +9,7 @@ import os
 from pyrunc import fastjson as json
 
 from pyrunc.errors import ContainerExists, ContainerNotFound, InvalidID, StepError
+from pyrunc.state.atomic import write_atomic
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -60,21 +61,9 @@ class StateStore:
 
     def save(self, container_id, state):
         final = self.path(container_id, STATE_FILE)
-        tmp = final + ".tmp"
-        data = json.dumps(state).encode()
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, final)
+            write_atomic(final, json.dumps(state).encode())
         except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise StepError("write state", final, e) from None
 
     def exists(self, container_id):
