@@ -18,25 +18,15 @@ def _needs_default_devices(config_mounts):
     return True
 
 
-def _make_parent_private(path):
-    """pivot_root refuses a new root whose parent mount is shared: make that mount private."""
-    best, best_len = "/", 0
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mountpoint = line.split()[4]
-            if (path == mountpoint or path.startswith(mountpoint.rstrip("/") + "/")) and len(mountpoint) > best_len:
-                best, best_len = mountpoint, len(mountpoint)
-    mount(None, best, None, c.MS_PRIVATE)
-
-
 def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False):
     """Everything before pivot_root, run by init in its new mount namespace."""
     linux = config.get("linux") or {}
     propagation = PROPAGATION.get(linux.get("rootfsPropagation"), c.MS_SLAVE | c.MS_REC)
     try:
-        # Our mounts must never propagate back to the host's namespace.
+        # Our mounts must never propagate back to the host's namespace, and pivot_root refuses a
+        # shared parent mount: everything is a slave until finalize() applies a shared
+        # rootfsPropagation to the new root.
         mount(None, "/", None, (propagation if not propagation & c.MS_SHARED else c.MS_SLAVE) | c.MS_REC)
-        _make_parent_private(os.path.dirname(rootfs))
         # A bind onto itself makes the rootfs a mount point, which pivot_root requires.
         mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
     except OSError as e:
