@@ -196,7 +196,11 @@ class _Applier:
         self.entry = ""
         self._drop_cache()
         for parts, m in sorted(self.dirs, key=lambda d: -len(d[0])):
-            fd = self._open_dir(parts, create=False)
+            try:
+                fd = _calls.openat2(self.root, "/".join(parts) or ".", os.O_RDONLY | os.O_DIRECTORY, 0,
+                                    _RESOLVE)
+            except OSError:
+                continue  # replaced later in the layer by a non-directory: nothing to stamp
             try:
                 self.metadata(m, fd)
             finally:
