@@ -1,0 +1,231 @@
+"""Test helpers for pyctr: a real registry (Debian's docker-registry) on 127.0.0.1 with a temp
+config and storage, an optional bearer-token server (http.server, RS256 JWTs signed by openssl with a
+throwaway self-signed cert the registry trusts), a hand-made docker-archive (independent of pyctr)
+for skopeo to push, and a fake registry whose blob downloads break midway."""
+import base64
+import http.server
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def need(tool):
+    import shutil
+    path = shutil.which(tool)
+    assert path, f"{tool} is not installed (scripts/setup installs it): this test needs it"
+    return path
+
+
+def _b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    """GET /token?service=&scope=... with basic auth USER:PASSWORD -> {"token": JWT}."""
+
+    def __init__(self, workdir, user="alice", password="wonderland", service="pyctr-test",
+                 issuer="pyctr-test-issuer"):
+        self.user, self.password, self.service, self.issuer = user, password, service, issuer
+        self.key = os.path.join(workdir, "token.key")
+        self.cert = os.path.join(workdir, "token.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+                        "-out", self.cert, "-days", "2", "-subj", "/CN=pyctr-test-token"],
+                       check=True, capture_output=True)
+        der = subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.requests = []
+        self.port = free_port()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+                q = parse_qs(urlsplit(self.path).query)
+                auth = self.headers.get("Authorization", "")
+                server.requests.append({"scope": q.get("scope", []), "service": q.get("service", []),
+                                        "auth": auth.split(" ")[0]})
+                expected = "Basic " + base64.b64encode(f"{server.user}:{server.password}".encode()).decode()
+                if auth != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.sign(q.get("scope", [])), "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def realm(self):
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def sign(self, scopes):
+        access = []
+        for s in scopes:
+            typ, name, actions = s.split(":") if s.count(":") == 2 else (None, None, None)
+            if typ:
+                access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.issuer, "sub": self.user, "aud": self.service, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key], input=signing_input.encode(),
+                             check=True, capture_output=True).stdout
+        return f"{signing_input}.{_b64url(sig)}"
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Registry:
+    def __init__(self, workdir, token=None):
+        need("docker-registry")
+        self.workdir = workdir
+        self.storage = os.path.join(workdir, "storage")
+        os.makedirs(self.storage, exist_ok=True)
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        cfg = ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:",
+               f"    rootdirectory: {self.storage}", "  delete:", "    enabled: true", "http:",
+               f"  addr: 127.0.0.1:{self.port}"]
+        if token:
+            cfg += ["auth:", "  token:", f"    realm: {token.realm}", f"    service: {token.service}",
+                    f"    issuer: {token.issuer}", f"    rootcertbundle: {token.cert}"]
+        self.config = os.path.join(workdir, "registry.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.log = open(os.path.join(workdir, "registry.log"), "wb")
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break  # 401 with token auth: it is up
+            except OSError:
+                assert self.proc.poll() is None, f"docker-registry exited: {open(self.log.name).read()}"
+                assert time.monotonic() < deadline, "docker-registry did not come up in 60s"
+                time.sleep(0.1)
+
+    def blob_data(self, digest):
+        hexpart = digest.split(":")[1]
+        return os.path.join(self.storage, "docker/registry/v2/blobs/sha256", hexpart[:2], hexpart, "data")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def docker_archive(path, rootfs_tar, tag, cmd):
+    """A docker-archive written by hand (not by pyctr): what `docker save` produces."""
+    import hashlib
+    import tarfile
+    data = open(rootfs_tar, "rb").read()
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+                         "config": {"Cmd": cmd, "Env": ["PATH=/bin:/usr/bin", "FROM_ARCHIVE=1"],
+                                    "WorkingDir": "/tmp"},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "hand-made"}]}).encode()
+    cfg_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["l1/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tf:
+        for name, blob in ((cfg_name, config), ("l1/layer.tar", data), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            import io
+            tf.addfile(info, io.BytesIO(blob))
+    return diff_id
+
+
+class BrokenRegistry:
+    """Serves one image whose layer blob stops after half its bytes: `stall` keeps the connection
+    open (the client is killed meanwhile), otherwise the connection is closed."""
+
+    def __init__(self, layer_gz, diff_id, stall):
+        import hashlib
+        self.layer = layer_gz
+        self.layer_digest = "sha256:" + hashlib.sha256(layer_gz).hexdigest()
+        self.config = json.dumps({"architecture": "amd64", "os": "linux",
+                                  "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        self.config_digest = "sha256:" + hashlib.sha256(self.config).hexdigest()
+        self.manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": self.config_digest,
+                       "size": len(self.config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": self.layer_digest,
+                        "size": len(layer_gz)}]}).encode()
+        self.release = threading.Event()
+        self.port = free_port()
+        me = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _send(self, body, ctype="application/octet-stream", length=None):
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/v2/":
+                    return self._send(b"{}", "application/json")
+                if "/manifests/" in self.path:
+                    return self._send(me.manifest, "application/vnd.oci.image.manifest.v1+json")
+                if self.path.endswith(me.config_digest):
+                    return self._send(me.config)
+                if self.path.endswith(me.layer_digest):
+                    half = me.layer[: len(me.layer) // 2]
+                    self._send(half, length=len(me.layer))
+                    self.wfile.flush()
+                    if stall:
+                        me.release.wait(120)
+                    self.close_connection = True
+                    return
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,3 @@
+from pyctr.cli import main
+
+raise SystemExit(main())

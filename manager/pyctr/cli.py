@@ -1,0 +1,427 @@
+"""pyctr's command line: argument parsing only; every verb imports what it needs when it runs.
+
+Errors print as `Error: <message>` on stderr with exit 1 (2 for usage), as podman does; no Python
+traceback reaches a user (PYCTR_DEBUG=1 shows one for an unexpected failure).
+"""
+import os
+import sys
+
+from pyctr import __version__
+
+
+def _store(args, lock=True):
+    from pyctr.image.store import Store
+    s = Store(args.root, allow_devices=args.allow_device_nodes)
+    return s.lock() if lock else s
+
+
+def _client(args, ref):
+    from pyctr.image.registry import Client
+    return Client(ref, insecure=args.insecure or ref.domain in _insecure_env(), authfile=args.authfile)
+
+
+def _insecure_env():
+    return [h for h in os.environ.get("PYCTR_INSECURE_REGISTRIES", "").split(",") if h]
+
+
+def cmd_pull(args):
+    from pyctr.image import reference
+    from pyctr.image.pull import pull
+    ref = reference.parse(args.image)
+    with _store(args) as store:
+        image_id = pull(store, _client(args, ref), ref, platform=args.platform, quiet=args.quiet)
+    print(image_id if args.quiet else f"Status: downloaded {ref.familiar()}\n{image_id}")
+
+
+def cmd_push(args):
+    from pyctr.image import reference
+    from pyctr.image.push import push
+    with _store(args) as store:
+        image_id = store.resolve(args.image)
+        ref = reference.parse(args.destination or args.image)
+        push(store, _client(args, ref), image_id, ref, quiet=args.quiet)
+
+
+def cmd_login(args):
+    from pyctr.image import auth
+    from pyctr.image.reference import parse
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if not args.username or password is None:
+        raise _usage("login needs --username and --password or --password-stdin")
+    domain = args.server
+    ref = parse(f"{domain}/pyctr-login-check" if "." in domain or ":" in domain or domain == "localhost"
+                else "pyctr-login-check")
+    client = _client(args, ref)
+    client.credentials = (args.username, password)
+    client.login_check()
+    path = auth.store_credentials(ref.domain, args.username, password, args.authfile)
+    print(f"Login Succeeded (credentials in {path})")
+
+
+def cmd_logout(args):
+    from pyctr.image import auth
+    from pyctr.image.reference import parse
+    ref = parse(f"{args.server}/x" if "." in args.server or ":" in args.server else "x")
+    if not auth.remove_credentials(ref.domain, args.authfile):
+        from pyctr.errors import PyctrError
+        raise PyctrError(f"not logged in to {args.server}")
+    print(f"Removed login credentials for {args.server}")
+
+
+def _size(n):
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
+        n /= 1000
+
+
+def _image_size(store, image_id):
+    total = 0
+    for c in store.chain(image_id):
+        info = store.layerdb.get(c)
+        total += int(info["size"] or 0) if info else 0
+    return total
+
+
+def cmd_images(args):
+    import json
+    store = _store(args, lock=False)
+    rows = []
+    for image_id in store.image_ids():
+        tags = [t for t in store.tags_of(image_id) if "@" not in t] or ["<none>:<none>"]
+        created = store.config(image_id).get("created", "")
+        for t in tags:
+            repo, _, tag = t.rpartition(":")
+            rows.append((repo, tag, image_id, created, _image_size(store, image_id)))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    if args.quiet:
+        for r in dict.fromkeys(r[2][7:19] for r in rows):
+            print(r)
+        return
+    if args.format == "json":
+        print(json.dumps([{"Repository": r[0], "Tag": r[1], "Id": r[2], "Created": r[3], "Size": r[4]}
+                          for r in rows], indent=1))
+        return
+    print(f"{'REPOSITORY':<40} {'TAG':<16} {'IMAGE ID':<14} {'CREATED':<22} SIZE")
+    for r in rows:
+        print(f"{r[0]:<40} {r[1]:<16} {r[2][7:19]:<14} {r[3][:19]:<22} {_size(r[4])}")
+
+
+def cmd_tag(args):
+    from pyctr.image import reference
+    with _store(args) as store:
+        image_id = store.resolve(args.source)
+        store.tag(reference.parse(args.target), image_id)
+
+
+def cmd_rmi(args):
+    with _store(args) as store:
+        for name in args.images:
+            for action, what in store.remove_image(name, force=args.force):
+                print(f"{action}: {what}")
+
+
+def cmd_prune(args):
+    with _store(args) as store:
+        removed = store.prune(all_images=args.all)
+    for action, what in removed:
+        print(f"{action}: {what}")
+
+
+def cmd_inspect(args):
+    import json
+    store = _store(args, lock=False)
+    out = []
+    for name in args.images:
+        image_id = store.resolve(name)
+        cfg = store.config(image_id)
+        chain = store.chain(image_id)
+        top = store.layerdb.get(chain[-1]) if chain else None
+        mdigest = store.manifest_digest(image_id)
+        out.append({
+            "Id": image_id,
+            "RepoTags": [t for t in store.tags_of(image_id) if "@" not in t],
+            "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
+                           ([] if not mdigest else []),
+            "ManifestDigest": mdigest,
+            "Created": cfg.get("created"), "Author": cfg.get("author", ""),
+            "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
+            "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "UpperDir": store.overlay.diff(top["cache-id"]) if top else "",
+                "LowerDir": ":".join(store.overlay.lowerdirs(top["cache-id"])) if top else ""}},
+            "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
+        })
+    print(json.dumps(out, indent=4))
+
+
+def cmd_history(args):
+    store = _store(args, lock=False)
+    cfg = store.config(store.resolve(args.image))
+    print(f"{'CREATED':<22} {'CREATED BY':<60} COMMENT")
+    for h in reversed(cfg.get("history") or []):
+        by = (h.get("created_by") or "").replace("\n", " ")
+        by = by if len(by) <= 58 else by[:55] + "..."
+        print(f"{(h.get('created') or '')[:19]:<22} {by:<60} {h.get('comment', '')}")
+
+
+def _out(path):
+    if not path or path == "-":
+        if sys.stdout.isatty():
+            raise _usage("refusing to write a tar archive to a terminal; use -o FILE")
+        return sys.stdout.buffer, False
+    return open(path + ".tmp", "wb"), True
+
+
+def _finish(f, path, ok):
+    f.close()
+    if ok:
+        os.rename(path + ".tmp", path)
+    else:
+        os.unlink(path + ".tmp")
+
+
+def cmd_save(args):
+    from pyctr.image.archive import save
+    with _store(args) as store:
+        f, is_file = _out(args.output)
+        ok = False
+        try:
+            save(store, args.images, f)
+            ok = True
+        finally:
+            if is_file:
+                _finish(f, args.output, ok)
+            else:
+                f.flush()
+
+
+def cmd_load(args):
+    from pyctr.image.archive import load
+    with _store(args) as store:
+        loaded = load(store, args.input or "-")
+    for tag, image_id in loaded:
+        print(f"Loaded image: {tag}" if tag else f"Loaded image ID: {image_id}")
+
+
+def cmd_import(args):
+    from pyctr.image.archive import import_tarball
+    with _store(args) as store:
+        image_id = import_tarball(store, args.file, args.reference, args.change, args.message or "")
+    print(image_id)
+
+
+def cmd_export(args):
+    from pyctr.image.archive import export
+    with _store(args) as store:
+        image_id = store.resolve(args.image)
+        f, is_file = _out(args.output)
+        ok = False
+        try:
+            export(store, image_id, f)
+            ok = True
+        finally:
+            if is_file:
+                _finish(f, args.output, ok)
+            else:
+                f.flush()
+
+
+def cmd_mount(args):
+    from pyctr.image.mount import mount_rw
+    with _store(args) as store:
+        image_id = store.resolve(args.image)
+        name = args.name or "mount-" + os.urandom(6).hex()
+        print(mount_rw(store, image_id, name))
+
+
+def cmd_umount(args):
+    from pyctr.image.bundle import mount_name
+    from pyctr.image.mount import umount
+    with _store(args) as store:
+        for target in args.targets:
+            name = target
+            if not store.layerdb.get_mount(name):
+                for m in store.layerdb.list_mounts():
+                    if m["target"] == os.path.abspath(target):
+                        name = m["name"]
+                        break
+                else:
+                    if os.path.isdir(target):
+                        name = mount_name(target)
+            umount(store, name)
+
+
+def cmd_mounts(args):
+    store = _store(args, lock=False)
+    for m in store.layerdb.list_mounts():
+        print(f"{m['name']}\t{m['target']}")
+
+
+def cmd_bundle(args):
+    from pyctr.image.bundle import make_bundle
+    with _store(args) as store:
+        image_id = store.resolve(args.image)
+        print(make_bundle(store, image_id, args.directory, args.command or None, args.tty))
+
+
+def _usage(msg):
+    from pyctr.errors import UsageError
+    return UsageError(msg)
+
+
+def build_parser():
+    import argparse
+    p = argparse.ArgumentParser(prog="pyctr", description="Daemonless Docker-like image manager.")
+    p.add_argument("--root", default=os.environ.get("PYCTR_ROOT", "/var/lib/pyctr"),
+                   help="store root (default /var/lib/pyctr)")
+    p.add_argument("--allow-device-nodes", action="store_true",
+                   help="let layers create device nodes (refused by default)")
+    p.add_argument("--version", action="version", version=f"pyctr version {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    def reg(sp):
+        sp.add_argument("--insecure", "--tls-verify=false", dest="insecure", action="store_true",
+                        help="plain HTTP to the registry (a local registry)")
+        sp.add_argument("--authfile", help="Docker-style credentials file")
+
+    sp = sub.add_parser("pull", help="pull an image from a registry")
+    reg(sp)
+    sp.add_argument("--platform", help="os/arch[/variant] (default: this host)")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.add_argument("image")
+    sp.set_defaults(fn=cmd_pull)
+
+    sp = sub.add_parser("push", help="push an image to a registry")
+    reg(sp)
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.add_argument("image")
+    sp.add_argument("destination", nargs="?")
+    sp.set_defaults(fn=cmd_push)
+
+    sp = sub.add_parser("login", help="store credentials for a registry")
+    reg(sp)
+    sp.add_argument("-u", "--username")
+    sp.add_argument("-p", "--password")
+    sp.add_argument("--password-stdin", action="store_true")
+    sp.add_argument("server")
+    sp.set_defaults(fn=cmd_login)
+
+    sp = sub.add_parser("logout", help="remove stored credentials")
+    sp.add_argument("--authfile")
+    sp.add_argument("server")
+    sp.set_defaults(fn=cmd_logout)
+
+    for name in ("images", "ls"):
+        sp = sub.add_parser(name, help="list images")
+        sp.add_argument("-q", "--quiet", action="store_true")
+        sp.add_argument("--format", choices=("table", "json"), default="table")
+        sp.set_defaults(fn=cmd_images)
+
+    sp = sub.add_parser("image", help="image subcommands (prune, ls, rm)")
+    isub = sp.add_subparsers(dest="image_verb", metavar="SUBCOMMAND")
+    pp = isub.add_parser("prune", help="remove untagged images and unused layers")
+    pp.add_argument("-a", "--all", action="store_true")
+    pp.add_argument("-f", "--force", action="store_true")
+    pp.set_defaults(fn=cmd_prune)
+    lp = isub.add_parser("ls")
+    lp.add_argument("-q", "--quiet", action="store_true")
+    lp.add_argument("--format", choices=("table", "json"), default="table")
+    lp.set_defaults(fn=cmd_images)
+    rp = isub.add_parser("rm")
+    rp.add_argument("-f", "--force", action="store_true")
+    rp.add_argument("images", nargs="+")
+    rp.set_defaults(fn=cmd_rmi)
+
+    sp = sub.add_parser("tag", help="add a name to an image")
+    sp.add_argument("source")
+    sp.add_argument("target")
+    sp.set_defaults(fn=cmd_tag)
+
+    sp = sub.add_parser("rmi", help="remove images")
+    sp.add_argument("-f", "--force", action="store_true")
+    sp.add_argument("images", nargs="+")
+    sp.set_defaults(fn=cmd_rmi)
+
+    sp = sub.add_parser("inspect", help="show image details as JSON")
+    sp.add_argument("images", nargs="+")
+    sp.set_defaults(fn=cmd_inspect)
+
+    sp = sub.add_parser("history", help="show an image's history")
+    sp.add_argument("image")
+    sp.set_defaults(fn=cmd_history)
+
+    sp = sub.add_parser("save", help="write images as a docker-archive")
+    sp.add_argument("-o", "--output")
+    sp.add_argument("images", nargs="+")
+    sp.set_defaults(fn=cmd_save)
+
+    sp = sub.add_parser("load", help="load a docker-archive or OCI archive")
+    sp.add_argument("-i", "--input")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(fn=cmd_load)
+
+    sp = sub.add_parser("import", help="make a one-layer image from a rootfs tarball")
+    sp.add_argument("-c", "--change", action="append", default=[])
+    sp.add_argument("-m", "--message")
+    sp.add_argument("file")
+    sp.add_argument("reference", nargs="?")
+    sp.set_defaults(fn=cmd_import)
+
+    sp = sub.add_parser("export", help="write an image's flattened filesystem as a tar")
+    sp.add_argument("-o", "--output")
+    sp.add_argument("image")
+    sp.set_defaults(fn=cmd_export)
+
+    sp = sub.add_parser("mount", help="overlay-mount an image with a fresh upper layer; prints the path")
+    sp.add_argument("--name")
+    sp.add_argument("image")
+    sp.set_defaults(fn=cmd_mount)
+
+    for name in ("umount", "unmount", "unbundle"):
+        sp = sub.add_parser(name, help="unmount a `mount` or `bundle` and delete its upper layer")
+        sp.add_argument("targets", nargs="+", metavar="NAME|PATH|BUNDLE")
+        sp.set_defaults(fn=cmd_umount)
+
+    sp = sub.add_parser("mounts", help="list pyctr mounts")
+    sp.set_defaults(fn=cmd_mounts)
+
+    sp = sub.add_parser("bundle", help="make an OCI bundle (overlay rootfs + config.json) from an image")
+    sp.add_argument("-t", "--tty", action="store_true")
+    sp.add_argument("image")
+    sp.add_argument("directory")
+    sp.add_argument("command", nargs="*")
+    sp.set_defaults(fn=cmd_bundle)
+    return p
+
+
+def main(argv=None):
+    from pyctr.errors import PyctrError
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    fn = getattr(args, "fn", None)
+    if fn is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        fn(args)
+        return 0
+    except PyctrError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:
+        print(f"Error: {args.verb}: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: say so without a traceback unless asked
+        if os.environ.get("PYCTR_DEBUG"):
+            raise
+        print(f"Error: internal error in {args.verb}: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Images: references, registry client, content store, layers (overlay2), archives, bundles."""
