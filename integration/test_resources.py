@@ -244,3 +244,29 @@ def test_unified_key_on_v1_only_host_is_refused_or_applied(runtime):
     cp = c.create(check=False)
     assert cp.returncode == 1 and "unified" in cp.stderr, describe(cp)
     assert not c.leftovers()
+
+
+def test_delete_force_reaches_every_process_of_a_paused_container(runtime):
+    c = runtime.container(["sh", "-c", "sleep 1000 & sleep 1000 & sh -c 'sleep 1000 & wait' & wait"])
+    c.start()
+    wait_for(lambda: len(json.loads(runtime.run("ps", "--format", "json", c.id).stdout)) >= 5,
+             what="the container's processes")
+    pids = json.loads(runtime.run("ps", "--format", "json", c.id).stdout)
+    runtime.run("pause", c.id)
+    assert c.status == "paused"
+    c.delete(force=True)
+    for pid in pids:
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what=f"pid {pid} to be gone")
+    assert not c.leftovers()
+
+
+def test_kill_all_reaches_a_paused_containers_children(runtime):
+    c = runtime.container(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    c.start()
+    wait_for(lambda: len(json.loads(runtime.run("ps", "--format", "json", c.id).stdout)) == 3,
+             what="the container's processes")
+    runtime.run("pause", c.id)
+    c.kill("KILL", all=True)
+    c.wait_status("stopped")
+    assert json.loads(runtime.run("ps", "--format", "json", c.id).stdout) in ([], None)
+    c.delete()
