@@ -18,7 +18,7 @@ def features():
         "linux": {
             "namespaces": sorted(ns for ns in NAMESPACES if ns not in ("user", "time")),
             "capabilities": list(NAMES),
-            "cgroup": {"v1": True, "v2": cgroup_v2, "systemd": False, "systemdUser": False, "rdma": False},
+            "cgroup": {"v1": True, "v2": cgroup_v2, "systemd": False, "systemdUser": False, "rdma": True},
             "seccomp": {"enabled": False},
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},

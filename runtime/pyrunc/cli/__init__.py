@@ -32,6 +32,10 @@ COMMANDS = {
     "delete": ("delete", "delete any resources held by the container often used with detached container"),
     "list": ("list", "lists containers started by pyrunc with the given root"),
     "ps": ("ps", "ps displays the processes running inside a container"),
+    "pause": ("pause", "pause suspends all processes inside the container"),
+    "resume": ("resume", "resumes all processes that have been previously paused"),
+    "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
+    "update": ("update", "update container resource constraints"),
     "features": ("features", "show the enabled features"),
     "spec": ("spec", "create a new specification file"),
 }

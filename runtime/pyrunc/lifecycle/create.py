@@ -87,6 +87,8 @@ def create(ctx, container_id, opts):
         from pyrunc.cgroups.manager import open_manager
         cgroup = open_manager(linux.get("cgroupsPath"), container_id, systemd=ctx.systemd_cgroup)
         cgroup.create()
+        from pyrunc.cgroups.apply import apply
+        apply(cgroup, linux.get("resources"), linux.get("devices"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         args = InitArgs(config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
                         opts.preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
