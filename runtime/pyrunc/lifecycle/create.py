@@ -35,13 +35,10 @@ def _check_unsupported(config, opts):
     if opts.console_socket:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     linux = config.get("linux") or {}
-    for kind in ("user",):
-        if any(ns.get("type") == kind for ns in linux.get("namespaces") or ()):
-            raise PyruncError("linux.namespaces: user namespaces are not supported yet")
     if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
         raise PyruncError("linux.namespaces: a mount namespace is required (mounts would land on the host)")
-    if linux.get("seccomp"):
-        logger.warning("linux.seccomp is not applied yet: the container runs without a seccomp filter")
+    from pyrunc.linux import lsm
+    lsm.check(config)
     if config.get("hooks"):
         logger.warning("hooks are not run yet: " + ", ".join(sorted(config["hooks"])))
 
@@ -107,6 +104,9 @@ def create(ctx, container_id, opts):
             "private_pid_ns": namespaces.private("pid"),
             "config": config,
         }
+        if args.seccomp_listener_fd is not None:
+            from pyrunc.linux.seccomp.notify import send_listener
+            send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
         store.save(container_id, state)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file

@@ -22,11 +22,13 @@ class InitArgs:
         self.fifo_fd, self.sync_fd = fifo_fd, sync_fd
         self.no_pivot, self.preserve_fds = no_pivot, preserve_fds
         self.keyring = keyring  # name of a fresh session keyring, None for --no-new-keyring
+        self.seccomp = None  # in init: a prepared filter still to load just before execve
+        self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
 
 
 def preload():
     """Import everything init runs before fork: after pivot_root the host's modules are gone."""
-    from pyrunc.linux import capabilities, devices, masks, mounts, rlimits, rootfs, sysctl, user  # noqa: F401
+    from pyrunc.linux import capabilities, devices, lsm, masks, mounts, personality, rlimits, rootfs, sysctl, user  # noqa: F401,E501
     from pyrunc.process import execpath  # noqa: F401
     from pyrunc.sys import calls  # noqa: F401
 
@@ -59,6 +61,10 @@ def setup(args):
     linux = config.get("linux") or {}
     os.setsid()
     os.umask(0)  # device nodes and mount points get exactly the modes we ask for
+    if linux.get("seccomp"):
+        # Built (and libseccomp loaded) now, while the host's libraries are reachable; loaded later.
+        from pyrunc.linux import seccomp
+        args.seccomp = seccomp.prepare(linux["seccomp"])
     if args.namespaces.private("uts"):
         if config.get("hostname"):
             sethostname(config["hostname"])
@@ -79,6 +85,10 @@ def setup(args):
         _oom_score_adj(process["oomScoreAdj"])
     rlimits.apply(process.get("rlimits"))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    if args.seccomp and not process.get("noNewPrivileges"):
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it (runc too).
+        args.seccomp_listener_fd = args.seccomp.load()
+        args.seccomp = None
     if caps:
         caps.drop_bounding()
         prctl(c.PR_SET_KEEPCAPS, 1)
@@ -98,6 +108,13 @@ def setup(args):
         caps.apply()
     if process.get("noNewPrivileges"):
         prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    from pyrunc.linux import lsm, personality
+    personality.apply(linux.get("personality"))
+    lsm.apply_exec_labels(process)
+    if args.seccomp and args.seccomp.uses_notify:
+        # The listener must reach the agent during create, so this filter cannot wait for start.
+        args.seccomp_listener_fd = args.seccomp.load()
+        args.seccomp = None
     return path, process["args"], env
 
 
@@ -120,13 +137,19 @@ def main(args):
         # ptrace it or open /proc/<pid>/exe (the host's python) until execve replaces it.
         prctl(c.PR_SET_DUMPABLE, 0)
         path, argv, env = setup(args)
+        if args.seccomp_listener_fd is not None:
+            sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)
         os.close(args.sync_fd)
         wait_for_start(args.fifo_fd)
+        if args.seccomp_listener_fd is not None:
+            os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
         first_closed = 3 + args.preserve_fds
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        if args.seccomp:
+            args.seccomp.load()  # the last step: nothing of the runtime's own runs under the filter
         os.execve(path, argv, env)
     except PyruncError as e:
         _report(args.sync_fd, str(e))

@@ -2,13 +2,16 @@
 
   intermediate -> runtime: {"type": "init_pid", "pid": N}     (pid as the runtime sees it)
   init -> runtime:         {"type": "ready"}                  (all of create applied; waiting on exec.fifo)
+  intermediate -> runtime: {"type": "userns"}                 (unshared CLONE_NEWUSER: write my id maps,
+                                                              then send "2" on the go pipe)
+  init -> runtime:         {"type": "seccomp_fd", "listener_fd": N}  (the notify listener, init's fd N)
   any child -> runtime:    {"type": "error", "message": "...", "exec_not_found": "name"?}
 """
 from pyrunc import fastjson as json
 import os
 
-INIT_PID, READY, ERROR = "init_pid", "ready", "error"
-_KINDS = (INIT_PID, READY, ERROR)
+INIT_PID, READY, ERROR, USERNS, SECCOMP_FD = "init_pid", "ready", "error", "userns", "seccomp_fd"
+_KINDS = (INIT_PID, READY, ERROR, USERNS, SECCOMP_FD)
 
 
 def send(fd, kind, **fields):

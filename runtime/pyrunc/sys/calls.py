@@ -120,3 +120,14 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 def join_session_keyring(name):
     """A fresh session keyring, so the container cannot read the caller's keys."""
     return check(syscall("keyctl", _l.c_int(KEYCTL_JOIN_SESSION_KEYRING), _fs(name)), "keyctl", name)
+
+
+def pidfd_getfd(pidfd, targetfd):
+    """A duplicate of another process's fd (needs ptrace access to it); CLOEXEC is set."""
+    return check(syscall("pidfd_getfd", _l.c_int(pidfd), _l.c_int(targetfd), _l.c_uint(0)), "pidfd_getfd",
+                 str(targetfd))
+
+
+def personality(persona):
+    """Set the execution domain; returns the previous one."""
+    return check(syscall("personality", _l.c_ulong(persona)), "personality")
