@@ -133,16 +133,18 @@ def unmount_under(*prefixes):
     return found
 
 
-def remove_cgroups(name):
+def remove_cgroups(name, expected=()):
     """Remove /sys/fs/cgroup/*/<name> trees (killing anything left inside), deepest first; returns the
-    container cgroups found below <name> (the parent itself is the manager's, which never removes it)."""
+    container cgroups found below <name> (the parent itself and `expected` children are the manager's own,
+    which it never removes)."""
     from integration.helpers import mountinfo
     from integration.helpers.runtime import kill_cgroup_tree
     left = []
     for mp, _, _ in mountinfo.cgroup_hierarchies():
         path = os.path.join(mp, name.strip("/"))
         if os.path.isdir(path):
-            left += [os.path.join(path, e) for e in os.listdir(path) if os.path.isdir(os.path.join(path, e))]
+            left += [os.path.join(path, e) for e in os.listdir(path)
+                     if e not in expected and os.path.isdir(os.path.join(path, e))]
             kill_cgroup_tree(path)
     return left
 
