@@ -202,3 +202,11 @@ def test_task_exec(containerd, peer_runtime, request):
         containerd.ctr("task", "kill", "-s", "SIGKILL", id, check=False)
         containerd.ctr("task", "delete", "-f", id, check=False)
         containerd.ctr("container", "delete", id, check=False)
+
+
+def test_short_lived_tasks_start(containerd, peer_runtime):
+    """`true` exits at once after start releases it, and the shim (a subreaper) reaps it at once: start
+    must still report success (pyrunc once opened its pidfd after the fifo and lost that race)."""
+    for _ in range(15):
+        cp = run(containerd, peer_runtime, "true")
+        assert cp.returncode == 0, describe(cp)

@@ -15,14 +15,20 @@ def start(store, container_id):
     if status != st.CREATED:
         raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
+    # The pidfd first: once the fifo is open, init may exec a short process that exits and is reaped
+    # (by a shim, which is a subreaper) before we could open it, and a started container would
+    # look stopped.
     try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InvalidState("cannot start an already running container", st.RUNNING) from None
-    try:
-        # Wait for init's byte, or for init to die: a pidfd becomes readable when it exits.
         pidfd = os.pidfd_open(state["pid"])
+    except ProcessLookupError:
+        raise InvalidState("cannot start a container that has stopped", st.STOPPED) from None
+    try:
         try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState("cannot start an already running container", st.RUNNING) from None
+        try:
+            # Wait for init's byte, or for init to die: a pidfd becomes readable when it exits.
             poller = select.poll()
             poller.register(fd, select.POLLIN)
             poller.register(pidfd, select.POLLIN)
@@ -35,11 +41,9 @@ def start(store, container_id):
                 if pidfd in events or (fd in events and not st.is_alive(state)):
                     raise InvalidState("cannot start a container that has stopped", st.STOPPED)
         finally:
-            os.close(pidfd)
-    except ProcessLookupError:
-        raise InvalidState("cannot start a container that has stopped", st.STOPPED) from None
+            os.close(fd)
     finally:
-        os.close(fd)
+        os.close(pidfd)
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
     os.unlink(fifo)
