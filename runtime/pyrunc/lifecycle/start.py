@@ -15,6 +15,9 @@ def start(store, container_id):
     if status != st.CREATED:
         raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
+    from pyrunc.process import start_extras
+    notify = start_extras.notify_listener(store.path(container_id))
+    hook_error = None
     try:
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -31,6 +34,8 @@ def start(store, container_id):
                 if fd in events:
                     data = os.read(fd, 1)
                     if data:
+                        if data == b"0":
+                            hook_error = start_extras.start_container_result(fd, pidfd, state)
                         break
                 if pidfd in events or (fd in events and not st.is_alive(state)):
                     raise InvalidState("cannot start a container that has stopped", st.STOPPED)
@@ -43,4 +48,5 @@ def start(store, container_id):
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
     os.unlink(fifo)
+    start_extras.after_start(store, container_id, state, hook_error, notify)
     return state

@@ -116,3 +116,29 @@ def receive_master(sock_fd):
     if fds:
         os.set_inheritable(fds[0], False)
     return fds[0] if fds else None
+
+
+def setup_console(sock_fd, console_size):
+    """Container init, after pivot_root: allocate the pty, bind its slave on /dev/console, send the
+    master to the caller, and make the slave our stdio and controlling terminal."""
+    from pyrunc.sys import consts as c
+    from pyrunc.sys.calls import mount
+    master, slave, name = open_pty(console_size)
+    try:
+        try:
+            os.lstat("/dev/console")  # whatever is there (a node from the image) is mounted over
+        except FileNotFoundError:
+            try:
+                os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666))
+            except OSError as e:
+                raise StepError("create /dev/console", "/dev/console", e) from None
+        source = f"/proc/self/fd/{slave}" if os.path.exists("/proc/self/fd") else name
+        try:
+            mount(source, "/dev/console", None, c.MS_BIND)
+        except OSError as e:
+            raise StepError("bind pty on /dev/console", name, e) from None
+        send_master(sock_fd, master, name)
+    finally:
+        os.close(master)
+        os.close(sock_fd)
+    become_stdio(slave)

@@ -66,7 +66,7 @@ def spawn(args):
     finally:
         os.close(go_write)
     receiver = sync.Receiver(read_fd)
-    init_pid, ready = None, False
+    init_pid, ready, hooks_pending = None, False, False
     try:
         # Two writers share the pipe (intermediate and init), so "ready" may overtake "init_pid".
         while init_pid is None or not ready:
@@ -81,6 +81,11 @@ def spawn(args):
                 pid = None
             elif message["type"] == sync.READY:
                 ready = True
+            elif message["type"] == sync.HOOKS:
+                hooks_pending = True
+            if hooks_pending and init_pid is not None:
+                hooks_pending = False
+                args.run_runtime_hooks(init_pid)
         return init_pid
     except BaseException:
         if init_pid is not None:

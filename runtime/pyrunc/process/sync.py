@@ -1,14 +1,17 @@
 """The closed set of messages between the runtime and its children, one JSON object per line.
 
   intermediate -> runtime: {"type": "init_pid", "pid": N}     (pid as the runtime sees it)
+  init -> runtime:         {"type": "hooks"}                  (namespaces and mounts exist, before pivot_root:
+                                                               run prestart + createRuntime, then write "1"
+                                                               on the hooks pipe)
   init -> runtime:         {"type": "ready"}                  (all of create applied; waiting on exec.fifo)
   any child -> runtime:    {"type": "error", "message": "...", "exec_not_found": "name"?}
 """
 from pyrunc import fastjson as json
 import os
 
-INIT_PID, READY, ERROR = "init_pid", "ready", "error"
-_KINDS = (INIT_PID, READY, ERROR)
+INIT_PID, HOOKS, READY, ERROR = "init_pid", "hooks", "ready", "error"
+_KINDS = (INIT_PID, HOOKS, READY, ERROR)
 
 
 def send(fd, kind, **fields):
