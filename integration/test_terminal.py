@@ -22,7 +22,7 @@ def test_console_socket_create(runtime, tmp_path):
                              size=(37, 111))
         c = runtime.container(config, create_args=("--console-socket", sock.path))
         master = sock.wait()
-        assert sock.fd_count == 1 and sock.name.startswith("/dev/pts/")
+        assert sock.fd_count == 1 and sock.name  # receivers ignore the name (runc sends "/dev/ptmx")
         c.start()
         out = read_until(master, "ALLTTY")
         assert b"S=37 111" in out
