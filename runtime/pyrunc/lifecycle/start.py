@@ -15,6 +15,7 @@ def start(store, container_id):
     if status != st.CREATED:
         raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
+    from pyrunc.process import start_extras
     stopped = InvalidState("cannot start a container that has stopped", st.STOPPED)
     # The pidfd is taken before the fifo is opened: once it is, init may exec, exit and be reaped
     # (a shim reaps at once) before we look, and a late pidfd_open would call that "stopped".
@@ -25,12 +26,15 @@ def start(store, container_id):
     try:
         if not st.is_alive(state):  # the pidfd must be init's, not a reused pid's
             raise stopped
+        # Bound before init is released, so the container's first sd_notify finds it.
+        notify = start_extras.notify_listener(store.path(container_id))
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InvalidState("cannot start an already running container", st.RUNNING) from None
         try:
             data = _wait_for_byte(fd, pidfd)
+            hook_error = start_extras.start_container_result(fd, pidfd, state) if data == b"0" else None
         finally:
             os.close(fd)
     finally:
@@ -40,6 +44,7 @@ def start(store, container_id):
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
     os.unlink(fifo)
+    start_extras.after_start(store, container_id, state, hook_error, notify)
     return state
 
 
