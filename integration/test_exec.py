@@ -200,3 +200,23 @@ def test_exec_apparmor_and_label_rejected_without_lsm(runtime, running):
 
 def test_exec_tty_requires_console_socket_when_detached(runtime, running):
     runtime.fail("exec", "-t", "-d", running.id, "true", code=255)
+
+
+@pytest.mark.parametrize("no_new_privileges", [True, False])
+def test_exec_gets_the_containers_seccomp_filter(runtime, no_new_privileges):
+    """An exec'd process is filtered like init: mkdir fails with the configured errno, and
+    /proc/self/status shows filter mode 2, with and without noNewPrivileges."""
+    config = runtime.config(["sleep", "1000"])
+    config["process"]["noNewPrivileges"] = no_new_privileges
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}],
+    }
+    c = runtime.container(config)
+    c.start()
+    cp = runtime.run("exec", c.id, "sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/blocked",
+                     check=False)
+    assert "Seccomp:\t2" in cp.stdout, cp.stdout
+    assert cp.returncode != 0
+    assert "cross-device" in cp.stderr.lower() or "Invalid cross-device link" in cp.stderr, cp.stderr
