@@ -14,7 +14,7 @@ def features():
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
-        "hooks": [],
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS)),
         "linux": {
             "namespaces": sorted(ns for ns in NAMESPACES if ns != "time"),

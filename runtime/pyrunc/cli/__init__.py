@@ -27,6 +27,7 @@ COMMANDS = {
     "create": ("create", "create a container"),
     "start": ("start", "executes the user defined process in a created container"),
     "run": ("run", "create and run a container"),
+    "exec": ("exec", "execute new process inside the container"),
     "state": ("state", "output the state of a container"),
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
     "delete": ("delete", "delete any resources held by the container often used with detached container"),

@@ -29,7 +29,8 @@ class InitArgs:
 def preload():
     """Import everything init runs before fork: after pivot_root the host's modules are gone."""
     from pyrunc.linux import capabilities, devices, lsm, masks, mounts, personality, rlimits, rootfs, sysctl, user  # noqa: F401,E501
-    from pyrunc.process import execpath  # noqa: F401
+    from pyrunc.process import console, execpath, hooks, init_hooks  # noqa: F401
+    import fcntl  # noqa: F401
     from pyrunc.sys import calls  # noqa: F401
 
 
@@ -71,7 +72,12 @@ def setup(args):
         if config.get("domainname"):
             setdomainname(config["domainname"])
     rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"))
+    from pyrunc.process import init_hooks
+    init_hooks.before_pivot(args)
     rootfs.enter(args.rootfs, args.no_pivot)
+    if process.get("terminal"):
+        from pyrunc.process import console
+        console.setup_console(args.console_fd, process.get("consoleSize"))
     sysctl.apply(linux.get("sysctl"))
     rootfs.finalize(config)
 
@@ -118,15 +124,21 @@ def setup(args):
     return path, process["args"], env
 
 
-def wait_for_start(fifo_fd):
-    """Block until `start` opens exec.fifo for reading, then tell it we are about to exec."""
+def wait_for_start(fifo_fd, keep_open=False):
+    """Block until `start` opens exec.fifo for reading, then tell it we are about to exec.
+
+    keep_open: return the (CLOEXEC) write end, for startContainer hooks to report on; `start`
+    reads until execve closes it."""
     try:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise StepError("open exec fifo", f"/proc/self/fd/{fifo_fd}", e) from None
     os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo_fd)
+    if keep_open:
+        return fd
+    os.close(fd)
+    return None
 
 
 def main(args):
@@ -141,7 +153,8 @@ def main(args):
             sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)
         os.close(args.sync_fd)
-        wait_for_start(args.fifo_fd)
+        from pyrunc.process import init_hooks
+        init_hooks.start_container(args, wait_for_start)
         if args.seccomp_listener_fd is not None:
             os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
         first_closed = 3 + args.preserve_fds

@@ -72,7 +72,7 @@ def spawn(args):
         _kill_and_reap(pid)
         raise
     receiver = sync.Receiver(read_fd)
-    init_pid, ready = None, False
+    init_pid, ready, hooks_pending = None, False, False
     try:
         # Two writers share the pipe (intermediate and init), so "ready" may overtake "init_pid".
         while init_pid is None or not ready:
@@ -93,6 +93,11 @@ def spawn(args):
                 os.write(go_write, b"2")
             elif message["type"] == sync.SECCOMP_FD:
                 args.seccomp_listener_fd = message["listener_fd"]  # fetched by create while init waits
+            elif message["type"] == sync.HOOKS:
+                hooks_pending = True
+            if hooks_pending and init_pid is not None:
+                hooks_pending = False
+                args.run_runtime_hooks(init_pid)
         return init_pid
     except BaseException:
         if init_pid is not None:
