@@ -371,8 +371,15 @@ class Environment:
             try:
                 if created:
                     os.mkdir(path, 0o755)
-                p = subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
-                                   capture_output=True, text=True)
+                # Just disabled on v2, the controller's css in idle v2 children die asynchronously;
+                # until they are gone the kernel refuses to bind it to a v1 hierarchy (EBUSY).
+                deadline = time.monotonic() + 5
+                while True:
+                    p = subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
+                                       capture_output=True, text=True)
+                    if p.returncode == 0 or not was_enabled or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
                 if p.returncode != 0:
                     raise OSError(p.stderr.strip())
             except OSError as e:
@@ -392,8 +399,12 @@ class Environment:
     def undo_v1_mounts(self):
         for c, path, created, was_enabled in reversed(self.v1_mounts):
             back = False
-            for _attempt in range(3):
+            for _attempt in range(5):
                 remove_cgroup_tree(os.path.join(path, CGROUP_PARENT))
+                # Other programs' runtimes (e.g. tests running meanwhile) create cgroups in the
+                # hierarchy while it is mounted, and leave them empty once it is gone from their
+                # view. rmdir only removes empty cgroups (no process, no child): sweep those.
+                _rmdir_empty_below(path)
                 # A v1 hierarchy is only destroyed on umount if it has no child cgroup left, not
                 # even a dying one; otherwise it lingers unmounted and keeps the controller off v2.
                 _wait(lambda: _v1_cgroup_count(c) in (None, 1), 5)
@@ -402,7 +413,7 @@ class Environment:
                 if _wait(lambda: c in _v2_controllers(), 3):
                     back = True
                     break
-                if _attempt < 2:
+                if _attempt < 4:
                     # Lingering hierarchy: mount it again (that reuses it) and unmount it now that
                     # it is empty.
                     subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
@@ -418,6 +429,14 @@ class Environment:
                 self.notes.append("%s %s in %s as it was" % (
                     "re-enabled" if ok else "WARNING: could not re-enable", c, control))
         self.v1_mounts = []
+
+
+def _rmdir_empty_below(top):
+    if not os.path.ismount(top):
+        return
+    for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -len(t[0])):
+        if dirpath != top:
+            _rmdir_quiet(dirpath)
 
 
 def cgroup_bases():
