@@ -17,6 +17,8 @@ class Server:
         self._conns = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
 
     def register(self, service, methods):
         """methods: {name: (request message class, handler(request, metadata) -> message)}."""
@@ -36,8 +38,12 @@ class Server:
                 self._conns.add(conn)
             threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
 
-    def close(self):
+    def close(self, grace=2.0):
+        """Stop; requests in flight (the Shutdown that asked for this among them) get up to grace
+        seconds to send their answers."""
         self._closed.set()
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, grace)
         if self._listener is not None:
             try:
                 self._listener.shutdown(socket.SHUT_RDWR)
@@ -72,6 +78,16 @@ class Server:
             conn.close()
 
     def _handle(self, conn, wlock, sid, payload):
+        with self._lock:
+            self._active += 1
+        try:
+            self._handle1(conn, wlock, sid, payload)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _handle1(self, conn, wlock, sid, payload):
         code, message, out = framing.OK, "", b""
         try:
             req = request_pb2.Request()
