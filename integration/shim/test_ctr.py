@@ -1,5 +1,6 @@
 """containerd drives the shim: `ctr run --runtime io.containerd.pyrunc.v2` with pyrunc and with
 runc (runc options BinaryName, via --runtime-config-path) as the runtime under the shim."""
+import os
 import time
 
 from integration.shim.conftest import IMAGE, lacks
@@ -52,7 +53,7 @@ def test_stdin_reaches_container(containerd, binary):
 
 
 def test_kill_and_delete(containerd, binary):
-    cid = "kill1"
+    cid = "kill1-" + os.path.basename(binary)
     try:
         assert _run(containerd, binary, cid, "sleep", "1000", detach=True).returncode == 0
         _wait_status(containerd, cid, "RUNNING")
@@ -67,7 +68,7 @@ def test_kill_and_delete(containerd, binary):
 
 def test_exec(containerd, binary, request):
     lacks(request, binary, "exec")
-    cid = "exec1"
+    cid = "exec1-" + os.path.basename(binary)
     try:
         assert _run(containerd, binary, cid, "sleep", "1000", detach=True).returncode == 0
         _wait_status(containerd, cid, "RUNNING")
@@ -81,7 +82,7 @@ def test_exec(containerd, binary, request):
 
 def test_pause_resume(containerd, binary, request):
     lacks(request, binary, "pause")
-    cid = "pause1"
+    cid = "pause1-" + os.path.basename(binary)
     try:
         assert _run(containerd, binary, cid, "sleep", "1000", detach=True).returncode == 0
         _wait_status(containerd, cid, "RUNNING")
@@ -94,7 +95,7 @@ def test_pause_resume(containerd, binary, request):
 
 
 def test_ps_lists_the_container_processes(containerd, binary):
-    cid = "ps1"
+    cid = "ps1-" + os.path.basename(binary)
     try:
         assert _run(containerd, binary, cid, "sleep", "1000", detach=True).returncode == 0
         _wait_status(containerd, cid, "RUNNING")

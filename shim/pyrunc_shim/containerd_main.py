@@ -126,9 +126,18 @@ def cmd_serve(opts):
     done = threading.Event()
 
     def shutdown():
-        pub.flush(10)
+        # the socket name goes first: containerd may start a shim for a container of the same id
+        # at once, and must not find (and reuse) this one while it exits
+        try:
+            os.unlink(opts["socket"])
+        except OSError:
+            pass
         done.set()
-        server.close()
+
+        def finish():
+            pub.flush(10)
+            server.close()
+        threading.Thread(target=finish, daemon=True).start()
     svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log)
     server.register(SERVICE, svc.methods())
     try:

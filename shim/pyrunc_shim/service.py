@@ -388,7 +388,7 @@ class TaskService:
             if self.init is not None and not self.init_deleted and not req.now:
                 return empty_pb2.Empty()  # containerd asks after every delete; still in use
         if self.on_shutdown:
-            threading.Thread(target=self.on_shutdown, daemon=True).start()
+            self.on_shutdown()
         return empty_pb2.Empty()
 
     def ResizePty(self, req, md):

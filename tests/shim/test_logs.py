@@ -10,7 +10,6 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 sys.path.insert(0, os.path.join(_REPO, "shim"))
 
 from pyrunc_shim.logs import LogWriter  # noqa: E402
-from pyrunc_shim.reaper import Reaper  # noqa: E402
 from pyrunc_shim.stdio import ProcessIO  # noqa: E402
 
 K8S = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}[+-]\d\d:\d\d (stdout|stderr) ([PF]) (.*)$")
@@ -55,7 +54,8 @@ def test_rotation_under_fast_writes_loses_no_line(tmp_path):
         p = str(tmp_path / f"c-{fmt}.log")
         n = 200000
         w = LogWriter(p, fmt, max_size=256 << 10, max_files=200)
-        io = ProcessIO(Reaper(), log_writer=w)
+        # no Reaper in the test process: its waitpid(-1) would steal every other test's exit codes
+        io = ProcessIO(None, log_writer=w)
         fds = io.runtime_fds()
         proc = subprocess.Popen(["sh", "-c", f"seq 1 {n}; seq 1 100 >&2"], stdin=fds[0], stdout=fds[1],
                                 stderr=fds[2])
