@@ -104,4 +104,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             problems.append(f"mount {m}")
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        # the shims' socket dir and ctr's fifo dir are fixed paths: remove them when left empty
+        for d in ("/run/containerd/s", "/run/containerd/fifo"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         return problems
