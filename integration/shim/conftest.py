@@ -12,19 +12,6 @@ IMAGE = "pyrunc.test/busybox:latest"
 PYRUNC = os.path.join(REPO, ".venv", "bin", "pyrunc")
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
-# what pyrunc cannot do yet (issues 4 and 5): shim tests that need it are strict xfails for pyrunc
-PYRUNC_LACKS = {
-    "exec": "pyrunc has no `exec` verb yet (issue 4)",
-    "pause": "pyrunc has no `pause`/`resume` verbs yet (issue 5)",
-    "tty": "pyrunc has no --console-socket/terminal support yet (issue 4)",
-}
-
-
-def lacks(request, binary, what):
-    if binary == PYRUNC:
-        request.node.add_marker(pytest.mark.xfail(reason=PYRUNC_LACKS[what], strict=True))
-
-
 @pytest.fixture(scope="module")
 def containerd():
     if os.geteuid() != 0:
