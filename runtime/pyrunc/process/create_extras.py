@@ -3,7 +3,6 @@
 Kept apart from lifecycle/create.py so that file stays the plain orchestration of building a
 container; everything here is set up before spawn and finished (or closed) right after it.
 """
-import copy
 import os
 
 from pyrunc.process import hooks
@@ -21,6 +20,7 @@ def init_config(config, preserve_fds):
     check_preserved(listen + preserve_fds)
     if not listen and not notify:
         return config, preserve_fds
+    import copy  # only here: copy pulls in weakref and types, ~1 ms on every create otherwise
     config = copy.deepcopy(config)
     process = config.setdefault("process", {})
     env = process.setdefault("env", [])
