@@ -89,7 +89,13 @@ def create(ctx, container_id, opts):
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         args = InitArgs(config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
                         opts.preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
-        pid = spawn(args)
+        from pyrunc.linux import idmap
+        if idmap.needed(config):
+            args.idmapped = idmap.prepare(config, opts.bundle)
+        try:
+            pid = spawn(args)
+        finally:
+            idmap.close_all(args.idmapped)
         from pyrunc.state.status import start_time
         state = {
             "ociVersion": config.get("ociVersion", ""),

@@ -10,13 +10,51 @@ from pyrunc.errors import StepError
 from pyrunc.linux import mount_options
 from pyrunc.linux.paths import fd_path, make_mountpoint, open_in_root
 from pyrunc.sys import consts as c
-from pyrunc.sys.calls import mount, mount_setattr
+from pyrunc.sys.calls import mount, mount_setattr, move_mount
 
 
-def _remount_bind(root_fd, destination, flags):
+# Flags the kernel locks on mounts copied into a less privileged mount namespace (MNT_LOCK_*): a
+# remount inside a user namespace must keep them or it fails with EPERM.
+_LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC
+_ATIME = c.MS_NOATIME | c.MS_RELATIME | c.MS_STRICTATIME
+_CLEAR_NAMES = ((c.MS_RDONLY, "rw"), (c.MS_NOSUID, "suid"), (c.MS_NODEV, "dev"), (c.MS_NOEXEC, "exec"))
+
+
+def _mount_flags(statvfs_flags):
+    """statvfs f_flag -> the MS_ flags of the lockable attributes (equal bits, except relatime)."""
+    flags = statvfs_flags & (_LOCKABLE | c.MS_NOATIME | c.MS_NODIRATIME)
+    if statvfs_flags & c.ST_RELATIME:
+        flags |= c.MS_RELATIME
+    elif not statvfs_flags & c.MS_NOATIME:
+        flags |= c.MS_STRICTATIME
+    return flags
+
+
+def locked_retry_flags(flags, cleared, source_flags):
+    """The flags to retry a refused bind remount with: ours plus the source mount's lockable ones
+    (runc does the same). A locked flag the config explicitly clears is an error, not dropped."""
+    for flag, name in _CLEAR_NAMES:
+        if source_flags & flag and cleared & flag:
+            raise ValueError(f"option {name!r} clears a flag locked on the source mount")
+    if flags & _ATIME and (flags & _ATIME) != (source_flags & _ATIME):
+        raise ValueError("the atime option differs from the source mount's, which is locked")
+    return (flags & ~_ATIME) | (source_flags & (_LOCKABLE | _ATIME | c.MS_NODIRATIME))
+
+
+def _remount_bind(root_fd, destination, flags, cleared=0):
     fd = open_in_root(root_fd, destination)
     try:
-        mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | flags)
+        try:
+            mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | flags)
+        except PermissionError as e:
+            # In a user namespace the source's nosuid/nodev/noexec/ro/atime are locked: keep them.
+            try:
+                retry = locked_retry_flags(flags, cleared, _mount_flags(os.statvfs(fd).f_flag))
+            except ValueError as why:
+                raise StepError("remount bind mount at", destination, f"operation not permitted ({why})") from None
+            if retry == flags:
+                raise
+            mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | retry)
     finally:
         os.close(fd)
 
@@ -48,16 +86,32 @@ def bind(root_fd, source, destination, opts):
     # MS_BIND ignores per-mount flags on the first call: they need a remount of the new mount.
     extra = opts.flags & mount_options.BIND_REMOUNT_FLAGS
     if extra:
-        _remount_bind(root_fd, destination, extra)
+        _remount_bind(root_fd, destination, extra, opts.cleared)
 
 
-def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False):
+def place_tree(root_fd, tree_fd, destination, opts):
+    """Attach a detached mount (an idmapped tree from linux/idmap.py) at destination in the rootfs."""
+    st = os.fstat(tree_fd)
+    fd = make_mountpoint(root_fd, destination, stat.S_ISDIR(st.st_mode))
+    try:
+        move_mount(tree_fd, "", fd, "", c.MOVE_MOUNT_F_EMPTY_PATH | c.MOVE_MOUNT_T_EMPTY_PATH,
+                   "idmapped mount", destination)
+    finally:
+        os.close(fd)
+    extra = opts.flags & mount_options.BIND_REMOUNT_FLAGS
+    if extra:
+        _remount_bind(root_fd, destination, extra, opts.cleared)
+
+
+def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None):
     destination = entry["destination"]
     mount_type = entry.get("type") or ""
     source = entry.get("source") or ""
     opts = mount_options.parse(entry.get("options"), mount_type)
     try:
-        if mount_type == "cgroup":
+        if tree_fd is not None:
+            place_tree(root_fd, tree_fd, destination, opts)
+        elif mount_type == "cgroup":
             _mount_cgroup(root_fd, destination, opts, cgroup, cgroupns)
         elif opts.is_bind:
             if not os.path.isabs(source):
