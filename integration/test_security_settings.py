@@ -31,12 +31,13 @@ def _lsm_available(name):
 
 @pytest.mark.pyrunc_only  # runc 1.1.5 silently runs unconfined when the host lacks the LSM
 @pytest.mark.parametrize("field,value,lsm", [("apparmorProfile", "docker-default", "apparmor"),
-                                             ("selinuxLabel", "system_u:system_r:container_t:s0", "selinux")])
+                                             ("selinuxLabel", "system_u:system_r:container_t:s0", "selinux"),
+                                             ("mountLabel", "system_u:object_r:container_file_t:s0", "selinux")])
 def test_lsm_label_on_host_without_it_is_an_error(runtime, field, value, lsm):
     if _lsm_available(lsm):
         pytest.fail(f"this host runs {lsm}: the test needs a host without it (write the positive test)")
     config = runtime.config(["true"])
-    config["process"][field] = value
+    (config["linux"] if field == "mountLabel" else config["process"])[field] = value
     c = runtime.bundle(config)
     cp = c.create(check=False)
     assert cp.returncode == 1

@@ -85,3 +85,14 @@ def test_retry_refuses_to_drop_what_the_config_asked_for(options, words):
 def test_parse_tracks_explicitly_cleared_flags():
     assert parse(["rw", "suid"]).cleared == MS_RDONLY | MS_NOSUID
     assert parse(["suid", "nosuid"]).cleared == 0  # the last word wins
+
+
+@pytest.mark.parametrize("mount_type,data,expected", [
+    ("tmpfs", "", 'context="system_u:object_r:container_file_t:s0"'),
+    ("devpts", "newinstance,mode=0620", 'newinstance,mode=0620,context="system_u:object_r:container_file_t:s0"'),
+    ("proc", "", ""), ("sysfs", "", ""), ("cgroup", "", ""), ("mqueue", "", ""),
+])
+def test_mount_label_as_context_option(mount_type, data, expected):
+    from pyrunc.linux.lsm import mount_data_with_label
+    assert mount_data_with_label(mount_type, data, "system_u:object_r:container_file_t:s0") == expected
+    assert mount_data_with_label(mount_type, data, None) == data

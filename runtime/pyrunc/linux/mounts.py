@@ -103,7 +103,7 @@ def place_tree(root_fd, tree_fd, destination, opts):
         _remount_bind(root_fd, destination, extra, opts.cleared)
 
 
-def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None):
+def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None, mount_label=None):
     destination = entry["destination"]
     mount_type = entry.get("type") or ""
     source = entry.get("source") or ""
@@ -118,11 +118,22 @@ def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None)
                 source = os.path.join(bundle, source)
             bind(root_fd, source, destination, opts)
         else:
+            data = opts.data
+            if mount_label:
+                from pyrunc.linux.lsm import mount_data_with_label
+                data = mount_data_with_label(mount_type, data, mount_label)
             fd = make_mountpoint(root_fd, destination, True)
             try:
-                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, opts.data)
+                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, data)
             finally:
                 os.close(fd)
+            if mount_label and mount_type == "mqueue":
+                from pyrunc.linux.lsm import label_mqueue
+                fd = open_in_root(root_fd, destination)  # the new mount's root, not what it covers
+                try:
+                    label_mqueue(fd_path(fd), mount_label)
+                finally:
+                    os.close(fd)
         _finish(root_fd, destination, opts)
     except StepError:
         raise

@@ -41,7 +41,7 @@ def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False, idmapped=None):
         for i, entry in enumerate(config_mounts):
             tree_fd = idmapped.pop(i, None)
             try:
-                mounts.mount_one(root_fd, bundle, entry, cgroup, cgroupns, tree_fd)
+                mounts.mount_one(root_fd, bundle, entry, cgroup, cgroupns, tree_fd, linux.get("mountLabel"))
             finally:
                 if tree_fd is not None:
                     os.close(tree_fd)
