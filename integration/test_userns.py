@@ -138,3 +138,20 @@ def test_bind_remount_clearing_a_locked_flag_is_a_clear_error(runtime, host_moun
     assert cp.returncode == 1
     assert "/locked" in cp.stderr and "'suid'" in cp.stderr and "locked" in cp.stderr, cp.stderr
     assert c.leftovers() == []
+
+
+def test_readonly_rootfs_on_a_nosuid_mount(runtime, host_mount, rootfs_template):
+    """A read-only rootfs whose host mount is nosuid,nodev: the ro remount keeps the locked flags."""
+    import shutil
+    store = host_mount("rootfs-store", options="size=32m,nosuid,nodev,mode=755")
+    rootfs = store / "rootfs"
+    shutil.copytree(rootfs_template, rootfs, symlinks=True)
+    config = userns_config(runtime, "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo; "
+                                    "touch /x 2>/dev/null && echo WROTE || echo refused")
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    c = runtime.bundle(config, create_rootfs=False)
+    os.chown(rootfs, HOST_ID, HOST_ID)
+    traversable(rootfs)
+    opts, outcome = c.run().stdout.split()
+    assert set(opts.split(",")) >= {"ro", "nosuid", "nodev"}, opts
+    assert outcome == "refused"

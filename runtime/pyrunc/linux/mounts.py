@@ -41,20 +41,25 @@ def locked_retry_flags(flags, cleared, source_flags):
     return (flags & ~_ATIME) | (source_flags & (_LOCKABLE | _ATIME | c.MS_NODIRATIME))
 
 
+def remount_bind(target, flags, where, cleared=0):
+    """MS_BIND|MS_REMOUNT the mount at target (a path) with flags; in a user namespace the source's
+    locked nosuid/nodev/noexec/ro/atime flags are kept (a retry adds them) rather than failing."""
+    try:
+        mount(None, target, None, c.MS_BIND | c.MS_REMOUNT | flags)
+    except PermissionError:
+        try:
+            retry = locked_retry_flags(flags, cleared, _mount_flags(os.statvfs(target).f_flag))
+        except ValueError as why:
+            raise StepError("remount bind mount at", where, f"operation not permitted ({why})") from None
+        if retry == flags:
+            raise
+        mount(None, target, None, c.MS_BIND | c.MS_REMOUNT | retry)
+
+
 def _remount_bind(root_fd, destination, flags, cleared=0):
     fd = open_in_root(root_fd, destination)
     try:
-        try:
-            mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | flags)
-        except PermissionError as e:
-            # In a user namespace the source's nosuid/nodev/noexec/ro/atime are locked: keep them.
-            try:
-                retry = locked_retry_flags(flags, cleared, _mount_flags(os.statvfs(fd).f_flag))
-            except ValueError as why:
-                raise StepError("remount bind mount at", destination, f"operation not permitted ({why})") from None
-            if retry == flags:
-                raise
-            mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | retry)
+        remount_bind(fd_path(fd), flags, destination, cleared)
     finally:
         os.close(fd)
 

@@ -99,7 +99,7 @@ def finalize(config):
         if propagation:
             mount(None, "/", None, PROPAGATION[propagation])
         if (config.get("root") or {}).get("readonly"):
-            mount(None, "/", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY)
+            mounts.remount_bind("/", c.MS_RDONLY, "/")
     except OSError as e:
         raise StepError("remount rootfs", "/", e) from None
 
