@@ -8,6 +8,8 @@ template stays host-root-owned and so reads as nobody inside.
 import os
 import stat
 
+import pytest
+
 HOST_ID, SIZE = 100000, 65536
 NOBODY = 65534
 
@@ -101,3 +103,55 @@ def test_capabilities_are_namespaced(runtime):
     c.run()
     assert c.read("h").strip() == "changed-inside"
     assert os.uname().nodename == host_name
+
+
+def _locked_source_config(runtime, host_mount, options, script):
+    source = host_mount("locked-src", options="size=1m,nosuid,nodev,mode=1777")
+    (source / "f").write_text("x\n")
+    config = userns_config(runtime, script)
+    config["mounts"].append({"destination": "/locked", "type": "bind", "source": str(source),
+                             "options": options})
+    c = runtime.bundle(config)
+    os.chown(c.rootfs, HOST_ID, HOST_ID)
+    traversable(c.rootfs)
+    return c, source
+
+
+@pytest.mark.runc_lacks("runc 1.1.5 remounts without the locked flags and gets EPERM")
+def test_bind_remount_keeps_the_sources_locked_flags(runtime, host_mount):
+    """The source is nosuid,nodev on the host: in a user namespace those flags are locked, so the
+    `ro` remount must carry them (else EPERM). The result is ro and still nosuid,nodev."""
+    c, source = _locked_source_config(
+        runtime, host_mount, ["bind", "ro"],
+        "grep ' /locked ' /proc/self/mountinfo | cut -d' ' -f6; "
+        "touch /locked/new 2>/dev/null && echo WROTE || echo refused")
+    opts, outcome = c.run().stdout.split()
+    assert set(opts.split(",")) >= {"ro", "nosuid", "nodev"}, opts
+    assert outcome == "refused"
+    assert not (source / "new").exists()
+
+
+@pytest.mark.pyrunc_only  # runc 1.1.5 fails with a bare EPERM
+def test_bind_remount_clearing_a_locked_flag_is_a_clear_error(runtime, host_mount):
+    c, _ = _locked_source_config(runtime, host_mount, ["bind", "ro", "suid"], "true")
+    cp = c.create(check=False)
+    assert cp.returncode == 1
+    assert "/locked" in cp.stderr and "'suid'" in cp.stderr and "locked" in cp.stderr, cp.stderr
+    assert c.leftovers() == []
+
+
+def test_readonly_rootfs_on_a_nosuid_mount(runtime, host_mount, rootfs_template):
+    """A read-only rootfs whose host mount is nosuid,nodev: the ro remount keeps the locked flags."""
+    import shutil
+    store = host_mount("rootfs-store", options="size=32m,nosuid,nodev,mode=755")
+    rootfs = store / "rootfs"
+    shutil.copytree(rootfs_template, rootfs, symlinks=True)
+    config = userns_config(runtime, "awk '$5 == \"/\" {print $6}' /proc/self/mountinfo; "
+                                    "touch /x 2>/dev/null && echo WROTE || echo refused")
+    config["root"] = {"path": str(rootfs), "readonly": True}
+    c = runtime.bundle(config, create_rootfs=False)
+    os.chown(rootfs, HOST_ID, HOST_ID)
+    traversable(rootfs)
+    opts, outcome = c.run().stdout.split()
+    assert set(opts.split(",")) >= {"ro", "nosuid", "nodev"}, opts
+    assert outcome == "refused"

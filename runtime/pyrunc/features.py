@@ -15,7 +15,7 @@ def features():
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS)),
+        "mountOptions": sorted(set(_FLAGS) | set(PROPAGATION) | set(RECURSIVE_ATTRS) | {"idmap", "ridmap"}),
         "linux": {
             "namespaces": sorted(ns for ns in NAMESPACES if ns != "time"),
             "capabilities": list(NAMES),
@@ -24,7 +24,7 @@ def features():
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": _idmap_supported()}},
         },
         "annotations": {
             "org.opencontainers.runtime-spec.version": OCI_VERSION,
@@ -52,3 +52,14 @@ def _seccomp():
         "knownFlags": sorted(FLAGS),
         "supportedFlags": sorted(flags),
     }
+
+
+def _idmap_supported():
+    """mount_setattr exists (Linux 5.12+): an fd -1 gets EBADF, a kernel without it ENOSYS."""
+    from pyrunc.sys import consts as c
+    from pyrunc.sys.calls import mount_setattr
+    try:
+        mount_setattr(-1, "", c.AT_EMPTY_PATH, c.MOUNT_ATTR_IDMAP, 0, 0, 0)
+    except OSError as e:
+        return e.errno != 38  # ENOSYS
+    return True

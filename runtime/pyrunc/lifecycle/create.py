@@ -83,7 +83,14 @@ def create(ctx, container_id, opts):
         args = InitArgs(init_config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
                         preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
         extras = create_extras.Extras(container_id, config, opts, directory, args)
-        pid = spawn(args)
+        from pyrunc.linux import idmap
+        if idmap.needed(args.config):
+            # Mount indexes must match the list init walks (create_extras may have appended one).
+            args.idmapped = idmap.prepare(args.config, opts.bundle)
+        try:
+            pid = spawn(args)
+        finally:
+            idmap.close_all(args.idmapped)
         extras.after_spawn()
         from pyrunc.state.status import start_time
         state = {

@@ -60,3 +60,25 @@ def apply_exec_labels(process):
                     "exec " + process["apparmorProfile"], "set AppArmor profile")
     if process.get("selinuxLabel"):
         _write_attr(("/proc/self/attr/exec",), process["selinuxLabel"], "set SELinux exec label")
+
+
+# Filesystems labelled through the mount's data (context=); proc, sysfs and cgroup keep their own
+# labels and mqueue gets the label on its root inode instead (runc's choices).
+_NO_CONTEXT = ("proc", "sysfs", "cgroup", "cgroup2", "mqueue")
+
+
+def mount_data_with_label(mount_type, data, mount_label):
+    """linux.mountLabel as SELinux's context= mount option, for the mounts that take it."""
+    if not mount_label or mount_type in _NO_CONTEXT:
+        return data
+    option = f'context="{mount_label}"'
+    return f"{data},{option}" if data else option
+
+
+def label_mqueue(path, mount_label):
+    """mqueue has no context= option: label its root (runc: label.SetFileLabel)."""
+    if mount_label:
+        try:
+            os.setxattr(path, "security.selinux", mount_label.encode())
+        except OSError as e:
+            raise StepError("label mqueue mount", path, e) from None

@@ -17,12 +17,12 @@ def format_mappings(mappings):
 def write_mappings(pid, linux):
     base = f"/proc/{pid}"
     if os.geteuid() != 0:
-        _write(f"{base}/setgroups", "deny")
-    _write(f"{base}/uid_map", format_mappings(linux.get("uidMappings") or ()))
-    _write(f"{base}/gid_map", format_mappings(linux.get("gidMappings") or ()))
+        write_map(f"{base}/setgroups", "deny")
+    write_map(f"{base}/uid_map", format_mappings(linux.get("uidMappings") or ()))
+    write_map(f"{base}/gid_map", format_mappings(linux.get("gidMappings") or ()))
 
 
-def _write(path, text):
+def write_map(path, text):
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:

@@ -24,6 +24,7 @@ class InitArgs:
         self.keyring = keyring  # name of a fresh session keyring, None for --no-new-keyring
         self.seccomp = None  # in init: a prepared filter still to load just before execve
         self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
+        self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
 
 
 def preload():
@@ -71,7 +72,7 @@ def setup(args):
             sethostname(config["hostname"])
         if config.get("domainname"):
             setdomainname(config["domainname"])
-    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"))
+    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"), args.idmapped)
     from pyrunc.process import init_hooks
     init_hooks.before_pivot(args)
     rootfs.enter(args.rootfs, args.no_pivot)
