@@ -177,9 +177,7 @@ def exec_process(ctx, container_id, opts):
     if opts.console_socket and not process.get("terminal"):
         raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
     from pyrunc.process.fds import check_preserved, listen_fds
-    listen = listen_fds()
-    if listen:
-        process["env"] = list(process.get("env") or ()) + [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    listen = listen_fds()  # LISTEN_FDS/LISTEN_PID are set by the process itself (setns_init)
     preserve = listen + opts.preserve_fds
     check_preserved(preserve)
     cgroup = cgroup_of(state)
@@ -207,7 +205,8 @@ def exec_process(ctx, container_id, opts):
             prctl(c.PR_SET_CHILD_SUBREAPER, 1)
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe()
-        args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd)
+        args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
+                        listen_fds=listen)
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
