@@ -19,13 +19,14 @@ _NS = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("p
 class ExecOptions:
     def __init__(self, process=None, args=(), tty=False, console_socket=None, cwd=None, env=(), user=None,
                  additional_gids=(), caps=(), no_new_privs=False, apparmor=None, process_label=None,
-                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False):
+                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False, pidfd_socket=None):
         self.process, self.args, self.tty, self.console_socket = process, list(args), tty, console_socket
         self.cwd, self.env, self.user, self.additional_gids = cwd, list(env), user, list(additional_gids)
         self.caps, self.no_new_privs, self.apparmor = list(caps), no_new_privs, apparmor
         self.process_label, self.detach = process_label, detach
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.preserve_fds, self.cgroup, self.ignore_paused = preserve_fds, list(cgroup), ignore_paused
+        self.pidfd_socket = pidfd_socket
 
 
 def build_process(config, opts):
@@ -154,6 +155,11 @@ def _intermediate(args, go_fd):
         if pid == 0:
             setns_init.main(args)
         sync.send(args.sync_fd, sync.INIT_PID, pid=pid)
+        if args.pidfd_socket is not None:
+            # From here, not the runtime: we are the process's parent, so its pid cannot be reaped
+            # and reused before pidfd_open (the runtime reaps nothing when detached).
+            from pyrunc.process import console
+            console.send_pidfd(args.pidfd_socket, pid, "setns")
         status = 0
     except PyruncError as e:
         sync.send(args.sync_fd, sync.ERROR, message=str(e))
@@ -186,6 +192,7 @@ def exec_process(ctx, container_id, opts):
     from pyrunc.process.setns_init import ExecArgs
     own_console = None
     child_console = None
+    pidfd_socket = None
     ns_fds = _open_namespaces(state["pid"])
     read_fd = write_fd = go_read = go_write = None
     pid = None
@@ -198,6 +205,9 @@ def exec_process(ctx, container_id, opts):
                 child_console = console.connect(opts.console_socket)
             else:
                 own_console, child_console = console.socketpair()
+        if opts.pidfd_socket:
+            from pyrunc.process import console
+            pidfd_socket = console.connect(opts.pidfd_socket, what="pidfd socket")
         if not opts.detach:
             # The process is our grandchild: as subreaper we inherit it when the intermediate exits.
             from pyrunc.sys import consts as c
@@ -207,6 +217,7 @@ def exec_process(ctx, container_id, opts):
         go_read, go_write = os.pipe()
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
                         listen_fds=listen)
+        args.pidfd_socket = pidfd_socket
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
@@ -241,7 +252,7 @@ def exec_process(ctx, container_id, opts):
             os.close(own_console)
         raise
     finally:
-        for fd in (read_fd, write_fd, go_read, go_write, child_console):
+        for fd in (read_fd, write_fd, go_read, go_write, child_console, pidfd_socket):
             if fd is not None:
                 os.close(fd)
         for _, _, fd in ns_fds:
@@ -253,7 +264,13 @@ def exec_process(ctx, container_id, opts):
         os.close(own_console)
     if opts.pid_file:
         from pyrunc.state.pidfile import write_pid_file
-        write_pid_file(opts.pid_file, proc_pid)
+        try:
+            write_pid_file(opts.pid_file, proc_pid)
+        except BaseException:
+            _kill(proc_pid)
+            if master is not None:
+                os.close(master)
+            raise
     if opts.detach:
         return 0
     from pyrunc.lifecycle.foreground import wait_foreground

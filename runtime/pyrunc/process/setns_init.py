@@ -21,6 +21,7 @@ class ExecArgs:
         self.console_fd = console_fd    # socket to send the pty master on, when process.terminal
         self.preserve_fds = preserve_fds
         self.listen_fds = listen_fds    # how many of preserve_fds are socket-activation fds
+        self.pidfd_socket = None        # --pidfd-socket, used by the intermediate
         self.sync_fd = sync_fd
         self.seccomp = prepare_seccomp(config)
 
