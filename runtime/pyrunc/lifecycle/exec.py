@@ -48,8 +48,7 @@ def build_process(config, opts):
         return process
     if not opts.args:
         raise UsageError("exec: a command is required unless --process is given")
-    import copy
-    process = copy.deepcopy(config.get("process") or {})
+    process = _json_copy(config.get("process") or {})
     process["args"] = opts.args
     if opts.cwd:
         process["cwd"] = opts.cwd
@@ -86,6 +85,15 @@ def build_process(config, opts):
         user["additionalGids"] = list(user.get("additionalGids") or ()) + gids
     validate_process(process, "exec process")
     return process
+
+
+def _json_copy(value):
+    """A deep copy of JSON data; the copy module (and weakref under it) costs ~1.5 ms to import."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
 
 
 def _open_namespaces(pid):
