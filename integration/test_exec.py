@@ -109,6 +109,14 @@ def test_exec_process_json(runtime, running, tmp_path):
     assert cp.returncode == 3 and cp.stdout == "from-json\n/etc\n7\n"
 
 
+def test_exec_process_json_rlimits(runtime, running, tmp_path):
+    process = {"args": ["sh", "-c", "ulimit -n; ulimit -Hn"], "cwd": "/", "env": ["PATH=/bin"],
+               "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]}
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    assert runtime.run("exec", "-p", str(path), running.id).stdout.split() == ["123", "456"]
+
+
 def test_exec_process_json_invalid(runtime, running, tmp_path):
     path = tmp_path / "process.json"
     path.write_text(json.dumps({"args": [], "cwd": "relative"}))
