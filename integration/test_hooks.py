@@ -128,3 +128,34 @@ def test_poststop_failure_is_a_warning_and_the_rest_run(runtime, tmp_path):
 @pytest.mark.pyrunc_only
 def test_features_lists_hooks(runtime):
     assert set(json.loads(runtime.run("features").stdout)["hooks"]) == set(KINDS)
+
+
+@pytest.mark.parametrize("kind", ["createRuntime", "createContainer"])
+def test_failed_create_runs_poststop_hooks(runtime, tmp_path, kind):
+    """runtime-spec: a failing create hook stops the container and "continues the lifecycle at step
+    12" (delete), whose last step runs the poststop hooks: they may undo what prestart/createRuntime
+    set up (a network, a device). runc does the same."""
+    log = tmp_path / "poststop.log"
+    config = runtime.config(["true"])
+    config["hooks"] = {
+        kind: [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}],
+        "poststop": [_recorder("poststop", log)],
+    }
+    c = runtime.container(config, create=False)
+    cp = c.create(check=False)
+    assert cp.returncode == 1, cp
+    assert c.leftovers() == []
+    records = _records(log)
+    assert [r[0] for r in records] == ["poststop"]
+    assert records[0][4]["id"] == c.id and records[0][4]["status"] == "stopped"
+
+
+def test_create_failing_before_any_hook_runs_poststop(runtime, tmp_path):
+    """Also when create fails on its own (no such executable), as runc's destroy does."""
+    log = tmp_path / "poststop.log"
+    config = runtime.config(["/no/such/binary"])
+    config["hooks"] = {"poststop": [_recorder("poststop", log)]}
+    c = runtime.container(config, create=False)
+    assert c.create(check=False).returncode == 1
+    assert c.leftovers() == []
+    assert [r[0] for r in _records(log)] == ["poststop"]

@@ -93,3 +93,39 @@ def test_exec_foreground_tty_through_a_pty(runtime):
         assert session.wait() == 4
     finally:
         session.close()
+
+
+@pytest.mark.runc_lacks("runc 1.1.5 has no --pidfd-socket (runc 1.2 added it)")
+def test_pidfd_socket_create_and_exec(runtime, tmp_path):
+    """--pidfd-socket: a pidfd of init (create) or of the exec'd process (exec) arrives on the socket
+    as runc 1.2 sends it: one fd, payload the init type."""
+    def pidfd_pid(fd):
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        return int(fields["Pid"])
+
+    sock = ConsoleSocket(tmp_path / "pidfd.sock")
+    try:
+        c = runtime.container(["sleep", "1000"], create_args=("--pidfd-socket", sock.path))
+        assert sock.fd_count == 1 and sock.name == "standard"
+        assert pidfd_pid(sock.wait()) == c.pid
+    finally:
+        sock.close()
+    c.start()
+    sock = ConsoleSocket(tmp_path / "pidfd-exec.sock")
+    pid_file = tmp_path / "exec.pid"
+    try:
+        runtime.run("exec", "-d", "--pid-file", str(pid_file), "--pidfd-socket", sock.path, c.id, "sleep", "100")
+        fd = sock.wait()
+        assert sock.fd_count == 1 and sock.name == "setns"
+        assert pidfd_pid(fd) == int(pid_file.read_text())
+    finally:
+        sock.close()
+
+
+def test_pidfd_socket_unreachable_fails_create(runtime, tmp_path):
+    c = runtime.container(["true"], create=False)
+    cp = runtime.run("create", "--bundle", c.bundle, "--pidfd-socket", str(tmp_path / "missing.sock"), c.id,
+                     check=False)
+    assert cp.returncode != 0 and cp.stderr.strip()
+    assert c.leftovers() == []

@@ -5,7 +5,8 @@ USAGE = "[command options] <container-id>"
 FLAGS = [
     Flag("bundle|b", "str", ".", "path to the root of the bundle directory, defaults to the current directory"),
     Flag("console-socket", "str", "", "path to an AF_UNIX socket which will receive the pty master"),
-    Flag("pidfd-socket", "str", "", "path to an AF_UNIX socket which will receive the pidfd", hidden=True),
+    Flag("pidfd-socket", "str", "", "path to an AF_UNIX socket which will receive a file descriptor "
+                                    "referencing the init process"),
     Flag("pid-file", "str", "", "specify the file to write the process id to"),
     Flag("no-pivot", "bool", help="do not use pivot root to jail process inside rootfs"),
     Flag("no-new-keyring", "bool", help="do not create a new session keyring for the container"),
@@ -19,7 +20,8 @@ def options(opts, detach=True):
     if opts["preserve_fds"] < 0:
         raise UsageError("--preserve-fds must not be negative")
     return CreateOptions(opts["bundle"], opts["pid_file"] or None, opts["console_socket"] or None,
-                         opts["no_pivot"], opts["no_new_keyring"], opts["preserve_fds"], detach)
+                         opts["no_pivot"], opts["no_new_keyring"], opts["preserve_fds"], detach,
+                         opts["pidfd_socket"] or None)
 
 
 def run(ctx, opts, args):

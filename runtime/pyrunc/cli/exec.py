@@ -6,7 +6,8 @@ STOP_AT_POSITIONAL = True  # what follows the id is the command and its own flag
 FLAGS = [
     Flag("console-socket", "str", "", "path to an AF_UNIX socket which will receive a file descriptor "
                                       "referencing the master end of the console's pseudoterminal"),
-    Flag("pidfd-socket", "str", "", "path to an AF_UNIX socket which will receive the pidfd", hidden=True),
+    Flag("pidfd-socket", "str", "", "path to an AF_UNIX socket which will receive a file descriptor "
+                                    "referencing the exec process"),
     Flag("cwd", "str", "", "current working directory in the container"),
     Flag("env|e", "list", help="set environment variables"),
     Flag("tty|t", "bool", help="allocate a pseudo-TTY"),
@@ -39,7 +40,7 @@ def run(ctx, opts, args):
             caps=opts["cap"], no_new_privs=opts["no_new_privs"], apparmor=opts["apparmor"] or None,
             process_label=opts["process_label"] or None, detach=opts["detach"],
             pid_file=opts["pid_file"] or None, preserve_fds=opts["preserve_fds"], cgroup=opts["cgroup"],
-            ignore_paused=opts["ignore_paused"])
+            ignore_paused=opts["ignore_paused"], pidfd_socket=opts["pidfd_socket"] or None)
         return exec_process(ctx, args[0], exec_opts)
     except PyruncError as e:
         e.exit_code = 255  # runc: any failure of exec itself is 255, distinct from the process's codes

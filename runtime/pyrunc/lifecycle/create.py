@@ -13,12 +13,13 @@ from pyrunc.state.store import EXEC_FIFO, validate_id
 
 class CreateOptions:
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
-                 preserve_fds=0, detach=True):
+                 preserve_fds=0, detach=True, pidfd_socket=None):
         self.bundle = os.path.abspath(bundle)
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = console_socket
         self.no_pivot, self.no_new_keyring = no_pivot, no_new_keyring
         self.preserve_fds, self.detach = preserve_fds, detach
+        self.pidfd_socket = pidfd_socket
 
 
 def _rfc3339_nano(ns):
@@ -91,7 +92,7 @@ def create(ctx, container_id, opts):
             pid = spawn(args)
         finally:
             idmap.close_all(args.idmapped)
-        extras.after_spawn()
+        extras.after_spawn(pid)
         from pyrunc.state.status import start_time
         state = {
             "ociVersion": config.get("ociVersion", ""),
@@ -116,6 +117,7 @@ def create(ctx, container_id, opts):
         return state
     except BaseException:
         _undo(store, container_id, cgroup, pid)
+        create_extras.after_failure(config, container_id, opts)
         raise
     finally:
         if fifo_fd is not None:

@@ -19,13 +19,14 @@ _NS = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("p
 class ExecOptions:
     def __init__(self, process=None, args=(), tty=False, console_socket=None, cwd=None, env=(), user=None,
                  additional_gids=(), caps=(), no_new_privs=False, apparmor=None, process_label=None,
-                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False):
+                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False, pidfd_socket=None):
         self.process, self.args, self.tty, self.console_socket = process, list(args), tty, console_socket
         self.cwd, self.env, self.user, self.additional_gids = cwd, list(env), user, list(additional_gids)
         self.caps, self.no_new_privs, self.apparmor = list(caps), no_new_privs, apparmor
         self.process_label, self.detach = process_label, detach
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.preserve_fds, self.cgroup, self.ignore_paused = preserve_fds, list(cgroup), ignore_paused
+        self.pidfd_socket = pidfd_socket
 
 
 def build_process(config, opts):
@@ -47,8 +48,7 @@ def build_process(config, opts):
         return process
     if not opts.args:
         raise UsageError("exec: a command is required unless --process is given")
-    import copy
-    process = copy.deepcopy(config.get("process") or {})
+    process = _json_copy(config.get("process") or {})
     process["args"] = opts.args
     if opts.cwd:
         process["cwd"] = opts.cwd
@@ -85,6 +85,15 @@ def build_process(config, opts):
         user["additionalGids"] = list(user.get("additionalGids") or ()) + gids
     validate_process(process, "exec process")
     return process
+
+
+def _json_copy(value):
+    """A deep copy of JSON data; the copy module (and weakref under it) costs ~1.5 ms to import."""
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
 
 
 def _open_namespaces(pid):
@@ -154,6 +163,11 @@ def _intermediate(args, go_fd):
         if pid == 0:
             setns_init.main(args)
         sync.send(args.sync_fd, sync.INIT_PID, pid=pid)
+        if args.pidfd_socket is not None:
+            # From here, not the runtime: we are the process's parent, so its pid cannot be reaped
+            # and reused before pidfd_open (the runtime reaps nothing when detached).
+            from pyrunc.process import console
+            console.send_pidfd(args.pidfd_socket, pid, "setns")
         status = 0
     except PyruncError as e:
         sync.send(args.sync_fd, sync.ERROR, message=str(e))
@@ -177,9 +191,7 @@ def exec_process(ctx, container_id, opts):
     if opts.console_socket and not process.get("terminal"):
         raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
     from pyrunc.process.fds import check_preserved, listen_fds
-    listen = listen_fds()
-    if listen:
-        process["env"] = list(process.get("env") or ()) + [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    listen = listen_fds()  # LISTEN_FDS/LISTEN_PID are set by the process itself (setns_init)
     preserve = listen + opts.preserve_fds
     check_preserved(preserve)
     cgroup = cgroup_of(state)
@@ -188,6 +200,7 @@ def exec_process(ctx, container_id, opts):
     from pyrunc.process.setns_init import ExecArgs
     own_console = None
     child_console = None
+    pidfd_socket = None
     ns_fds = _open_namespaces(state["pid"])
     read_fd = write_fd = go_read = go_write = None
     pid = None
@@ -200,6 +213,9 @@ def exec_process(ctx, container_id, opts):
                 child_console = console.connect(opts.console_socket)
             else:
                 own_console, child_console = console.socketpair()
+        if opts.pidfd_socket:
+            from pyrunc.process import console
+            pidfd_socket = console.connect(opts.pidfd_socket, what="pidfd socket")
         if not opts.detach:
             # The process is our grandchild: as subreaper we inherit it when the intermediate exits.
             from pyrunc.sys import consts as c
@@ -207,7 +223,9 @@ def exec_process(ctx, container_id, opts):
             prctl(c.PR_SET_CHILD_SUBREAPER, 1)
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe()
-        args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd)
+        args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
+                        listen_fds=listen)
+        args.pidfd_socket = pidfd_socket
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
@@ -242,7 +260,7 @@ def exec_process(ctx, container_id, opts):
             os.close(own_console)
         raise
     finally:
-        for fd in (read_fd, write_fd, go_read, go_write, child_console):
+        for fd in (read_fd, write_fd, go_read, go_write, child_console, pidfd_socket):
             if fd is not None:
                 os.close(fd)
         for _, _, fd in ns_fds:
@@ -254,7 +272,13 @@ def exec_process(ctx, container_id, opts):
         os.close(own_console)
     if opts.pid_file:
         from pyrunc.state.pidfile import write_pid_file
-        write_pid_file(opts.pid_file, proc_pid)
+        try:
+            write_pid_file(opts.pid_file, proc_pid)
+        except BaseException:
+            _kill(proc_pid)
+            if master is not None:
+                os.close(master)
+            raise
     if opts.detach:
         return 0
     from pyrunc.lifecycle.foreground import wait_foreground

@@ -17,6 +17,10 @@ def run(ctx, container_id, opts, keep=False):
     try:
         start(store, container_id)
     except BaseException:
+        master = getattr(opts, "console_master", None)
+        if master is not None:  # the terminal of a container that will never run
+            opts.console_master = None
+            os.close(master)
         kill_everything(state)
         _reap(state["pid"])
         if store.exists(container_id):  # a failed poststart hook has already undone it all

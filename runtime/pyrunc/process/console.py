@@ -19,15 +19,15 @@ TIOCGPTPEER = 0x5441
 _MAX_NAME = 4096
 
 
-def connect(path):
-    """Connect to the caller's console socket (a path; runc refuses abstract sockets too)."""
+def connect(path, what="console socket"):
+    """Connect to the caller's console (or pidfd) socket (a path; runc refuses abstract ones too)."""
     import _socket
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise StepError("connect to console socket", path, e) from None
+        raise StepError(f"connect to {what}", path, e) from None
     return sock.detach()
 
 
@@ -97,6 +97,24 @@ def send_master(sock_fd, master, name):
         raise StepError("send pty master to console socket", None, e) from None
     finally:
         sock.detach()
+
+
+def send_pidfd(sock_fd, pid, payload):
+    """--pidfd-socket: a pidfd of pid over the socket, runc 1.2's message (one fd, payload the init
+    type: "standard" for a container's init, "setns" for an exec'd process)."""
+    import _socket
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError as e:
+        raise StepError("open pidfd", str(pid), e) from None
+    sock = _socket.socket(fileno=sock_fd)
+    try:
+        sock.sendmsg([payload.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+    except OSError as e:
+        raise StepError("send pidfd to pidfd socket", None, e) from None
+    finally:
+        sock.detach()
+        os.close(pidfd)
 
 
 def receive_master(sock_fd):

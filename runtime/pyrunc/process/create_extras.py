@@ -67,12 +67,25 @@ class Extras:
             self.fds.append(child)
             args.console_fd = child
         self.child_console = getattr(args, "console_fd", None)
+        self.pidfd_socket = None
+        if getattr(opts, "pidfd_socket", None):
+            from pyrunc.process import console
+            self.pidfd_socket = console.connect(opts.pidfd_socket, what="pidfd socket")
+            self.fds.append(self.pidfd_socket)
 
-    def after_spawn(self):
+    def after_spawn(self, pid):
         """Init is ready: its copy of the console socket has done its job."""
+        self.send_pidfd(pid)
         if self.own_console is not None:
             from pyrunc.process import console
             self.opts.console_master = console.receive_master(self.own_console)
+
+    def send_pidfd(self, pid):
+        """--pidfd-socket: a pidfd of init, sent as runc 1.2 does (one fd, payload "standard").
+        Taken now, while init is held on exec.fifo and cannot have exited and been reaped."""
+        if self.pidfd_socket is not None:
+            from pyrunc.process import console
+            console.send_pidfd(self.pidfd_socket, pid, "standard")
 
     def close(self):
         for fd in self.fds:
@@ -81,3 +94,22 @@ class Extras:
             except OSError:
                 pass
         self.fds = []
+
+
+def after_failure(config, container_id, opts):
+    """create failed and its undo is done: close a pty master we received, then run the poststop
+    hooks, as runc's destroy does and as the runtime-spec's lifecycle says (a failing create hook
+    continues the lifecycle at delete, whose last step is poststop): they undo what prestart and
+    createRuntime hooks set up. Failures are warnings; the create error is what the caller sees."""
+    master = getattr(opts, "console_master", None)
+    if master is not None:
+        opts.console_master = None
+        os.close(master)
+    if hooks.entries(config, "poststop"):
+        from pyrunc.log import logger
+        state = {"ociVersion": config.get("ociVersion", ""), "id": container_id, "bundle": opts.bundle,
+                 "annotations": config.get("annotations") or {}}
+        try:
+            hooks.run_all(config, "poststop", hooks.hook_state(state, "stopped", 0), warn=logger.warning)
+        except Exception as e:  # the create error must reach the caller, whatever this does
+            logger.warning(f"poststop hooks after failed create: {e}")

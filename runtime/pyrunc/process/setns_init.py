@@ -14,11 +14,14 @@ from pyrunc.sys.calls import close_range, prctl
 
 
 class ExecArgs:
-    def __init__(self, container_id, config, process, ns_fds, console_fd, preserve_fds, sync_fd=None):
+    def __init__(self, container_id, config, process, ns_fds, console_fd, preserve_fds, sync_fd=None,
+                 listen_fds=0):
         self.container_id, self.config, self.process = container_id, config, process
         self.ns_fds = ns_fds            # [(kind, path, fd)] of the container's init, join order
         self.console_fd = console_fd    # socket to send the pty master on, when process.terminal
         self.preserve_fds = preserve_fds
+        self.listen_fds = listen_fds    # how many of preserve_fds are socket-activation fds
+        self.pidfd_socket = None        # --pidfd-socket, used by the intermediate
         self.sync_fd = sync_fd
         self.seccomp = prepare_seccomp(config)
 
@@ -108,6 +111,10 @@ def setup(args):
     except OSError as e:
         raise StepError("chdir to cwd", cwd, e) from None
     env = _environment(process, proc_user.get("uid", 0))
+    if args.listen_fds:
+        # sd_listen_fds(3) accepts only fds meant for the caller: we are not the container's pid 1,
+        # so LISTEN_PID names us as the container sees us (we were forked inside its pid namespace).
+        env["LISTEN_FDS"], env["LISTEN_PID"] = str(args.listen_fds), str(os.getpid())
     from pyrunc.process.execpath import lookup
     path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
     if caps:
