@@ -104,3 +104,30 @@ def test_ps_lists_the_container_processes(containerd, binary):
             assert f.read().split(b"\0")[:2] == [b"sleep", b"1000"]
     finally:
         _cleanup(containerd, cid)
+
+
+def test_metrics(containerd, binary):
+    """`ctr task metrics`: the runtime's `events --stats`, as containerd's cgroups v1 Metrics."""
+    import json
+    cid = "metrics1-" + os.path.basename(binary)
+    try:
+        assert _run(containerd, binary, cid, "sh", "-c", "dd if=/dev/zero of=/tmp/f bs=1k count=512; "
+                    "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; exec sleep 1000",
+                    detach=True, extra=("--memory-limit", str(64 << 20))).returncode == 0
+        _wait_status(containerd, cid, "RUNNING")
+        table = containerd.ctr("tasks", "metrics", cid).stdout
+        rows = dict(line.split(None, 1) for line in table.splitlines() if line.startswith(("memory.", "cpuacct.",
+                                                                                             "pids.")))
+        assert int(rows["memory.usage_in_bytes"]) > 0
+        assert int(rows["memory.limit_in_bytes"]) == 64 << 20
+        assert int(rows["cpuacct.usage"]) > 0
+        assert int(rows["pids.current"]) >= 1
+        doc = json.loads(containerd.ctr("tasks", "metrics", "--format", "json", cid).stdout)
+        data = doc.get("Data") or doc.get("data") or doc
+        mem, cpu = data["memory"], data["cpu"]["usage"]
+        assert mem["usage"]["max"] >= mem["usage"]["usage"] > 0 and mem["usage"]["limit"] == 64 << 20
+        assert mem["total_cache"] + mem["total_rss"] > 0  # the 512 KiB file in /tmp, or the shell's pages
+        assert len(cpu["per_cpu"]) == os.cpu_count() and sum(cpu["per_cpu"]) > 0
+        assert "blkio" in data
+    finally:
+        _cleanup(containerd, cid)

@@ -5,9 +5,7 @@ import os
 import socket
 import threading
 
-STDOUT = 2
-STDERR = 3
-_PACKET = 8192
+from pyrunc_shim.attachproto import PACKET as _PACKET, STDERR, STDOUT  # noqa: F401
 
 
 class AttachServer:

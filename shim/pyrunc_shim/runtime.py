@@ -16,6 +16,14 @@ class RuntimeError_(ShimError):
     pass
 
 
+def _pdeathsig():
+    """preexec: go-runc's Pdeathsig=SIGKILL, so a runtime command dies with the shim (thread) that
+    runs it instead of finishing a create nobody will supervise. glibc's fork keeps malloc usable
+    in the child; the call itself allocates nothing."""
+    from pyrunc_shim import sys as shimsys
+    shimsys.set_pdeathsig(9)
+
+
 def last_log_error(path):
     """The last level=error msg in the runtime's JSON log (what containerd surfaces)."""
     msg = ""
@@ -65,7 +73,8 @@ class Runtime:
             p = subprocess.Popen(self.argv(*args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                  stdout=out_file if capture else (stdout if stdout is not None else subprocess.DEVNULL),
                                  stderr=stderr if stderr is not None else err_file,
-                                 pass_fds=pass_fds, cwd=self.bundle, start_new_session=False)
+                                 pass_fds=pass_fds, cwd=self.bundle, start_new_session=False,
+                                 preexec_fn=_pdeathsig)
             self.reaper.kick()
             code, _ = self.reaper.wait(p.pid)
             p.returncode = code  # keep Popen from ever waiting on a pid the reaper owns

@@ -376,7 +376,12 @@ class TaskService:
     def Stats(self, req, md):
         self._check_id(req.id)
         from pyrunc_shim import stats
-        return shim_pb2.StatsResponse(stats=pack_any(stats.collect(self.init.pid)))
+        out = self.runtime.run("events", "--stats", req.id, capture=True)
+        try:
+            data = json.loads(out.splitlines()[0] if out else b"{}").get("data")
+        except (ValueError, AttributeError) as e:
+            raise ShimError(framing.UNKNOWN, f"{self.runtime.binary} events --stats: not JSON ({e})") from None
+        return shim_pb2.StatsResponse(stats=pack_any(stats.from_runtime(data)))
 
     def Connect(self, req, md):
         from pyrunc_shim import __version__

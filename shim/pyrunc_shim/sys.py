@@ -1,4 +1,4 @@
-"""The shim's only ctypes user: prctl(PR_SET_CHILD_SUBREAPER), mount(2), umount2(2)."""
+"""The shim's only ctypes user: prctl(PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG), mount(2), umount2(2)."""
 import ctypes
 import os
 
@@ -29,6 +29,11 @@ def _check(rc, what):
 
 def set_child_subreaper():
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def set_pdeathsig(sig):
+    """In a forked child before exec (go-runc's Pdeathsig): sig when the parent thread dies."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
 def mount(source, target, fstype, flags, data):
