@@ -16,7 +16,7 @@ from integration.helpers.runtime import describe, execute, wait_for
 from integration.peers.conftest import (IMAGE, RUNTIMES, need, processes_with, remove_cgroups, stop_pid,
                                         unmount_under)
 
-CGROUP_PARENT = "pyrunc-peers-docker"
+CGROUP_PARENT = f"pyrunc-peers-docker-{os.getpid()}"  # unique: concurrent runs must not share it
 
 
 class Dockerd:

@@ -21,7 +21,7 @@ from integration.helpers.runtime import describe, execute, wait_for
 from integration.peers.conftest import (IMAGE, need, processes_with, remove_cgroups, stop_pid,
                                         unmount_under)
 
-CGROUP_PARENT = "pyrunc-peers-podman"
+CGROUP_PARENT = f"pyrunc-peers-podman-{os.getpid()}"  # unique: concurrent runs must not share it
 
 def _limits():
     """podman raises RLIMIT_NOFILE/NPROC above this machine's hard limits by default, which needs
