@@ -338,3 +338,53 @@ class RedirectingRegistry:
         for s in (self.blob_server, self.registry):
             s.shutdown()
             s.server_close()
+
+
+def multiarch_layout(path, rootfs_tar):
+    """An OCI layout (written by hand) tagged `multi`, an image index of two images: linux/amd64 with a
+    gzip layer, linux/arm64/v8 with a zstd layer (the rootfs plus /arch). Returns {arch: diff id}."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+    import zstandard
+    blobs = os.path.join(path, "blobs", "sha256")
+    os.makedirs(blobs)
+
+    def put(data, media_type, **extra):
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, d), "wb") as f:
+            f.write(data)
+        return {"mediaType": media_type, "digest": "sha256:" + d, "size": len(data), **extra}
+
+    raw = open(rootfs_tar, "rb").read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        with tarfile.open(rootfs_tar) as src:
+            for m in src:
+                tf.addfile(m, src.extractfile(m) if m.isreg() else None)
+        info = tarfile.TarInfo("arch")
+        info.size = 6
+        tf.addfile(info, io.BytesIO(b"arm64\n"))
+    raw_arm = buf.getvalue()
+    layers = {"amd64": (raw, gzip.compress(raw, 1), "application/vnd.oci.image.layer.v1.tar+gzip"),
+              "arm64": (raw_arm, zstandard.ZstdCompressor().compress(raw_arm),
+                        "application/vnd.oci.image.layer.v1.tar+zstd")}
+    manifests, diff_ids = [], {}
+    for arch, (plain, blob, mt) in layers.items():
+        diff_ids[arch] = "sha256:" + hashlib.sha256(plain).hexdigest()
+        plat = {"architecture": arch, "os": "linux", **({"variant": "v8"} if arch == "arm64" else {})}
+        cfg = put(json.dumps({**plat, "config": {"Cmd": ["/bin/echo", arch]},
+                              "rootfs": {"type": "layers", "diff_ids": [diff_ids[arch]]}}).encode(),
+                  "application/vnd.oci.image.config.v1+json")
+        man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg,
+               "layers": [put(blob, mt)]}
+        manifests.append(put(json.dumps(man).encode(), man["mediaType"], platform=plat))
+    index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "manifests": manifests}).encode(), "application/vnd.oci.image.index.v1+json",
+                annotations={"org.opencontainers.image.ref.name": "multi"})
+    with open(os.path.join(path, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(path, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [index]}, f)
+    return diff_ids

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from integration.helpers.runtime import DEFAULT_RUNTIME, describe, execute
-from integration.manager.registry import BrokenRegistry, RedirectingRegistry, docker_archive, need
+from integration.manager.registry import BrokenRegistry, RedirectingRegistry, docker_archive, \
+    multiarch_layout, need
 
 RUNTIMES = {"pyrunc": DEFAULT_RUNTIME, "runc": "/usr/sbin/runc"}
 
@@ -190,3 +191,20 @@ def test_redirect_to_another_host_gets_no_authorization(pyctr, rootfs_tar, schem
     # on the registry itself (the same-host manifest redirect included) the credentials were sent
     for path in ("/v2/r/img/moved-manifest", f"/v2/r/img/blobs/{layer_digest}"):
         assert any(s[0] == "registry" and s[2] == path and s[3] == want for s in fake.seen), fake.seen
+
+
+def test_index_platform_selection_and_zstd_layer(pyctr, registry, rootfs_tar, tmp_path):
+    layout = str(tmp_path / "multi")
+    diff_ids = multiarch_layout(layout, rootfs_tar)
+    skopeo("copy", "--multi-arch", "all", "--dest-tls-verify=false", f"oci:{layout}:multi",
+           f"docker://{registry.host}/m/img:1")
+    ref = f"{registry.host}/m/img:1"
+    pyctr.run("pull", "--insecure", ref)
+    got = json.loads(pyctr.run("inspect", ref).stdout)[0]
+    assert got["Architecture"] == "amd64" and got["RootFS"]["Layers"] == [diff_ids["amd64"]], got
+    arm = type(pyctr)(str(tmp_path / "root-arm"), pyctr.authfile)
+    arm.run("pull", "--insecure", "--platform", "linux/arm64/v8", ref)  # the zstd layer
+    got = json.loads(arm.run("inspect", ref).stdout)[0]
+    assert got["Architecture"] == "arm64" and got["RootFS"]["Layers"] == [diff_ids["arm64"]], got
+    assert "no image for platform linux/s390x" in arm.fail("pull", "--insecure", "--platform", "linux/s390x",
+                                                              ref).stderr
