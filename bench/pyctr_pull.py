@@ -79,7 +79,27 @@ def summary(samples):
             "samples": samples}
 
 
-def run(rounds, nlayers, nfiles, workdir=None):
+def profile_split(pyctr, root, image, env, work):
+    """One more pull under cProfile: how much of it is applying layers, how much the rest (the
+    registry round trips, downloads, digest checks, store bookkeeping, interpreter start)."""
+    import pstats
+    shutil.rmtree(root, ignore_errors=True)
+    prof = os.path.join(work, "pull.prof")
+    with open(pyctr) as f:
+        python = f.readline()[2:].strip()
+    t = time.perf_counter()
+    subprocess.run([python, "-m", "cProfile", "-o", prof, pyctr, "--root", root, "pull", "--insecure", "--quiet",
+                    image], env=env, check=True, capture_output=True)
+    wall = time.perf_counter() - t
+    st = pstats.Stats(prof).stats
+    apply_s = sum(v[3] for k, v in st.items() if k[2] == "apply_layer" and k[0].endswith("layer.py"))
+    fetch_s = sum(v[3] for k, v in st.items() if k[2] == "fetch_blob" and k[0].endswith("pull.py"))
+    shutil.rmtree(root, ignore_errors=True)
+    return {"wall_s": wall, "apply_layer_s": apply_s, "fetch_blob_s_summed_over_threads": fetch_s,
+            "wall_minus_apply_s": wall - apply_s}
+
+
+def run(rounds, nlayers, nfiles, workdir=None, profile=False):
     from integration.manager.registry import Registry
     for tool in ("skopeo", "docker-registry"):
         if not shutil.which(tool):
@@ -129,6 +149,7 @@ def run(rounds, nlayers, nfiles, workdir=None):
                     cpu[n].append(ru2.ru_utime - ru.ru_utime + ru2.ru_stime - ru.ru_stime)
         for d in (root, oci, bundle):
             shutil.rmtree(d, ignore_errors=True)
+        split = profile_split(pyctr, root, image, env, work) if profile else None
         results = {}
         for n in names:
             results[n] = summary(times[n])
@@ -140,6 +161,7 @@ def run(rounds, nlayers, nfiles, workdir=None):
                 "rounds": rounds, "results": results, "ratios": {"pyctr/skopeo copy time": ratio, "pyctr/(skopeo copy+umoci unpack) time": ratio2},
                 "bars_met": {"pyctr pull time <= skopeo copy time": ratio <= 1.0,
                              "pyctr pull time <= skopeo copy + umoci unpack time": ratio2 <= 1.0},
+                "profile": split,
                 "versions": {"skopeo": subprocess.run(["skopeo", "--version"], capture_output=True,
                                                       text=True).stdout.strip()}}
     finally:
@@ -162,6 +184,11 @@ def report(res):
         print(f"  {k}: {v:.2f}x")
     for k, ok in res["bars_met"].items():
         print(f"  bar {k}: {'met' if ok else 'MISSED'}")
+    p = res.get("profile")
+    if p:
+        print(f"  profiled pull (cProfile, slower): {p['wall_s'] * 1e3:.0f} ms, of which apply_layer "
+              f"{p['apply_layer_s'] * 1e3:.0f} ms; everything else {p['wall_minus_apply_s'] * 1e3:.0f} ms "
+              f"(compare with skopeo copy's median)")
 
 
 def main():
@@ -171,10 +198,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds (one more warmup round is run)")
     ap.add_argument("--json", metavar="FILE", help="write samples, medians, ratio and bar as JSON")
     ap.add_argument("--workdir", help="where the temporary directory goes (default $TMPDIR or /tmp)")
+    ap.add_argument("--profile", action="store_true",
+                    help="afterwards, one pull under cProfile: time in apply_layer vs the rest")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (pyctr's store applies layers with their owners)")
-    res = run(a.rounds, a.layers, a.files, a.workdir)
+    res = run(a.rounds, a.layers, a.files, a.workdir, a.profile)
     report(res)
     if a.json:
         with open(a.json, "w") as f:
