@@ -38,6 +38,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)                              # integration.helpers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # managers, bench_chart
 sys.path.append(os.path.join(REPO, "runtime"))        # pyrunc, if it is not installed
 
 from integration.helpers.bundle import make_bundle, make_rootfs, write_config  # noqa: E402
@@ -46,8 +47,10 @@ from pyrunc.spec.template import default_config  # noqa: E402
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_PARENT = "pyrunc-bench"
 LOCK_FILE = "/run/pyrunc-bench.lock"
-OPS = ("run", "create", "state", "start", "delete")
+OPS = ("run", "create", "state", "start", "delete", "exec", "kill", "delete --force")
 DERIVED = ("create+start+delete",)
+BATCH = "create+start x50"          # summed wall of --batch create+start pairs back to back (set in main)
+MANAGER_ROWS = ("ctr run", "podman run")
 CMD_TIMEOUT = 60
 EXIT_TIMEOUT = 30
 PR_SET_CHILD_SUBREAPER = 36
@@ -81,8 +84,10 @@ class Runtime:
         self.failed_at = None        # "warmup 2" / "iteration 7" if it failed during the benchmark
         self.fixups = []
         self.seq = 0
-        self.samples = {op: [] for op in OPS}
+        self.samples = {op: [] for op in OPS + (BATCH, ) + MANAGER_ROWS}
         self.notes = {"left_after_run": 0, "cgroup_left_after_delete": 0}
+        self.has_exec = False
+        self.batch_bundles = []
 
     @property
     def ok(self):
@@ -94,6 +99,23 @@ class Runtime:
         self.config = copy.deepcopy(default_config(args=["true"], terminal=False))
         make_bundle(self.bundle, config=self.config, rootfs_template=rootfs_template)
         self._err = open(self.errpath, "w+b")
+        # pyrunc gains `exec` in issue 5: measure it only when the binary has it
+        self.has_exec = subprocess.run([self.binary, "exec", "--help"], stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       env=RUNTIME_ENV).returncode == 0 if self.binary else False
+
+    def setup_batch(self, n):
+        """n bundles sharing this runtime's rootfs, each with its own cgroup, so the timed batch is
+        nothing but runtime commands back to back."""
+        for j in range(n):
+            b = os.path.join(self.dir, "batch", str(j))
+            os.makedirs(b)
+            cfg = copy.deepcopy(self.config)
+            cfg["process"]["args"] = ["true"]
+            cfg["root"] = {"path": os.path.join(self.bundle, "rootfs"), "readonly": False}
+            cfg["linux"]["cgroupsPath"] = "/%s/%s-b%d" % (CGROUP_PARENT, self.name, j)
+            write_config(b, cfg)
+            self.batch_bundles.append(b)
 
     def close(self):
         err = getattr(self, "_err", None)
@@ -172,6 +194,58 @@ class Runtime:
             for op, dt in (("create", t_create), ("state", t_state), ("start", t_start),
                            ("delete", t_delete)):
                 self.samples[op].append(dt * 1000)
+
+    def op_running(self, record):
+        """exec and kill of a running container, then `delete --force` of another running one."""
+        cid = self.new_container(("sleep", "1000"))
+        self.must("create", "-b", self.bundle, cid)
+        self.must("start", cid)
+        _, out = self.must("state", cid, capture=True)
+        pid = int(json.loads(out)["pid"])
+        t_exec = None
+        if self.has_exec:
+            t_exec, _ = self.must("exec", cid, "true")
+        t_kill, _ = self.must("kill", cid, "KILL")
+        wait_exit(pid)                                          # untimed
+        self.must("delete", cid)
+        self.check_gone(cid, record)
+        cid = self.new_container(("sleep", "1000"))
+        self.must("create", "-b", self.bundle, cid)
+        self.must("start", cid)
+        t_force, _ = self.must("delete", "--force", cid)
+        if self.exists(cid):
+            raise RuntimeFailed("`%s delete --force %s` exited 0 but the container is still there" % (
+                self.name, cid))
+        self.check_gone(cid, record)
+        reap_children()
+        if record:
+            self.samples["kill"].append(t_kill * 1000)
+            self.samples["delete --force"].append(t_force * 1000)
+            if t_exec is not None:
+                self.samples["exec"].append(t_exec * 1000)
+
+    def op_batch(self, record, iteration):
+        """create+start of len(batch_bundles) containers back to back; wait and delete untimed."""
+        ids = ["%s-b%d-%d" % (self.name, j, iteration) for j in range(len(self.batch_bundles))]
+        total = 0.0
+        for cid, b in zip(ids, self.batch_bundles):
+            t1, _ = self.must("create", "-b", b, cid)
+            t2, _ = self.must("start", cid)
+            total += t1 + t2
+        for cid in ids:
+            deadline = time.monotonic() + EXIT_TIMEOUT
+            while True:
+                rc, _, out, err = self.cmd("state", cid, capture=True)
+                if rc == 0 and json.loads(out).get("status") == "stopped":
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeFailed("batch container %s did not stop: %s %s" % (cid, out, err))
+                reap_children()
+                time.sleep(0.002)
+            self.must("delete", cid)
+        reap_children()
+        if record:
+            self.samples[BATCH].append(total * 1000)
 
     def check_gone(self, cid, record):
         for base in cgroup_bases():
@@ -279,10 +353,12 @@ class Environment:
             was_enabled = c in enabled
             if was_enabled:
                 # Enabled for v2 children (pyrunc's v2 driver does that on hybrid hosts; runc does
-                # not). With no v2 cgroup below the root nobody can be using it: disable it for the
-                # run and enable it again at the end. Otherwise leave it alone.
+                # not). When no v2 cgroup below the root holds a process or passes the controller
+                # further down (empty parents other sessions left, e.g. libpod_parent), nobody can
+                # be using it: disable it for the run and enable it again at the end. Otherwise
+                # leave it alone.
                 remove_cgroup_tree(os.path.join(unified, CGROUP_PARENT))  # ours, empty by now
-                if not _wait(lambda: _v2_unused(unified), 1):
+                if not _wait(lambda: _v2_unused(unified) or _v2_idle(unified, c), 30):
                     log("cannot move cgroup controller %s to v1: it is enabled in "
                         "%s/cgroup.subtree_control and v2 cgroups exist below; leaving it alone"
                         % (c, unified))
@@ -295,8 +371,15 @@ class Environment:
             try:
                 if created:
                     os.mkdir(path, 0o755)
-                p = subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
-                                   capture_output=True, text=True)
+                # Just disabled on v2, the controller's css in idle v2 children die asynchronously;
+                # until they are gone the kernel refuses to bind it to a v1 hierarchy (EBUSY).
+                deadline = time.monotonic() + 5
+                while True:
+                    p = subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
+                                       capture_output=True, text=True)
+                    if p.returncode == 0 or not was_enabled or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
                 if p.returncode != 0:
                     raise OSError(p.stderr.strip())
             except OSError as e:
@@ -316,8 +399,12 @@ class Environment:
     def undo_v1_mounts(self):
         for c, path, created, was_enabled in reversed(self.v1_mounts):
             back = False
-            for _attempt in range(3):
+            for _attempt in range(5):
                 remove_cgroup_tree(os.path.join(path, CGROUP_PARENT))
+                # Other programs' runtimes (e.g. tests running meanwhile) create cgroups in the
+                # hierarchy while it is mounted, and leave them empty once it is gone from their
+                # view. rmdir only removes empty cgroups (no process, no child): sweep those.
+                _rmdir_empty_below(path)
                 # A v1 hierarchy is only destroyed on umount if it has no child cgroup left, not
                 # even a dying one; otherwise it lingers unmounted and keeps the controller off v2.
                 _wait(lambda: _v1_cgroup_count(c) in (None, 1), 5)
@@ -326,7 +413,7 @@ class Environment:
                 if _wait(lambda: c in _v2_controllers(), 3):
                     back = True
                     break
-                if _attempt < 2:
+                if _attempt < 4:
                     # Lingering hierarchy: mount it again (that reuses it) and unmount it now that
                     # it is empty.
                     subprocess.run(["mount", "-t", "cgroup", "-o", c, "cgroup", path],
@@ -342,6 +429,14 @@ class Environment:
                 self.notes.append("%s %s in %s as it was" % (
                     "re-enabled" if ok else "WARNING: could not re-enable", c, control))
         self.v1_mounts = []
+
+
+def _rmdir_empty_below(top):
+    if not os.path.ismount(top):
+        return
+    for dirpath, _, _ in sorted(os.walk(top), key=lambda t: -len(t[0])):
+        if dirpath != top:
+            _rmdir_quiet(dirpath)
 
 
 def cgroup_bases():
@@ -409,6 +504,22 @@ def _v2_unused(unified):
     try:
         stat = dict(line.split() for line in open(os.path.join(unified, "cgroup.stat")))
         return stat.get("nr_descendants") == "0" and stat.get("nr_dying_descendants") == "0"
+    except (OSError, ValueError):
+        return False
+
+
+def _v2_idle(unified, controller):
+    """No child of the v2 root has a process anywhere below it or enables `controller` further."""
+    try:
+        for entry in os.scandir(unified):
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            events = open(os.path.join(entry.path, "cgroup.events")).read().split()
+            if "populated" not in events or events[events.index("populated") + 1] != "0":
+                return False
+            if controller in open(os.path.join(entry.path, "cgroup.subtree_control")).read().split():
+                return False
+        return True
     except (OSError, ValueError):
         return False
 
@@ -605,8 +716,12 @@ def runtime_samples(rt):
     return s
 
 
+def all_rows():
+    return OPS + DERIVED + (BATCH,) + MANAGER_ROWS
+
+
 def report(runtimes, env, args, wall):
-    rows = OPS + DERIVED
+    rows = all_rows()
     summaries = {rt.name: {op: summarize(v) for op, v in runtime_samples(rt).items()}
                  for rt in runtimes}
     shown = [rt for rt in runtimes if any(summaries[rt.name][op] for op in rows)]
@@ -663,7 +778,7 @@ def report(runtimes, env, args, wall):
             if rt.notes["cgroup_left_after_delete"]:
                 odd.append("%s: its cgroup directory was left behind after delete %d times" % (
                     rt.name, rt.notes["cgroup_left_after_delete"]))
-            counts = {len(v) for v in rt.samples.values()}
+            counts = {len(rt.samples[k]) for k in OPS if k != "exec"}
             if len(counts) > 1 or rt.failed_at:
                 odd.append("%s: stopped early or uneven samples (%s)" % (
                     rt.name, ", ".join("%s=%d" % (k, len(v)) for k, v in rt.samples.items())))
@@ -850,6 +965,13 @@ def parse_args(argv):
     ap.add_argument("--profile", action="store_true",
                     help="also print pyrunc's -X importtime breakdown for `state` and `run`")
     ap.add_argument("--profile-top", type=int, default=15, help="entries per --profile list")
+    ap.add_argument("--batch", type=int, default=50,
+                    help="containers per back-to-back create+start batch (default 50)")
+    ap.add_argument("--batch-iterations", type=int, default=5,
+                    help="timed batches per runtime (default 5; 0 skips the row)")
+    ap.add_argument("--manager-iterations", type=int, default=10,
+                    help="timed `ctr run` and `podman run` per runtime (default 10; 0 skips them)")
+    ap.add_argument("--png", metavar="FILE", help="also draw the medians as a bar chart (needs matplotlib)")
     ap.add_argument("--workdir", help="parent of the temporary directory (default: $TMPDIR or /tmp)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.runtimes.split(",") if n.strip()]
@@ -858,12 +980,22 @@ def parse_args(argv):
         ap.error("--runtimes: a list of distinct names from pyrunc,runc,crun (got %r)" % args.runtimes)
     if args.iterations < 1 or args.warmup < 0:
         ap.error("--iterations must be >= 1 and --warmup >= 0")
+    if args.batch < 1 or args.batch_iterations < 0 or args.manager_iterations < 0:
+        ap.error("--batch must be >= 1, --batch-iterations and --manager-iterations >= 0")
     args.names = names
     return args
 
 
 def main(argv=None):
+    global BATCH
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    BATCH = "create+start x%d" % args.batch
+    if args.png:
+        try:
+            import matplotlib  # noqa: F401  (fail now, not after minutes of benchmarking)
+        except ImportError:
+            log("--png needs matplotlib: .venv/bin/pip install matplotlib")
+            return 2
     if os.geteuid() != 0:
         log("bench/lifecycle.py needs root (containers with namespaces and cgroups)")
         return 2
@@ -884,6 +1016,7 @@ def main(argv=None):
     workdir = tempfile.mkdtemp(prefix="pyrunc-bench-", dir=args.workdir)
     binaries = {"pyrunc": args.pyrunc, "runc": args.runc, "crun": args.crun}
     runtimes = [Runtime(n, binaries[n], workdir) for n in args.names]
+    managers = []
     status = 0
     json_data = None
     summaries = None
@@ -900,6 +1033,10 @@ def main(argv=None):
             rt.probe(env)
             if not rt.ok:
                 log("  %s unavailable: %s" % (rt.name, rt.error.splitlines()[0][:300]))
+            elif args.batch_iterations:
+                rt.setup_batch(args.batch)
+        if args.manager_iterations:
+            managers = setup_managers(runtimes, env, template, workdir)
         total = args.warmup + args.iterations
         for i in range(total):
             record = i >= args.warmup
@@ -908,12 +1045,19 @@ def main(argv=None):
                 break
             k = i % len(live)
             order = live[k:] + live[:k]           # rotate so no runtime always goes first
-            for step in ("op_run", "op_lifecycle"):
+            steps = ["op_run", "op_lifecycle", "op_running"]
+            n = i - args.warmup
+            if record and n < args.batch_iterations:
+                steps.append("op_batch")
+            for step in steps:
                 for rt in order:
                     if not rt.ok:
                         continue
                     try:
-                        getattr(rt, step)(record)
+                        if step == "op_batch":
+                            rt.op_batch(record, n)
+                        else:
+                            getattr(rt, step)(record)
                     except (RuntimeFailed, OSError, ValueError, TypeError, KeyError) as e:
                         if not isinstance(e, RuntimeFailed):
                             e = "%s: %s" % (type(e).__name__, e)
@@ -922,11 +1066,20 @@ def main(argv=None):
                             ("warmup %d" % (i + 1))
                         log("%s FAILED at %s, dropping it: %s" % (rt.name, rt.failed_at, e))
                         rt.cleanup_containers()
+            if record and n < args.manager_iterations:
+                for m in managers:
+                    for rt in order:
+                        time_manager(m, rt, env)
             reap_children()
             if (i + 1) % 10 == 0 or i + 1 == total:
                 log("  %d/%d iterations" % (i + 1, total))
         summaries = report(runtimes, env, args, time.monotonic() - t_begin)
         notes_shown = len(env.notes)
+        if args.png:
+            import bench_chart
+            bench_chart.draw(args.png, summaries, [rt.name for rt in runtimes], all_rows(),
+                             "pyrunc vs runc vs crun: median ms (lower is better); %d iterations" % args.iterations)
+            log("wrote %s" % args.png)
         if args.profile:
             prt = next((rt for rt in runtimes if rt.name == "pyrunc"), None)
             if prt is None:
@@ -961,6 +1114,11 @@ def main(argv=None):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for m in managers:
+            try:
+                m.close()
+            except Exception as e:
+                log("cleanup %s: %s" % (m.name, e))
         cleanup(runtimes, env, workdir)
         try:
             os.unlink(LOCK_FILE)        # still holding it, so no other instance is running
@@ -986,6 +1144,49 @@ OP_DOC = {
 }
 
 
+def setup_managers(runtimes, env, template, workdir):
+    """A private containerd and a podman store with the busybox image; each runtime runs one
+    container through each of them untimed first (a probe; a runtime that fails is noted and skipped
+    for that manager only)."""
+    import managers as mgr
+    found = []
+    try:
+        archive = mgr.build_image(REPO, template, workdir)
+    except (mgr.ManagerFailed, OSError) as e:
+        env.notes.append("manager rows skipped: building the image failed: %s" % e)
+        return found
+    for cls in (mgr.Containerd, mgr.Podman):
+        log("starting %s ..." % cls.name)
+        try:
+            found.append(cls(archive))
+        except (mgr.ManagerFailed, OSError, subprocess.SubprocessError) as e:
+            env.notes.append("%s: unavailable: %s" % (cls.name, e))
+    for m in found:
+        m.broken = {}
+        for rt in runtimes:
+            if rt.ok:
+                time_manager(m, rt, env, record=False)
+    return found
+
+
+def time_manager(m, rt, env, record=True):
+    if not rt.ok or rt.name in m.broken:
+        return
+    rt._err.seek(0)
+    rt._err.truncate()
+    argv = m.argv(rt)
+    rc, dt, _ = run_timed(argv, CMD_TIMEOUT * 2, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=rt._err, env=RUNTIME_ENV)
+    if rc != 0:
+        rt._err.seek(0)
+        err = rt._err.read()[-1500:].decode(errors="replace").strip()
+        m.broken[rt.name] = err
+        env.notes.append("%s with %s failed (exit %s), row skipped for it: %s" % (m.name, rt.name, rc, err))
+        log(env.notes[-1])
+    elif record:
+        rt.samples[m.name].append(dt * 1000)
+
+
 def ratios(summaries):
     out = {}
     if "pyrunc" not in summaries:
@@ -994,7 +1195,7 @@ def ratios(summaries):
         if other == "pyrunc":
             continue
         r = {}
-        for op in OPS + DERIVED:
+        for op in all_rows():
             a, b = summaries["pyrunc"].get(op), summaries[other].get(op)
             r[op] = a["median"] / b["median"] if a and b and b["median"] else None
         out["pyrunc/" + other] = r
@@ -1009,8 +1210,10 @@ def cleanup(runtimes, env, workdir):
             log("cleanup %s: %s" % (rt.name, e))
         rt.close()
     kill_children()
+    import managers as mgr
     for base in cgroup_bases():
-        remove_cgroup_tree(os.path.join(base, CGROUP_PARENT))
+        for parent in (CGROUP_PARENT,) + mgr.cgroup_parents():
+            remove_cgroup_tree(os.path.join(base, parent))
     try:
         env.undo_v1_mounts()
     except Exception as e:

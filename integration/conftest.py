@@ -84,6 +84,13 @@ def rootfs_template(tmp_path_factory):
     return make_rootfs(str(tmp_path_factory.mktemp("template") / "rootfs"))
 
 
+@pytest.fixture(scope="session")
+def probe_binary(tmp_path_factory):
+    """integration/helpers/probe.c built statically (syscall and id probes for security tests)."""
+    from integration.helpers.probe import build
+    return build(str(tmp_path_factory.mktemp("probe")))
+
+
 @pytest.fixture
 def runtime_root(session_dir):
     """A private, initially empty --root for one test."""

@@ -95,3 +95,35 @@ def test_dev_listing_uid_with_user(runtime):
     config["process"]["user"] = {"uid": 1000, "gid": 1000}
     cp = runtime.sh("echo x > /dev/null && head -c 1 /dev/zero | wc -c", config=config)
     assert cp.stdout.strip() == "1"
+
+
+def _with_devices(runtime, script, devices, user=None):
+    config = runtime.config()
+    config["linux"]["devices"] = devices
+    if user:
+        config["process"]["user"] = user
+    return runtime.sh(script, config=config).stdout.splitlines()
+
+
+def test_linux_devices_get_type_numbers_mode_and_owner(runtime):
+    devices = [
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 1000, "gid": 1001},
+        {"path": "/dev/sub/loopish", "type": "b", "major": 7, "minor": 200, "fileMode": 0o600, "uid": 5, "gid": 6},
+        {"path": "/dev/myfifo", "type": "p", "fileMode": 0o640},
+    ]
+    out = _with_devices(runtime, "stat -c '%n %F %t,%T %a %u:%g' /dev/mynull /dev/sub/loopish /dev/myfifo",
+                        devices)
+    assert out == ["/dev/mynull character special file 1,3 620 1000:1001",
+                   "/dev/sub/loopish block special file 7,c8 600 5:6",
+                   "/dev/myfifo fifo 0,0 640 0:0"], out
+
+
+def test_linux_devices_mode_is_enforced(runtime):
+    """Group 1001 may write (620) but not read; a process of another group may do neither."""
+    devices = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620,
+                "uid": 1000, "gid": 1001}]
+    script = ("echo x > /dev/mynull && echo write-ok || echo write-denied; "
+              "cat /dev/mynull 2>/dev/null && echo read-ok || echo read-denied")
+    assert _with_devices(runtime, script, devices, {"uid": 1002, "gid": 1001}) == ["write-ok", "read-denied"]
+    assert _with_devices(runtime, script, devices, {"uid": 1002, "gid": 1002}) == ["write-denied",
+                                                                                    "read-denied"]

@@ -16,7 +16,8 @@ def read(path):
 
 
 def write(path, value):
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    # O_TRUNC as runc: a no-op on cgroupfs, and a stand-in directory then holds exactly the value.
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         data = value.encode()
         # A cgroup file parses each write(2) on its own: a short write would split the value.

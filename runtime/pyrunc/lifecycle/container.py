@@ -53,3 +53,9 @@ def destroy(store, container_id, state):
             cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
     store.remove(container_id)
+    config = state.get("config")
+    if config and config.get("hooks"):
+        from pyrunc.log import logger
+        from pyrunc.process import hooks
+        # Step 13: after everything is gone; failures are warnings and the other hooks still run.
+        hooks.run_all(config, "poststop", hooks.hook_state(state, "stopped", 0), warn=logger.warning)

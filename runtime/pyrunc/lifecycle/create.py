@@ -28,22 +28,15 @@ def _rfc3339_nano(ns):
 
 def _check_unsupported(config, opts):
     process = config.get("process") or {}
-    if process.get("terminal"):
-        if opts.detach and not opts.console_socket:
-            raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
-        raise PyruncError("process.terminal: terminals are not supported yet; set \"terminal\": false")
-    if opts.console_socket:
+    if process.get("terminal") and opts.detach and not opts.console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if opts.console_socket and not (process.get("terminal") and opts.detach):
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     linux = config.get("linux") or {}
-    for kind in ("user",):
-        if any(ns.get("type") == kind for ns in linux.get("namespaces") or ()):
-            raise PyruncError("linux.namespaces: user namespaces are not supported yet")
     if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
         raise PyruncError("linux.namespaces: a mount namespace is required (mounts would land on the host)")
-    if linux.get("seccomp"):
-        logger.warning("linux.seccomp is not applied yet: the container runs without a seccomp filter")
-    if config.get("hooks"):
-        logger.warning("hooks are not run yet: " + ", ".join(sorted(config["hooks"])))
+    from pyrunc.linux import lsm
+    lsm.check(config)
 
 
 def create(ctx, container_id, opts):
@@ -56,12 +49,8 @@ def create(ctx, container_id, opts):
         raise ContainerExists(container_id)
     config = load_config(opts.bundle)
     _check_unsupported(config, opts)
-    if opts.preserve_fds:
-        for fd in range(3, 3 + opts.preserve_fds):
-            try:
-                os.fstat(fd)
-            except OSError:
-                raise StepError("preserve fd", str(fd), "not open") from None
+    from pyrunc.process import create_extras
+    init_config, preserve_fds = create_extras.init_config(config, opts.preserve_fds)
 
     rootfs = config["root"]["path"]
     if not os.path.isabs(rootfs):
@@ -80,6 +69,7 @@ def create(ctx, container_id, opts):
     cgroup = None
     fifo_fd = None
     pid = None
+    extras = None
     try:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
@@ -87,10 +77,21 @@ def create(ctx, container_id, opts):
         from pyrunc.cgroups.manager import open_manager
         cgroup = open_manager(linux.get("cgroupsPath"), container_id, systemd=ctx.systemd_cgroup)
         cgroup.create()
+        from pyrunc.cgroups.apply import apply
+        apply(cgroup, linux.get("resources"), linux.get("devices"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        args = InitArgs(config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
-                        opts.preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
-        pid = spawn(args)
+        args = InitArgs(init_config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
+                        preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
+        extras = create_extras.Extras(container_id, config, opts, directory, args)
+        from pyrunc.linux import idmap
+        if idmap.needed(args.config):
+            # Mount indexes must match the list init walks (create_extras may have appended one).
+            args.idmapped = idmap.prepare(args.config, opts.bundle)
+        try:
+            pid = spawn(args)
+        finally:
+            idmap.close_all(args.idmapped)
+        extras.after_spawn()
         from pyrunc.state.status import start_time
         state = {
             "ociVersion": config.get("ociVersion", ""),
@@ -105,6 +106,9 @@ def create(ctx, container_id, opts):
             "private_pid_ns": namespaces.private("pid"),
             "config": config,
         }
+        if args.seccomp_listener_fd is not None:
+            from pyrunc.linux.seccomp.notify import send_listener
+            send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
         store.save(container_id, state)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file
@@ -116,6 +120,8 @@ def create(ctx, container_id, opts):
     finally:
         if fifo_fd is not None:
             os.close(fifo_fd)
+        if extras is not None:
+            extras.close()
 
 
 def _undo(store, container_id, cgroup, pid):

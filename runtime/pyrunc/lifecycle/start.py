@@ -15,32 +15,56 @@ def start(store, container_id):
     if status != st.CREATED:
         raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
+    from pyrunc.process import start_extras
+    stopped = InvalidState("cannot start a container that has stopped", st.STOPPED)
+    # The pidfd is taken before the fifo is opened: once it is, init may exec, exit and be reaped
+    # (a shim reaps at once) before we look, and a late pidfd_open would call that "stopped".
     try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InvalidState("cannot start an already running container", st.RUNNING) from None
-    try:
-        # Wait for init's byte, or for init to die: a pidfd becomes readable when it exits.
         pidfd = os.pidfd_open(state["pid"])
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(pidfd, select.POLLIN)
-            while True:
-                events = dict(poller.poll())
-                if fd in events:
-                    data = os.read(fd, 1)
-                    if data:
-                        break
-                if pidfd in events or (fd in events and not st.is_alive(state)):
-                    raise InvalidState("cannot start a container that has stopped", st.STOPPED)
-        finally:
-            os.close(pidfd)
     except ProcessLookupError:
-        raise InvalidState("cannot start a container that has stopped", st.STOPPED) from None
+        raise stopped from None
+    try:
+        if not st.is_alive(state):  # the pidfd must be init's, not a reused pid's
+            raise stopped
+        # Bound before init is released, so the container's first sd_notify finds it.
+        notify = start_extras.notify_listener(store.path(container_id))
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise InvalidState("cannot start an already running container", st.RUNNING) from None
+        try:
+            data = _wait_for_byte(fd, pidfd)
+            hook_error = start_extras.start_container_result(fd, pidfd, state) if data == b"0" else None
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
+        os.close(pidfd)
+    if not data:
+        raise stopped
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
     os.unlink(fifo)
+    start_extras.after_start(store, container_id, state, hook_error, notify)
     return state
+
+
+def _wait_for_byte(fd, pidfd):
+    """Init's byte from exec.fifo, or b"" if init exited without writing it.
+
+    A pidfd polls readable once its process has exited; init may have written first, so the fifo
+    is always read before concluding anything from the pidfd.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    while True:
+        events = dict(poller.poll())
+        try:
+            data = os.read(fd, 1)
+        except BlockingIOError:
+            data = b""
+        if data or pidfd in events:
+            return data
+        if events.get(fd, 0) & select.POLLHUP:
+            # A writer came and went without a byte: init is dying; its pidfd will say so.
+            poller.unregister(fd)

@@ -34,6 +34,10 @@ def create_device(root_fd, device):
     try:
         try:
             os.mknod(name, mode, number, dir_fd=parent)
+        except PermissionError:
+            # In a user namespace mknod is never allowed: bind the host's node instead (runc too).
+            _bind_from_host(parent, name, path)
+            return
         except FileExistsError:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
             if stat.S_IFMT(st.st_mode) != kind or (kind != stat.S_IFIFO and st.st_rdev != number):
@@ -47,6 +51,24 @@ def create_device(root_fd, device):
         raise StepError("create device", path, e) from None
     finally:
         os.close(parent)
+
+
+def _bind_from_host(parent, name, path):
+    from pyrunc.linux.paths import fd_path
+    from pyrunc.sys import consts as c
+    from pyrunc.sys.calls import mount
+    try:
+        os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=parent))
+    except FileExistsError:
+        pass
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StepError("bind device", path, "the mount point in the rootfs is not a regular file")
+        mount(path, fd_path(fd), None, c.MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def setup_dev(root_fd, devices):

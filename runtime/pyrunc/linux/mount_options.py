@@ -52,10 +52,11 @@ BIND_REMOUNT_FLAGS = (c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC | c.M
 
 
 class MountOptions:
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "extensions")
+    __slots__ = ("flags", "cleared", "propagation", "attr_set", "attr_clr", "data", "extensions")
 
     def __init__(self):
         self.flags = 0
+        self.cleared = 0  # flags an option explicitly cleared ("rw", "suid", ...): the config wants them off
         self.propagation = []  # applied in order, after the mount itself
         self.attr_set = 0
         self.attr_clr = 0
@@ -88,8 +89,10 @@ def parse(options, mount_type=None):
             clear, flag = _FLAGS[option]
             if clear:
                 result.flags &= ~flag
+                result.cleared |= flag
             else:
                 result.flags |= flag
+                result.cleared &= ~flag
         elif option in PROPAGATION:
             result.propagation.append(PROPAGATION[option])
         elif option in RECURSIVE_ATTRS:

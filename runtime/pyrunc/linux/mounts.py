@@ -10,13 +10,56 @@ from pyrunc.errors import StepError
 from pyrunc.linux import mount_options
 from pyrunc.linux.paths import fd_path, make_mountpoint, open_in_root
 from pyrunc.sys import consts as c
-from pyrunc.sys.calls import mount, mount_setattr
+from pyrunc.sys.calls import mount, mount_setattr, move_mount
 
 
-def _remount_bind(root_fd, destination, flags):
+# Flags the kernel locks on mounts copied into a less privileged mount namespace (MNT_LOCK_*): a
+# remount inside a user namespace must keep them or it fails with EPERM.
+_LOCKABLE = c.MS_RDONLY | c.MS_NOSUID | c.MS_NODEV | c.MS_NOEXEC
+_ATIME = c.MS_NOATIME | c.MS_RELATIME | c.MS_STRICTATIME
+_CLEAR_NAMES = ((c.MS_RDONLY, "rw"), (c.MS_NOSUID, "suid"), (c.MS_NODEV, "dev"), (c.MS_NOEXEC, "exec"))
+
+
+def _mount_flags(statvfs_flags):
+    """statvfs f_flag -> the MS_ flags of the lockable attributes (equal bits, except relatime)."""
+    flags = statvfs_flags & (_LOCKABLE | c.MS_NOATIME | c.MS_NODIRATIME)
+    if statvfs_flags & c.ST_RELATIME:
+        flags |= c.MS_RELATIME
+    elif not statvfs_flags & c.MS_NOATIME:
+        flags |= c.MS_STRICTATIME
+    return flags
+
+
+def locked_retry_flags(flags, cleared, source_flags):
+    """The flags to retry a refused bind remount with: ours plus the source mount's lockable ones
+    (runc does the same). A locked flag the config explicitly clears is an error, not dropped."""
+    for flag, name in _CLEAR_NAMES:
+        if source_flags & flag and cleared & flag:
+            raise ValueError(f"option {name!r} clears a flag locked on the source mount")
+    if flags & _ATIME and (flags & _ATIME) != (source_flags & _ATIME):
+        raise ValueError("the atime option differs from the source mount's, which is locked")
+    return (flags & ~_ATIME) | (source_flags & (_LOCKABLE | _ATIME | c.MS_NODIRATIME))
+
+
+def remount_bind(target, flags, where, cleared=0):
+    """MS_BIND|MS_REMOUNT the mount at target (a path) with flags; in a user namespace the source's
+    locked nosuid/nodev/noexec/ro/atime flags are kept (a retry adds them) rather than failing."""
+    try:
+        mount(None, target, None, c.MS_BIND | c.MS_REMOUNT | flags)
+    except PermissionError:
+        try:
+            retry = locked_retry_flags(flags, cleared, _mount_flags(os.statvfs(target).f_flag))
+        except ValueError as why:
+            raise StepError("remount bind mount at", where, f"operation not permitted ({why})") from None
+        if retry == flags:
+            raise
+        mount(None, target, None, c.MS_BIND | c.MS_REMOUNT | retry)
+
+
+def _remount_bind(root_fd, destination, flags, cleared=0):
     fd = open_in_root(root_fd, destination)
     try:
-        mount(None, fd_path(fd), None, c.MS_BIND | c.MS_REMOUNT | flags)
+        remount_bind(fd_path(fd), flags, destination, cleared)
     finally:
         os.close(fd)
 
@@ -48,27 +91,54 @@ def bind(root_fd, source, destination, opts):
     # MS_BIND ignores per-mount flags on the first call: they need a remount of the new mount.
     extra = opts.flags & mount_options.BIND_REMOUNT_FLAGS
     if extra:
-        _remount_bind(root_fd, destination, extra)
+        _remount_bind(root_fd, destination, extra, opts.cleared)
 
 
-def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False):
+def place_tree(root_fd, tree_fd, destination, opts):
+    """Attach a detached mount (an idmapped tree from linux/idmap.py) at destination in the rootfs."""
+    st = os.fstat(tree_fd)
+    fd = make_mountpoint(root_fd, destination, stat.S_ISDIR(st.st_mode))
+    try:
+        move_mount(tree_fd, "", fd, "", c.MOVE_MOUNT_F_EMPTY_PATH | c.MOVE_MOUNT_T_EMPTY_PATH,
+                   "idmapped mount", destination)
+    finally:
+        os.close(fd)
+    extra = opts.flags & mount_options.BIND_REMOUNT_FLAGS
+    if extra:
+        _remount_bind(root_fd, destination, extra, opts.cleared)
+
+
+def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None, mount_label=None):
     destination = entry["destination"]
     mount_type = entry.get("type") or ""
     source = entry.get("source") or ""
     opts = mount_options.parse(entry.get("options"), mount_type)
     try:
-        if mount_type == "cgroup":
+        if tree_fd is not None:
+            place_tree(root_fd, tree_fd, destination, opts)
+        elif mount_type == "cgroup":
             _mount_cgroup(root_fd, destination, opts, cgroup, cgroupns)
         elif opts.is_bind:
             if not os.path.isabs(source):
                 source = os.path.join(bundle, source)
             bind(root_fd, source, destination, opts)
         else:
+            data = opts.data
+            if mount_label:
+                from pyrunc.linux.lsm import mount_data_with_label
+                data = mount_data_with_label(mount_type, data, mount_label)
             fd = make_mountpoint(root_fd, destination, True)
             try:
-                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, opts.data)
+                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, data)
             finally:
                 os.close(fd)
+            if mount_label and mount_type == "mqueue":
+                from pyrunc.linux.lsm import label_mqueue
+                fd = open_in_root(root_fd, destination)  # the new mount's root, not what it covers
+                try:
+                    label_mqueue(fd_path(fd), mount_label)
+                finally:
+                    os.close(fd)
         _finish(root_fd, destination, opts)
     except StepError:
         raise

@@ -46,7 +46,9 @@ class NamespacePlan:
                     raise StepError(f"open {kind} namespace", path, e) from None
         return fds
 
-    def enter(self):
+    def enter(self, on_new_user=None):
+        """Join, then create. A new user namespace is made first and alone, and on_new_user() runs
+        before the others: they must be owned by it, and need its mappings in place."""
         from pyrunc.sys.calls import setns, unshare
         for kind, path, fd in self.open_joined():
             try:
@@ -55,8 +57,20 @@ class NamespacePlan:
                 raise StepError(f"join {kind} namespace", path, e) from None
             finally:
                 os.close(fd)
-        if self.new:
+        rest = self.new
+        if "user" in self.new:
             try:
-                unshare(self.unshare_flags)
+                unshare(c.CLONE_NEWUSER)
             except OSError as e:
-                raise StepError("unshare namespaces " + ",".join(sorted(self.new)), None, e) from None
+                raise StepError("unshare user namespace", None, e) from None
+            if on_new_user is not None:
+                on_new_user()
+            rest = self.new - {"user"}
+        if rest:
+            flags = 0
+            for kind in rest:
+                flags |= FLAGS[kind]
+            try:
+                unshare(flags)
+            except OSError as e:
+                raise StepError("unshare namespaces " + ",".join(sorted(rest)), None, e) from None

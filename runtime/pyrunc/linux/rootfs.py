@@ -18,8 +18,12 @@ def _needs_default_devices(config_mounts):
     return True
 
 
-def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False):
-    """Everything before pivot_root, run by init in its new mount namespace."""
+def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False, idmapped=None):
+    """Everything before pivot_root, run by init in its new mount namespace.
+
+    idmapped: {mount index: fd of a detached idmapped tree} (linux/idmap.py), placed and closed here.
+    """
+    idmapped = idmapped or {}
     linux = config.get("linux") or {}
     propagation = PROPAGATION.get(linux.get("rootfsPropagation"), c.MS_SLAVE | c.MS_REC)
     try:
@@ -34,8 +38,13 @@ def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False):
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         config_mounts = config.get("mounts") or ()
-        for entry in config_mounts:
-            mounts.mount_one(root_fd, bundle, entry, cgroup, cgroupns)
+        for i, entry in enumerate(config_mounts):
+            tree_fd = idmapped.pop(i, None)
+            try:
+                mounts.mount_one(root_fd, bundle, entry, cgroup, cgroupns, tree_fd, linux.get("mountLabel"))
+            finally:
+                if tree_fd is not None:
+                    os.close(tree_fd)
         if _needs_default_devices(config_mounts):
             devices.setup_dev(root_fd, linux.get("devices"))
         elif linux.get("devices"):
@@ -90,7 +99,7 @@ def finalize(config):
         if propagation:
             mount(None, "/", None, PROPAGATION[propagation])
         if (config.get("root") or {}).get("readonly"):
-            mount(None, "/", None, c.MS_BIND | c.MS_REMOUNT | c.MS_RDONLY)
+            mounts.remount_bind("/", c.MS_RDONLY, "/")
     except OSError as e:
         raise StepError("remount rootfs", "/", e) from None
 

@@ -22,12 +22,16 @@ class InitArgs:
         self.fifo_fd, self.sync_fd = fifo_fd, sync_fd
         self.no_pivot, self.preserve_fds = no_pivot, preserve_fds
         self.keyring = keyring  # name of a fresh session keyring, None for --no-new-keyring
+        self.seccomp = None  # in init: a prepared filter still to load just before execve
+        self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
+        self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
 
 
 def preload():
     """Import everything init runs before fork: after pivot_root the host's modules are gone."""
-    from pyrunc.linux import capabilities, devices, masks, mounts, rlimits, rootfs, sysctl, user  # noqa: F401
-    from pyrunc.process import execpath  # noqa: F401
+    from pyrunc.linux import capabilities, devices, lsm, masks, mounts, personality, rlimits, rootfs, sysctl, user  # noqa: F401,E501
+    from pyrunc.process import console, execpath, hooks, init_hooks  # noqa: F401
+    import fcntl  # noqa: F401
     from pyrunc.sys import calls  # noqa: F401
 
 
@@ -59,13 +63,22 @@ def setup(args):
     linux = config.get("linux") or {}
     os.setsid()
     os.umask(0)  # device nodes and mount points get exactly the modes we ask for
+    if linux.get("seccomp"):
+        # Built (and libseccomp loaded) now, while the host's libraries are reachable; loaded later.
+        from pyrunc.linux import seccomp
+        args.seccomp = seccomp.prepare(linux["seccomp"])
     if args.namespaces.private("uts"):
         if config.get("hostname"):
             sethostname(config["hostname"])
         if config.get("domainname"):
             setdomainname(config["domainname"])
-    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"))
+    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"), args.idmapped)
+    from pyrunc.process import init_hooks
+    init_hooks.before_pivot(args)
     rootfs.enter(args.rootfs, args.no_pivot)
+    if process.get("terminal"):
+        from pyrunc.process import console
+        console.setup_console(args.console_fd, process.get("consoleSize"))
     sysctl.apply(linux.get("sysctl"))
     rootfs.finalize(config)
 
@@ -79,6 +92,10 @@ def setup(args):
         _oom_score_adj(process["oomScoreAdj"])
     rlimits.apply(process.get("rlimits"))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    if args.seccomp and not process.get("noNewPrivileges"):
+        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it (runc too).
+        args.seccomp_listener_fd = args.seccomp.load()
+        args.seccomp = None
     if caps:
         caps.drop_bounding()
         prctl(c.PR_SET_KEEPCAPS, 1)
@@ -98,18 +115,31 @@ def setup(args):
         caps.apply()
     if process.get("noNewPrivileges"):
         prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    from pyrunc.linux import lsm, personality
+    personality.apply(linux.get("personality"))
+    lsm.apply_exec_labels(process)
+    if args.seccomp and args.seccomp.uses_notify:
+        # The listener must reach the agent during create, so this filter cannot wait for start.
+        args.seccomp_listener_fd = args.seccomp.load()
+        args.seccomp = None
     return path, process["args"], env
 
 
-def wait_for_start(fifo_fd):
-    """Block until `start` opens exec.fifo for reading, then tell it we are about to exec."""
+def wait_for_start(fifo_fd, keep_open=False):
+    """Block until `start` opens exec.fifo for reading, then tell it we are about to exec.
+
+    keep_open: return the (CLOEXEC) write end, for startContainer hooks to report on; `start`
+    reads until execve closes it."""
     try:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise StepError("open exec fifo", f"/proc/self/fd/{fifo_fd}", e) from None
     os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo_fd)
+    if keep_open:
+        return fd
+    os.close(fd)
+    return None
 
 
 def main(args):
@@ -120,13 +150,20 @@ def main(args):
         # ptrace it or open /proc/<pid>/exe (the host's python) until execve replaces it.
         prctl(c.PR_SET_DUMPABLE, 0)
         path, argv, env = setup(args)
+        if args.seccomp_listener_fd is not None:
+            sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)
         os.close(args.sync_fd)
-        wait_for_start(args.fifo_fd)
+        from pyrunc.process import init_hooks
+        init_hooks.start_container(args, wait_for_start)
+        if args.seccomp_listener_fd is not None:
+            os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
         first_closed = 3 + args.preserve_fds
         for fd in range(3, first_closed):
             os.set_inheritable(fd, True)
         close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        if args.seccomp:
+            args.seccomp.load()  # the last step: nothing of the runtime's own runs under the filter
         os.execve(path, argv, env)
     except PyruncError as e:
         _report(args.sync_fd, str(e))

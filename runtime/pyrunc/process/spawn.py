@@ -26,8 +26,15 @@ def _intermediate(args, write_fd, go_fd):
         init.preload()
         if os.read(go_fd, 1) != b"1":
             os._exit(1)  # the runtime failed to place us in the cgroup and has reported it
+
+        def wait_for_id_maps():
+            sync.send(write_fd, sync.USERNS)
+            if os.read(go_fd, 1) != b"2":
+                os._exit(1)  # the runtime could not write the mappings and has reported it
+            from pyrunc.linux.userns import become_root
+            become_root()
+        args.namespaces.enter(wait_for_id_maps)
         os.close(go_fd)
-        args.namespaces.enter()
         pid = os.fork()
         if pid == 0:
             init.main(args)  # never returns
@@ -61,12 +68,11 @@ def spawn(args):
         os.write(go_write, b"1")
     except BaseException:
         os.close(read_fd)
+        os.close(go_write)
         _kill_and_reap(pid)
         raise
-    finally:
-        os.close(go_write)
     receiver = sync.Receiver(read_fd)
-    init_pid, ready = None, False
+    init_pid, ready, hooks_pending = None, False, False
     try:
         # Two writers share the pipe (intermediate and init), so "ready" may overtake "init_pid".
         while init_pid is None or not ready:
@@ -81,6 +87,17 @@ def spawn(args):
                 pid = None
             elif message["type"] == sync.READY:
                 ready = True
+            elif message["type"] == sync.USERNS:
+                from pyrunc.linux.userns import write_mappings
+                write_mappings(pid, args.config.get("linux") or {})
+                os.write(go_write, b"2")
+            elif message["type"] == sync.SECCOMP_FD:
+                args.seccomp_listener_fd = message["listener_fd"]  # fetched by create while init waits
+            elif message["type"] == sync.HOOKS:
+                hooks_pending = True
+            if hooks_pending and init_pid is not None:
+                hooks_pending = False
+                args.run_runtime_hooks(init_pid)
         return init_pid
     except BaseException:
         if init_pid is not None:
@@ -88,6 +105,7 @@ def spawn(args):
         raise
     finally:
         os.close(read_fd)
+        os.close(go_write)
         if pid is not None:
             os.waitpid(pid, 0)
 

@@ -62,10 +62,9 @@ def rootless(config):
     linux.pop("resources", None)
     for mount in config["mounts"]:
         if mount["destination"] == "/sys":
+            # sysfs cannot be mounted without owning the network namespace: the host's, read-only.
             mount.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
-        if mount["destination"] == "/dev/pts":
-            mount["options"] = [o for o in mount["options"] if o != "gid=5"]
-        if mount["destination"] == "/dev/mqueue":
-            mount.update(type="none", source="/dev/mqueue", options=["bind", "nosuid", "noexec", "nodev"])
-    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+        elif mount.get("options"):
+            # Only the caller is mapped: no other uid or gid may own a mount's root (runc does the same).
+            mount["options"] = [o for o in mount["options"] if not o.startswith(("uid=", "gid="))]
     return config

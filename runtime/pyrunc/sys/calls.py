@@ -114,9 +114,31 @@ def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, use
                   _l.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
 
 
+def open_tree(dirfd, path, flags):
+    """A new fd for the mount at path; with OPEN_TREE_CLONE a detached copy of it (a bind not yet placed)."""
+    return check(syscall("open_tree", _l.c_int(dirfd), _fs(path), _l.c_uint(flags)), "open_tree", path)
+
+
+def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags, what=None, where=None):
+    """Attach (or move) a mount; what/where name the source and destination in errors."""
+    check(syscall("move_mount", _l.c_int(from_dirfd), _fs(from_path), _l.c_int(to_dirfd), _fs(to_path),
+                  _l.c_uint(flags)), "move_mount", what or from_path, where or to_path)
+
+
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 def join_session_keyring(name):
     """A fresh session keyring, so the container cannot read the caller's keys."""
     return check(syscall("keyctl", _l.c_int(KEYCTL_JOIN_SESSION_KEYRING), _fs(name)), "keyctl", name)
+
+
+def pidfd_getfd(pidfd, targetfd):
+    """A duplicate of another process's fd (needs ptrace access to it); CLOEXEC is set."""
+    return check(syscall("pidfd_getfd", _l.c_int(pidfd), _l.c_int(targetfd), _l.c_uint(0)), "pidfd_getfd",
+                 str(targetfd))
+
+
+def personality(persona):
+    """Set the execution domain; returns the previous one."""
+    return check(syscall("personality", _l.c_ulong(persona)), "personality")

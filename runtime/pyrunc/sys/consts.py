@@ -50,6 +50,16 @@ MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_IDMAP = 0x100000
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
+
+# open_tree(2) and move_mount(2)
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000  # O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
+# statvfs f_flag bits that differ from the MS_ flag of the same meaning (the others are equal)
+ST_RELATIME = 0x1000
 
 # prctl(2)
 PR_SET_PDEATHSIG = 1

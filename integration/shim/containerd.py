@@ -1,0 +1,113 @@
+"""A private containerd for the tests: root, state, sockets and config under a temp dir, the shim's
+venv on its PATH; stopped and every trace removed afterwards."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+NS = "pyrunc-test"
+
+
+class Containerd:
+    def __init__(self):
+        for tool in ("containerd", "ctr"):
+            if not shutil.which(tool):
+                raise FileNotFoundError(f"{tool} not found: install Debian's containerd (scripts/setup)")
+        self.dir = tempfile.mkdtemp(prefix="pyrunc-ctrd-")
+        self.address = os.path.join(self.dir, "c.sock")
+        self.root = os.path.join(self.dir, "root")
+        self.state = os.path.join(self.dir, "state")
+        self.runtime_root = os.path.join(self.dir, "rt")
+        self.config = os.path.join(self.dir, "config.toml")
+        with open(self.config, "w") as f:
+            f.write(f'''version = 2
+root = "{self.root}"
+state = "{self.state}"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+                    "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
+                    "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{self.address}"
+[ttrpc]
+  address = "{self.address}.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.monitor.v1.cgroups"]
+  no_prometheus = true
+''')
+        self.log = open(os.path.join(self.dir, "containerd.log"), "w+")
+        env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        self.proc = subprocess.Popen(["containerd", "--config", self.config], stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(self.address):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"containerd did not start:\n{self.logs()}")
+            time.sleep(0.1)
+        self.ctr("version")
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()[-6000:]
+
+    def ctr(self, *args, check=True, timeout=120, input=None):
+        cp = subprocess.run(["ctr", "-a", self.address, "-n", NS] + list(args), capture_output=True,
+                            text=True, timeout=timeout, input=input)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"ctr {' '.join(args)} exited {cp.returncode}:\n{cp.stdout}\n{cp.stderr}\n"
+                                 f"--- containerd log ---\n{self.logs()}")
+        return cp
+
+    def runtime_config(self, binary):
+        path = os.path.join(self.dir, f"opts-{os.path.basename(binary)}.toml")
+        with open(path, "w") as f:
+            f.write(f'BinaryName = "{binary}"\nRoot = "{self.runtime_root}"\n')
+        return path
+
+    def stop(self):
+        problems = []
+        # whatever the test left: tasks, containers (each leftover is a failure, after cleanup)
+        for line in self.ctr("tasks", "ls", "-q", check=False).stdout.split():
+            problems.append(f"task {line}")
+            self.ctr("tasks", "kill", "-s", "KILL", line, check=False)
+            time.sleep(0.5)
+            self.ctr("tasks", "delete", "-f", line, check=False)
+        for line in self.ctr("containers", "ls", "-q", check=False).stdout.split():
+            problems.append(f"container {line}")
+            self.ctr("containers", "delete", line, check=False)
+        self.ctr("images", "rm", "--sync", *self.ctr("images", "ls", "-q", check=False).stdout.split(),
+                 check=False)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shims = subprocess.run(["pgrep", "-f", f"containerd_main.*-address {self.address}"],
+                               capture_output=True, text=True).stdout.split()
+        for pid in shims:
+            problems.append(f"shim process {pid}")
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        with open("/proc/self/mountinfo") as f:
+            mounts = [ln.split()[4] for ln in f if self.dir in ln.split()[4]]
+        for m in sorted(mounts, key=len, reverse=True):
+            problems.append(f"mount {m}")
+            subprocess.run(["umount", "-l", m], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        # the shims' socket dir and ctr's fifo dir are fixed paths: remove them when left empty
+        for d in ("/run/containerd/s", "/run/containerd/fifo"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        return problems

@@ -1,0 +1,119 @@
+"""Start a shim by hand (as containerd would) and drive it with the project's own ttrpc client;
+a stand-in events service records what the shim publishes."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from google.protobuf import empty_pb2
+
+from integration.shim.containerd import VENV_BIN
+from pyrunc_shim.pb.containerd import events_pb2, runc_options_pb2, shim_pb2, ttrpc_events_pb2
+from pyrunc_shim.events import pack_any
+from pyrunc_shim.ttrpc.client import Client
+from pyrunc_shim.ttrpc.server import Server, listen_unix
+
+TASK = "containerd.task.v2.Task"
+NS = "pyrunc-test"
+
+
+class EventSink:
+    def __init__(self, path):
+        self.events = []
+        self.cond = threading.Condition()
+        self.server = Server()
+        self.server.register("containerd.services.events.ttrpc.v1.Events",
+                             {"Forward": (ttrpc_events_pb2.ForwardRequest, self._forward)})
+        self.listener = listen_unix(path)
+        threading.Thread(target=self.server.serve, args=(self.listener,), daemon=True).start()
+
+    def _forward(self, req, md):
+        name = req.envelope.event.type_url.rsplit(".", 1)[-1]
+        msg = getattr(events_pb2, name)()
+        msg.ParseFromString(req.envelope.event.value)
+        with self.cond:
+            self.events.append((req.envelope.topic, msg, md.get("containerd-namespace-ttrpc")))
+            self.cond.notify_all()
+        return empty_pb2.Empty()
+
+    def topics(self):
+        with self.cond:
+            return [t for t, _, _ in self.events]
+
+    def wait_for(self, topic, timeout=30):
+        with self.cond:
+            if not self.cond.wait_for(lambda: topic in [t for t, _, _ in self.events], timeout):
+                raise AssertionError(f"no {topic} event; got {[t for t, _, _ in self.events]}")
+
+    def close(self):
+        self.server.close()
+
+
+class Shim:
+    def __init__(self, binary, cid, bundle, runtime_root):
+        self.cid, self.bundle, self.binary, self.runtime_root = cid, bundle, binary, runtime_root
+        self.dir = tempfile.mkdtemp(prefix="pyrunc-shimt-")
+        self.socket = os.path.join(self.dir, "shim.sock")
+        self.events = EventSink(os.path.join(self.dir, "events.sock"))
+        env = dict(os.environ, TTRPC_ADDRESS=os.path.join(self.dir, "events.sock"))
+        cp = subprocess.run([os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
+                             "-address", "/nonexistent/containerd.sock", "-socket", self.socket, "start"],
+                            cwd=bundle, env=env, capture_output=True, text=True, timeout=60)
+        assert cp.returncode == 0 and not cp.stderr, cp
+        assert cp.stdout == "unix://" + self.socket
+        self.address = cp.stdout
+        self.client = Client(self.address, timeout=120)
+        self.pid = self.call("Connect", shim_pb2.ConnectRequest(id=cid)).shim_pid
+
+    def reconnect(self):
+        self.client.close()
+        self.client = Client(self.address, timeout=120)
+
+    def call(self, method, req, **kw):
+        out = {"Wait": shim_pb2.WaitResponse, "State": shim_pb2.StateResponse, "Create": shim_pb2.CreateTaskResponse,
+               "Start": shim_pb2.StartResponse, "Delete": shim_pb2.DeleteResponse, "Pids": shim_pb2.PidsResponse,
+               "Stats": shim_pb2.StatsResponse, "Connect": shim_pb2.ConnectResponse}.get(method, empty_pb2.Empty)
+        return self.client.call(TASK, method, req, out, metadata={"containerd-namespace-ttrpc": NS}, **kw)
+
+    def options(self):
+        return pack_any(runc_options_pb2.Options(binary_name=self.binary, root=self.runtime_root))
+
+    def create(self, **io):
+        return self.call("Create", shim_pb2.CreateTaskRequest(id=self.cid, bundle=self.bundle,
+                                                              options=self.options(), **io)).pid
+
+    def close(self):
+        """Tear down whatever is left: the task (force), the shim (Shutdown now, then SIGKILL)."""
+        problems = []
+        try:
+            self.call("Kill", shim_pb2.KillRequest(id=self.cid, signal=9, all=True), timeout=30)
+        except Exception:
+            pass
+        try:
+            self.call("Delete", shim_pb2.DeleteRequest(id=self.cid), timeout=60)
+        except Exception:
+            pass
+        try:
+            self.call("Shutdown", shim_pb2.ShutdownRequest(id=self.cid, now=True), timeout=30)
+        except Exception:
+            pass
+        self.client.close()
+        deadline = time.monotonic() + 30
+        while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
+            with open(f"/proc/{self.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.1)
+        if os.path.exists(f"/proc/{self.pid}/cmdline"):
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                if b"containerd_main" in f.read():
+                    problems.append(f"shim {self.pid} still running")
+                    os.kill(self.pid, signal.SIGKILL)
+        subprocess.run([self.binary, "--root", self.runtime_root, "delete", "--force", self.cid],
+                       capture_output=True)
+        self.events.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return problems

@@ -1,0 +1,1 @@
+from pyrunc.cli.pause import FLAGS, USAGE, run_resume as run  # noqa: F401

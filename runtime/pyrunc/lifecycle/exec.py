@@ -1,0 +1,293 @@
+"""exec: run another process in a container's namespaces and cgroup.
+
+runtime -> intermediate (non-dumpable; joins the cgroup by the runtime's hand, then every
+namespace of the container's init) -> the process (forked after setns, so it is in the
+container's pid namespace), which sets itself up (process/setns_init.py) and execs.
+"""
+import os
+
+from pyrunc.errors import InvalidState, PyruncError, StepError, UsageError
+from pyrunc.lifecycle.container import cgroup_of, load
+from pyrunc.process import sync
+from pyrunc.state import status as st
+
+# Join order: user first (it decides what the others allow), mount last (it changes the root).
+_NS = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("pid", "pid"),
+       ("cgroup", "cgroup"), ("time", "time"), ("mnt", "mount"))
+
+
+class ExecOptions:
+    def __init__(self, process=None, args=(), tty=False, console_socket=None, cwd=None, env=(), user=None,
+                 additional_gids=(), caps=(), no_new_privs=False, apparmor=None, process_label=None,
+                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False):
+        self.process, self.args, self.tty, self.console_socket = process, list(args), tty, console_socket
+        self.cwd, self.env, self.user, self.additional_gids = cwd, list(env), user, list(additional_gids)
+        self.caps, self.no_new_privs, self.apparmor = list(caps), no_new_privs, apparmor
+        self.process_label, self.detach = process_label, detach
+        self.pid_file = os.path.abspath(pid_file) if pid_file else None
+        self.preserve_fds, self.cgroup, self.ignore_paused = preserve_fds, list(cgroup), ignore_paused
+
+
+def build_process(config, opts):
+    """The process to run: --process FILE as it is, else the config's process with runc's
+    command-line overrides (runc utils_linux.go getProcess)."""
+    from pyrunc.spec.load import validate_process
+    if opts.process:
+        from pyrunc import fastjson as json
+        try:
+            with open(opts.process, "rb") as f:
+                process = json.loads(f.read())
+        except OSError as e:
+            raise StepError("read process", opts.process, e) from None
+        except ValueError as e:
+            raise StepError("parse process", opts.process, e) from None
+        if not isinstance(process, dict):
+            raise StepError("parse process", opts.process, "not a JSON object")
+        validate_process(process, opts.process)
+        return process
+    if not opts.args:
+        raise UsageError("exec: a command is required unless --process is given")
+    import copy
+    process = copy.deepcopy(config.get("process") or {})
+    process["args"] = opts.args
+    if opts.cwd:
+        process["cwd"] = opts.cwd
+    if opts.apparmor:
+        process["apparmorProfile"] = opts.apparmor
+    if opts.process_label:
+        process["selinuxLabel"] = opts.process_label
+    if opts.caps:
+        caps = process.setdefault("capabilities", {})
+        for cap in opts.caps:
+            for kind in ("bounding", "effective", "permitted"):
+                caps.setdefault(kind, []).append(cap)
+            # Ambient needs inheritable: only when the config has that set, as runc.
+            if caps.get("inheritable") is not None:
+                caps.setdefault("ambient", []).append(cap)
+    process["env"] = list(process.get("env") or ()) + opts.env
+    process["terminal"] = bool(opts.tty)
+    if opts.no_new_privs:
+        process["noNewPrivileges"] = True
+    if opts.user:
+        uid, _, gid = opts.user.partition(":")
+        try:
+            user = process.setdefault("user", {})
+            user["uid"] = int(uid)
+            user["gid"] = int(gid) if gid else 0
+        except ValueError:
+            raise UsageError(f"parsing {opts.user} as uid[:gid]: not a number") from None
+    if opts.additional_gids:
+        try:
+            gids = [int(g) for g in opts.additional_gids]
+        except ValueError:
+            raise UsageError(f"invalid additional-gids value {opts.additional_gids}") from None
+        user = process.setdefault("user", {"uid": 0, "gid": 0})
+        user["additionalGids"] = list(user.get("additionalGids") or ()) + gids
+    validate_process(process, "exec process")
+    return process
+
+
+def _open_namespaces(pid):
+    """fds of init's namespaces that differ from ours (setns into our own user ns is EINVAL)."""
+    fds = []
+    try:
+        for name, kind in _NS:
+            path = f"/proc/{pid}/ns/{name}"
+            try:
+                if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+                fds.append((kind, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except FileNotFoundError:
+                continue  # a kernel without this namespace kind
+    except OSError as e:
+        for _, _, fd in fds:
+            os.close(fd)
+        raise StepError("open namespace", path, e) from None
+    return fds
+
+
+def _sub_cgroups(cgroup, specs):
+    """--cgroup [controller:]path: existing sub-cgroups of the container's, per hierarchy."""
+    if not specs:
+        return list(dict.fromkeys(cgroup.paths[h.keys[0]] for h in cgroup.hierarchies))
+    from pyrunc.cgroups.manager import clean_path
+    wanted = {}
+    for spec in specs:
+        controllers, sep, path = spec.rpartition(":")
+        path = clean_path(path).lstrip("/")
+        if not path or path.startswith(".."):
+            raise UsageError(f"invalid --cgroup argument: {spec}")
+        for key in (controllers.split(",") if sep else [None]):
+            wanted[key] = path
+    dirs = []
+    for h in cgroup.hierarchies:
+        base = cgroup.paths[h.keys[0]]
+        sub = next((wanted[k] for k in h.keys if k in wanted), wanted.get(None))
+        if sub is None and None not in wanted and h.version != "v1":
+            sub = wanted.get("")
+        target = os.path.join(base, sub) if sub else base
+        if not os.path.isdir(target):
+            raise StepError("join sub-cgroup", target, "no such cgroup (--cgroup needs an existing one)")
+        dirs.append(target)
+    return list(dict.fromkeys(dirs))
+
+
+def _intermediate(args, go_fd):
+    status = 1
+    try:
+        from pyrunc.sys import consts as c
+        from pyrunc.sys.calls import prctl, setns
+        # Non-dumpable before the first setns, inherited by the process until its execve: nothing
+        # in the container may open /proc/<pid>/exe (the host's python) or ptrace us.
+        prctl(c.PR_SET_DUMPABLE, 0)
+        from pyrunc.process import setns_init
+        setns_init.preload()
+        if os.read(go_fd, 1) != b"1":
+            os._exit(1)
+        for kind, path, fd in args.ns_fds:
+            try:
+                setns(fd, 0, path)
+            except OSError as e:
+                raise StepError(f"join {kind} namespace", path, e) from None
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            setns_init.main(args)
+        sync.send(args.sync_fd, sync.INIT_PID, pid=pid)
+        status = 0
+    except PyruncError as e:
+        sync.send(args.sync_fd, sync.ERROR, message=str(e))
+    except BaseException as e:
+        sync.send(args.sync_fd, sync.ERROR, message=f"internal error: {type(e).__name__}: {e}")
+    finally:
+        os._exit(status)
+
+
+def exec_process(ctx, container_id, opts):
+    store = ctx.store()
+    state, status = load(store, container_id)
+    if status == st.STOPPED:
+        raise InvalidState("cannot exec in a stopped container", status)
+    if status == st.PAUSED and not opts.ignore_paused:
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)", status)
+    config = state.get("config") or {}
+    process = build_process(config, opts)
+    if process.get("terminal") and opts.detach and not opts.console_socket:
+        raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if opts.console_socket and not process.get("terminal"):
+        raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
+    from pyrunc.process.fds import check_preserved, listen_fds
+    listen = listen_fds()
+    if listen:
+        process["env"] = list(process.get("env") or ()) + [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+    preserve = listen + opts.preserve_fds
+    check_preserved(preserve)
+    cgroup = cgroup_of(state)
+    cgroup_dirs = _sub_cgroups(cgroup, opts.cgroup) if cgroup is not None else []
+
+    from pyrunc.process.setns_init import ExecArgs
+    own_console = None
+    child_console = None
+    ns_fds = _open_namespaces(state["pid"])
+    read_fd = write_fd = go_read = go_write = None
+    pid = None
+    try:
+        if not st.is_alive(state):  # the namespaces we opened may be a recycled pid's
+            raise InvalidState("cannot exec in a stopped container", st.STOPPED)
+        if process.get("terminal"):
+            from pyrunc.process import console
+            if opts.console_socket:
+                child_console = console.connect(opts.console_socket)
+            else:
+                own_console, child_console = console.socketpair()
+        if not opts.detach:
+            # The process is our grandchild: as subreaper we inherit it when the intermediate exits.
+            from pyrunc.sys import consts as c
+            from pyrunc.sys.calls import prctl
+            prctl(c.PR_SET_CHILD_SUBREAPER, 1)
+        read_fd, write_fd = os.pipe()
+        go_read, go_write = os.pipe()
+        args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd)
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            os.close(go_write)
+            _intermediate(args, go_read)
+        os.close(write_fd)
+        write_fd = None
+        os.close(go_read)
+        go_read = None
+        for _, _, fd in ns_fds:
+            os.close(fd)
+        ns_fds = []
+        if child_console is not None:
+            os.close(child_console)
+            child_console = None
+        for cgdir in cgroup_dirs:
+            path = os.path.join(cgdir, "cgroup.procs")
+            try:
+                with open(path, "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                raise StepError("join cgroup", path, e) from None
+        os.write(go_write, b"1")
+        os.close(go_write)
+        go_write = None
+        intermediate, pid = pid, None
+        proc_pid = _wait_started(read_fd, intermediate)
+    except BaseException:
+        if pid is not None:
+            _kill(pid)
+        if own_console is not None:
+            os.close(own_console)
+        raise
+    finally:
+        for fd in (read_fd, write_fd, go_read, go_write, child_console):
+            if fd is not None:
+                os.close(fd)
+        for _, _, fd in ns_fds:
+            os.close(fd)
+    master = None
+    if own_console is not None:
+        from pyrunc.process import console
+        master = console.receive_master(own_console)
+        os.close(own_console)
+    if opts.pid_file:
+        from pyrunc.state.pidfile import write_pid_file
+        write_pid_file(opts.pid_file, proc_pid)
+    if opts.detach:
+        return 0
+    from pyrunc.lifecycle.foreground import wait_foreground
+    return wait_foreground(proc_pid, master)
+
+
+def _wait_started(read_fd, intermediate):
+    """The process's pid once it has exec'd (the sync pipe is CLOEXEC: EOF means execve worked)."""
+    receiver = sync.Receiver(read_fd)
+    proc_pid = None
+    try:
+        while True:
+            message = receiver.next()
+            if message is None:
+                break
+            if message["type"] == sync.ERROR:
+                raise PyruncError(message["message"])
+            if message["type"] == sync.INIT_PID:
+                proc_pid = message["pid"]
+        if proc_pid is None:
+            raise PyruncError("exec: the intermediate process died before starting the process")
+        return proc_pid
+    except BaseException:
+        if proc_pid is not None:
+            _kill(proc_pid)
+        raise
+    finally:
+        os.waitpid(intermediate, 0)
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except OSError:
+        pass

@@ -1,0 +1,141 @@
+"""What an exec'd process does between fork and execve, inside a running container.
+
+Forked by the exec intermediate after it joined every namespace of the container (so this is
+already in the container's pid namespace and sees the container's root), and after the runtime put
+the intermediate in the container's cgroup. Failures go to the runtime over the sync pipe, which
+is CLOEXEC: EOF without an error means execve succeeded.
+"""
+import os
+
+from pyrunc.errors import PyruncError, StepError
+from pyrunc.process import sync
+from pyrunc.sys import consts as c
+from pyrunc.sys.calls import close_range, prctl
+
+
+class ExecArgs:
+    def __init__(self, container_id, config, process, ns_fds, console_fd, preserve_fds, sync_fd=None):
+        self.container_id, self.config, self.process = container_id, config, process
+        self.ns_fds = ns_fds            # [(kind, path, fd)] of the container's init, join order
+        self.console_fd = console_fd    # socket to send the pty master on, when process.terminal
+        self.preserve_fds = preserve_fds
+        self.sync_fd = sync_fd
+        self.seccomp = prepare_seccomp(config)
+
+
+def preload():
+    from pyrunc.linux import capabilities, rlimits, user  # noqa: F401
+    from pyrunc.process import console, execpath, init  # noqa: F401
+    import fcntl  # noqa: F401
+
+
+def prepare_seccomp(config):
+    """The container's filter, built in the runtime: libseccomp is loaded from the host's
+    filesystem, which the exec'd process no longer sees once it joined the mount namespace."""
+    seccomp_config = (config.get("linux") or {}).get("seccomp")
+    if not seccomp_config:
+        return None
+    from pyrunc.linux import seccomp
+    prepared = seccomp.prepare(seccomp_config)
+    if prepared.uses_notify:
+        # The listener would have to reach the agent from here as create sends it; until then a
+        # notifying filter in an exec'd process would block its syscalls forever.
+        raise StepError("exec with seccomp", "linux.seccomp", "SCMP_ACT_NOTIFY is not supported for exec yet")
+    return prepared
+
+
+def apply_seccomp(args, before_user_switch):
+    """Load the container's filter as init does: before the user switch without noNewPrivileges
+    (loading then needs CAP_SYS_ADMIN), else as the very last step before execve."""
+    if args.seccomp is not None and before_user_switch != bool(args.process.get("noNewPrivileges")):
+        args.seccomp.load()
+        args.seccomp = None
+
+
+def _lsm(process):
+    if process.get("apparmorProfile"):
+        if not os.path.exists("/sys/kernel/security/apparmor"):
+            raise StepError("apply apparmor profile", process["apparmorProfile"],
+                            "apparmor profile set but AppArmor is not enabled on this host")
+        _write_attr("apparmor/exec", f"exec {process['apparmorProfile']}")
+    if process.get("selinuxLabel"):
+        if not os.path.exists("/sys/fs/selinux/enforce"):
+            raise StepError("set selinux label", process["selinuxLabel"],
+                            "selinux label set but SELinux is not enabled on this host")
+        _write_attr("exec", process["selinuxLabel"])
+
+
+def _write_attr(name, value):
+    path = f"/proc/thread-self/attr/{name}"
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as e:
+        raise StepError("write", path, e) from None
+
+
+def setup(args):
+    from pyrunc.linux import capabilities, rlimits, user
+    from pyrunc.process.init import _environment
+
+    process = args.process
+    os.setsid()
+    if process.get("terminal"):
+        from pyrunc.process import console
+        master, slave, name = console.open_pty(process.get("consoleSize"))
+        console.send_master(args.console_fd, master, name)
+        os.close(master)
+        os.close(args.console_fd)
+        console.become_stdio(slave)
+    from pyrunc.sys.calls import join_session_keyring
+    try:
+        join_session_keyring(f"_ses.{args.container_id}")
+    except OSError as e:
+        raise StepError("join session keyring", f"_ses.{args.container_id}", e) from None
+    rlimits.apply(process.get("rlimits"))
+    caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    if caps:
+        caps.drop_bounding()
+        prctl(c.PR_SET_KEEPCAPS, 1)
+    apply_seccomp(args, before_user_switch=True)
+    proc_user = process.get("user") or {}
+    user.switch(proc_user)
+    if caps:
+        prctl(c.PR_SET_KEEPCAPS, 0)
+    cwd = process.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise StepError("chdir to cwd", cwd, e) from None
+    env = _environment(process, proc_user.get("uid", 0))
+    from pyrunc.process.execpath import lookup
+    path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
+    if caps:
+        caps.apply()
+    _lsm(process)
+    if process.get("noNewPrivileges"):
+        prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    return path, process["args"], env
+
+
+def main(args):
+    """Entry of the exec'd process (already in the container's namespaces). Never returns."""
+    try:
+        path, argv, env = setup(args)
+        first_closed = 3 + args.preserve_fds
+        for fd in range(3, first_closed):
+            os.set_inheritable(fd, True)
+        close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        apply_seccomp(args, before_user_switch=False)
+        os.execve(path, argv, env)
+    except PyruncError as e:
+        message = str(e)
+    except OSError as e:
+        message = str(StepError("exec process", None, e))
+    except BaseException as e:
+        message = f"internal error in exec: {type(e).__name__}: {e}"
+    try:
+        sync.send(args.sync_fd, sync.ERROR, message=message)
+    except OSError:
+        pass
+    os._exit(255)

@@ -1,0 +1,215 @@
+"""`containerd-shim-pyrunc-v2`: the binary containerd runs for runtime io.containerd.pyrunc.v2.
+  start   bind the ttrpc socket, spawn the long-lived server (its own process group), print the
+          address on stdout (containerd reads the combined output: nothing else may be printed)
+  delete  clean up when the server is gone: `runtime delete --force`, unmount the rootfs, print a
+          protobuf DeleteResponse (exit 128+SIGKILL, as containerd-shim-runc-v2)
+  -v      version
+Flags in Go's syntax (-flag value, -flag=value, --flag): namespace, id, address, publish-binary,
+bundle, debug, socket (where to listen; default /run/containerd/s/<hash>)."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+_BOOL = {"debug", "v", "version", "info"}
+_VALUE = {"namespace", "id", "address", "publish-binary", "bundle", "socket"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse(argv):
+    opts, rest = {}, []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("-") and a != "-":
+            name, eq, val = a.lstrip("-").partition("=")
+            if name in _BOOL:
+                opts[name] = val.lower() not in ("false", "0") if eq else True
+            elif name in _VALUE:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise UsageError(f"flag -{name} needs a value")
+                    val = argv[i]
+                opts[name] = val
+            else:
+                raise UsageError(f"unknown flag {a}")
+        else:
+            rest.append(a)
+        i += 1
+    return opts, rest
+
+
+def socket_path(opts):
+    if opts.get("socket"):
+        return opts["socket"]
+    key = f"{opts.get('address', '')}/{opts.get('namespace', '')}/{opts['id']}".encode()
+    return "/run/containerd/s/" + hashlib.sha256(key).hexdigest()
+
+
+def cmd_start(opts):
+    from pyrunc_shim.ttrpc.server import listen_unix
+    path = socket_path(opts)
+    import socket as _s
+    probe = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
+    try:
+        probe.connect(path)  # a live shim already serves this container: reuse it
+        probe.close()
+        print("unix://" + path, end="")
+        return 0
+    except OSError:
+        probe.close()
+    listener = listen_unix(path)
+    bundle = opts.get("bundle") or os.getcwd()
+    argv = [sys.executable, "-m", "pyrunc_shim.containerd_main"]
+    for k in ("namespace", "id", "address", "publish-binary"):
+        if opts.get(k):
+            argv += [f"-{k}", opts[k]]
+    argv += ["-bundle", bundle, "-socket", path] + (["-debug"] if opts.get("debug") else []) + ["serve"]
+    env = dict(os.environ, PYRUNC_SHIM_LISTEN_FD=str(listener.fileno()))
+    log_fd = _open_log_fifo(bundle)
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd=bundle, env=env,
+                     pass_fds=(listener.fileno(),), start_new_session=True)
+    if log_fd != subprocess.DEVNULL:
+        os.close(log_fd)
+    with open(os.path.join(bundle, "address"), "w") as f:
+        f.write("unix://" + path)
+    print("unix://" + path, end="")
+    return 0
+
+
+def _open_log_fifo(bundle):
+    """containerd reads the shim's log from the fifo `log` in the bundle (when it opened one)."""
+    try:
+        fd = os.open(os.path.join(bundle, "log"), os.O_WRONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        return fd
+    except OSError:
+        return subprocess.DEVNULL
+
+
+def cmd_serve(opts):
+    import socket as _s
+    import threading
+    from pyrunc_shim import sys as shimsys
+    from pyrunc_shim.events import Publisher
+    from pyrunc_shim.reaper import Reaper
+    from pyrunc_shim.service import SERVICE, TaskService
+    from pyrunc_shim.ttrpc.server import Server
+
+    shimsys.set_child_subreaper()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    fd = int(os.environ.pop("PYRUNC_SHIM_LISTEN_FD"))
+    listener = _s.socket(fileno=fd)
+    os.set_inheritable(fd, False)
+    debug = opts.get("debug")
+
+    def log(msg):
+        if debug:
+            try:
+                sys.stderr.write(f"pyrunc-shim[{os.getpid()}]: {msg}\n")
+                sys.stderr.flush()
+            except OSError:
+                pass
+    reaper = Reaper()
+    ns = opts.get("namespace", "default")
+    pub = Publisher(ns, ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
+                    publish_binary=opts.get("publish-binary", ""), containerd_address=opts.get("address", ""),
+                    log=log, reaper=reaper)
+    server = Server(log=log)
+    done = threading.Event()
+
+    def shutdown():
+        # the socket name goes first: containerd may start a shim for a container of the same id
+        # at once, and must not find (and reuse) this one while it exits
+        try:
+            os.unlink(opts["socket"])
+        except OSError:
+            pass
+        done.set()
+
+        def finish():
+            pub.flush(10)
+            server.close()
+        threading.Thread(target=finish, daemon=True).start()
+    svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log)
+    server.register(SERVICE, svc.methods())
+    try:
+        server.serve(listener)
+    finally:
+        try:
+            os.unlink(opts["socket"])
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def cmd_delete(opts):
+    from pyrunc_shim.pb.containerd import shim_pb2
+    from pyrunc_shim.events import timestamp
+    from pyrunc_shim import sys as shimsys
+    bundle = opts.get("bundle") or os.getcwd()
+    cid = opts["id"]
+    try:
+        with open(os.path.join(bundle, "options.json")) as f:
+            o = json.load(f)
+    except (OSError, ValueError):
+        o = {}
+    binary = o.get("BinaryName") or "pyrunc"
+    root = o.get("Root") or os.path.join(f"/run/containerd/{os.path.basename(binary)}", opts.get("namespace", "default"))
+    argv = [binary, "--root", root, "--log", os.path.join(bundle, "log.json"), "--log-format", "json"]
+    if o.get("SystemdCgroup"):
+        argv.append("--systemd-cgroup")
+    subprocess.run(argv + ["delete", "--force", cid], capture_output=True, cwd=bundle)
+    rootfs = os.path.join(bundle, "rootfs")
+    for _ in range(16):
+        try:
+            shimsys.umount(rootfs, shimsys.MNT_DETACH)
+        except OSError:
+            break
+    resp = shim_pb2.DeleteResponse(pid=0, exit_status=128 + signal.SIGKILL, exited_at=timestamp(time.time()))
+    sys.stdout.buffer.write(resp.SerializeToString())
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        opts, rest = parse(argv)
+        if opts.get("v") or opts.get("version"):
+            from pyrunc_shim import __version__
+            print(f"containerd-shim-pyrunc-v2:\n  Version: {__version__}\n  Revision: \n  Go version: python{sys.version.split()[0]}")
+            return 0
+        if not rest:
+            raise UsageError("expected a subcommand: start, delete")
+        verb = rest[0]
+        if verb in ("start", "delete", "serve") and not opts.get("id"):
+            raise UsageError(f"{verb}: -id is required")
+        if verb == "start":
+            return cmd_start(opts)
+        if verb == "delete":
+            return cmd_delete(opts)
+        if verb == "serve":
+            return cmd_serve(opts)
+        raise UsageError(f"unknown subcommand {verb!r}: expected start or delete")
+    except UsageError as e:
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: {e}\n")
+        return 2
+    except Exception as e:
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: {type(e).__name__}: {e}\n")
+        return 1
+
+
+def entry():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,73 @@
+"""Reaps every child (the shim is a subreaper, so container processes reparented to it too) and
+records each exit with its time. Exits nobody has claimed yet stay queued: a container init that
+exits before Create/Start has learnt its pid is not lost (containerd's preStart queue)."""
+import os
+import threading
+import time
+
+_KEEP_UNCLAIMED = 600.0  # seconds an exit of an unknown pid is kept for a late claim
+
+
+def exit_code(status):
+    """waitpid status -> the shell convention callers see: 128+signal when killed."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Reaper:
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._exits = {}       # pid -> (code, time) not yet claimed
+        self._watchers = {}    # pid -> callback(code, time)
+        self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                with self._cond:
+                    self._cond.wait(0.2)  # no child yet: woken by kick() when one is spawned
+                continue
+            except InterruptedError:
+                continue
+            if not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
+                continue
+            now = time.time()
+            code = exit_code(status)
+            with self._cond:
+                cb = self._watchers.pop(pid, None)
+                if cb is None:
+                    self._exits[pid] = (code, now)
+                    self._prune(now)
+                self._cond.notify_all()
+            if cb is not None:
+                cb(code, now)
+
+    def _prune(self, now):
+        for pid in [p for p, (_, t) in self._exits.items() if now - t > _KEEP_UNCLAIMED]:
+            del self._exits[pid]
+
+    def kick(self):
+        with self._cond:
+            self._cond.notify_all()
+
+    def watch(self, pid, callback):
+        """Call callback(code, time) when pid exits; at once (in this thread) if it already has."""
+        with self._cond:
+            got = self._exits.pop(pid, None)
+            if got is None:
+                self._watchers[pid] = callback
+                return
+        callback(*got)
+
+    def wait(self, pid, timeout=None):
+        """Block until pid (a child this shim spawned) exits -> (code, time)."""
+        box = []
+        done = threading.Event()
+        self.watch(pid, lambda c, t: (box.append((c, t)), done.set()))
+        if not done.wait(timeout):
+            raise TimeoutError(f"process {pid} did not exit in {timeout}s")
+        return box[0]

@@ -1,0 +1,90 @@
+"""The runtime (pyrunc, runc, crun) driven through its command line, as containerd's go-runc does:
+`<binary> --root R --log <bundle>/log.json --log-format json [--systemd-cgroup] <verb> ...`.
+Children are waited for through the Reaper (never waitpid here: the reaper reaps everything)."""
+import json
+import os
+import subprocess
+import tempfile
+
+from pyrunc_shim.errors import ShimError
+from pyrunc_shim.ttrpc import framing
+
+DEFAULT_BINARY = "pyrunc"
+
+
+class RuntimeError_(ShimError):
+    pass
+
+
+def last_log_error(path):
+    """The last level=error msg in the runtime's JSON log (what containerd surfaces)."""
+    msg = ""
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    break
+                if isinstance(obj, dict) and obj.get("level") in ("error", "fatal"):
+                    msg = str(obj.get("msg", ""))
+    except OSError:
+        pass
+    return msg
+
+
+class Runtime:
+    def __init__(self, reaper, binary, root, bundle, systemd_cgroup=False):
+        self.reaper = reaper
+        self.binary = binary or DEFAULT_BINARY
+        self.root = root
+        self.bundle = bundle
+        self.log = os.path.join(bundle, "log.json")
+        self.systemd_cgroup = systemd_cgroup
+
+    def argv(self, *args):
+        a = [self.binary, "--root", self.root, "--log", self.log, "--log-format", "json"]
+        if self.systemd_cgroup:
+            a.append("--systemd-cgroup")
+        return a + list(args)
+
+    def run(self, *args, stdin=None, stdout=None, stderr=None, input_bytes=None, capture=False,
+            pass_fds=()):
+        """Run one runtime command to completion -> stdout bytes (when capture). stdio of commands
+        that leave a container behind (create, exec -d) must be the container's, never a pipe we
+        read to EOF: the container would hold it open."""
+        out_file = tempfile.TemporaryFile() if capture else None
+        err_file = tempfile.TemporaryFile()
+        in_r = None
+        if input_bytes is not None:
+            in_r, in_w = os.pipe()
+            os.write(in_w, input_bytes)  # small (a resources or process JSON): fits a pipe
+            os.close(in_w)
+            stdin = in_r
+        try:
+            p = subprocess.Popen(self.argv(*args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                 stdout=out_file if capture else (stdout if stdout is not None else subprocess.DEVNULL),
+                                 stderr=stderr if stderr is not None else err_file,
+                                 pass_fds=pass_fds, cwd=self.bundle, start_new_session=False)
+            self.reaper.kick()
+            code, _ = self.reaper.wait(p.pid)
+            p.returncode = code  # keep Popen from ever waiting on a pid the reaper owns
+        finally:
+            if in_r is not None:
+                os.close(in_r)
+        err_file.seek(0)
+        err = err_file.read().decode(errors="replace").strip()
+        err_file.close()
+        if code != 0:
+            msg = last_log_error(self.log) or (err.splitlines()[-1] if err else "")
+            raise ShimError(framing.UNKNOWN, f"{os.path.basename(self.binary)} {args[0]} failed (exit {code}): "
+                                             f"{msg or 'no error message'}")
+        if capture:
+            out_file.seek(0)
+            data = out_file.read()
+            out_file.close()
+            return data
+        return b""
+
+    def state(self, cid):
+        return json.loads(self.run("state", cid, capture=True))

@@ -1,0 +1,413 @@
+"""containerd.task.v2.Task: the container (init) and its execs, each a Process driven through the
+runtime's command line. Exits come from the Reaper; TaskExit is never published before the
+process's TaskStart/TaskExecStarted (an exit that races Start is held until Start has answered)."""
+import json
+import os
+import signal
+import threading
+import time
+
+from google.protobuf import any_pb2, empty_pb2
+
+from pyrunc_shim import errors, sys as shimsys
+from pyrunc_shim.errors import ShimError
+from pyrunc_shim.events import pack_any, timestamp
+from pyrunc_shim.pb.containerd import (runc_options_pb2, runtimeoptions_pb2, shim_pb2, types_pb2)
+from pyrunc_shim.runtime import Runtime
+from pyrunc_shim.stdio import ProcessIO
+from pyrunc_shim.ttrpc import framing
+
+SERVICE = "containerd.task.v2.Task"
+CREATED, RUNNING, STOPPED, PAUSED = (types_pb2.CREATED, types_pb2.RUNNING, types_pb2.STOPPED,
+                                     types_pb2.PAUSED)
+IO_DRAIN_TIMEOUT = 5.0
+
+
+class Process:
+    def __init__(self, cid, exec_id, io, spec=None):
+        self.cid, self.exec_id, self.io, self.spec = cid, exec_id, io, spec
+        self.pid = 0
+        self.status = CREATED
+        self.exit_status = 0
+        self.exited_at = None
+        self.exited = threading.Event()
+        self.started_published = False
+        self.pending_exit = False
+        self.lock = threading.Lock()
+
+
+def load_options(any_msg, bundle):
+    """runc Options from Create.options (containerd.runc.v1.Options, or runtimeoptions.v1.Options
+    naming a TOML file of the same keys, which is what `ctr run --runtime-config-path` sends)."""
+    opts = {}
+    if any_msg is not None and any_msg.type_url:
+        name = any_msg.type_url.rsplit("/", 1)[-1]
+        if name == "containerd.runc.v1.Options":
+            o = runc_options_pb2.Options()
+            o.ParseFromString(any_msg.value)
+            opts = {"BinaryName": o.binary_name, "Root": o.root, "SystemdCgroup": o.systemd_cgroup,
+                    "NoPivotRoot": o.no_pivot_root, "NoNewKeyring": o.no_new_keyring}
+        elif name == "runtimeoptions.v1.Options":
+            o = runtimeoptions_pb2.Options()
+            o.ParseFromString(any_msg.value)
+            import tomllib
+            try:
+                if o.config_body:
+                    opts = tomllib.loads(o.config_body)
+                elif o.config_path:
+                    with open(o.config_path, "rb") as f:
+                        opts = tomllib.load(f)
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                raise errors.invalid(f"runtime options {o.config_path or 'config_body'}: {e}")
+        else:
+            raise errors.invalid(f"runtime options: unsupported type {any_msg.type_url!r}")
+    return {k: v for k, v in opts.items() if v not in ("", None, False)}
+
+
+class TaskService:
+    def __init__(self, reaper, publisher, namespace="default", default_binary="pyrunc",
+                 runtime_root=None, on_shutdown=None, log=None, log_writer=None, attach=None,
+                 on_init_exit=None):
+        self.reaper = reaper
+        self.events = publisher
+        self.namespace = namespace
+        self.default_binary = default_binary
+        self.runtime_root = runtime_root
+        self.on_shutdown = on_shutdown
+        self.on_init_exit = on_init_exit
+        self.log = log or (lambda m: None)
+        self.log_writer, self.attach = log_writer, attach
+        self.lock = threading.RLock()
+        self.init = None
+        self.init_deleted = False
+        self.execs = {}
+        self.runtime = None
+        self.bundle = None
+        self.mounted = []
+        self.oom_thread = None
+
+    # -- helpers -----------------------------------------------------------------------------
+    def methods(self):
+        m = {}
+        for rpc in shim_pb2.DESCRIPTOR.services_by_name["Task"].methods:
+            cls = getattr(shim_pb2, rpc.input_type.name)
+            m[rpc.name] = (cls, getattr(self, rpc.name))
+        return m
+
+    def _check_id(self, cid):
+        if self.init is None or cid != self.init.cid or self.init_deleted:
+            raise errors.not_found(f"container {cid!r}")
+
+    def _proc(self, cid, exec_id):
+        self._check_id(cid)
+        if not exec_id:
+            return self.init
+        p = self.execs.get(exec_id)
+        if p is None:
+            raise errors.not_found(f"process {exec_id!r} of container {cid!r}")
+        return p
+
+    def _on_exit(self, proc, code, when):
+        with proc.lock:
+            proc.exit_status, proc.exited_at, proc.status = code, when, STOPPED
+            publish = proc.started_published
+            proc.pending_exit = not publish
+        if proc is self.init:
+            # the container is gone: its execs cannot outlive it (no private pidns: kill them too)
+            for e in list(self.execs.values()):
+                if e.pid and not e.exited.is_set():
+                    try:
+                        os.kill(e.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        if publish:
+            self._publish_exit(proc)
+        proc.exited.set()
+        if proc is self.init and self.on_init_exit:
+            threading.Thread(target=self.on_init_exit, args=(proc,), daemon=True).start()
+
+    def _publish_exit(self, proc):
+        self.events.publish("TaskExit", container_id=proc.cid, id=proc.exec_id or proc.cid, pid=proc.pid,
+                            exit_status=proc.exit_status, exited_at=timestamp(proc.exited_at))
+
+    def _started(self, proc):
+        """After TaskStart/TaskExecStarted went out: release an exit that came early."""
+        with proc.lock:
+            proc.started_published = True
+            pending, proc.pending_exit = proc.pending_exit, False
+        if pending:
+            self._publish_exit(proc)
+
+    def _read_pid(self, path):
+        with open(path) as f:
+            return int(f.read().strip())
+
+    # -- Task methods ------------------------------------------------------------------------
+    def Create(self, req, md):
+        with self.lock:
+            if self.init is not None:
+                raise errors.already_exists(f"container {self.init.cid!r}")
+            if req.checkpoint:
+                raise ShimError(framing.UNIMPLEMENTED, "restore from a checkpoint: not implemented")
+            ns = md.get("containerd-namespace-ttrpc") or self.namespace
+            opts = load_options(req.options if req.HasField("options") else None, req.bundle)
+            binary = opts.get("BinaryName") or self.default_binary
+            root = opts.get("Root") or self.runtime_root or f"/run/containerd/{os.path.basename(binary)}"
+            root = os.path.join(root, ns)
+            with open(os.path.join(req.bundle, "options.json"), "w") as f:
+                json.dump({"BinaryName": binary, "Root": root, "SystemdCgroup": bool(opts.get("SystemdCgroup"))}, f)
+            rootfs = os.path.join(req.bundle, "rootfs")
+            try:
+                for m in req.rootfs:
+                    self._mount(m, rootfs)
+                self.bundle = req.bundle
+                self.runtime = Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup")))
+                io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
+                               env=self._logger_env(req.id, ns), log_writer=self.log_writer,
+                               attach=self.attach)
+                proc = Process(req.id, "", io)
+                args = ["create", "--bundle", req.bundle, "--pid-file", os.path.join(req.bundle, "init.pid")]
+                if io.console_socket:
+                    args += ["--console-socket", io.console_socket]
+                if opts.get("NoPivotRoot"):
+                    args.append("--no-pivot")
+                if opts.get("NoNewKeyring"):
+                    args.append("--no-new-keyring")
+                fds = io.runtime_fds()
+                try:
+                    self.runtime.run(*args, req.id, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+                except Exception:
+                    io.abort()
+                    raise
+                io.after_runtime()
+                proc.pid = self._read_pid(os.path.join(req.bundle, "init.pid"))
+                self.init = proc
+            except Exception:
+                self._unmount()
+                raise
+            self.reaper.watch(proc.pid, lambda c, t: self._on_exit(proc, c, t))
+            self.events.publish("TaskCreate", container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
+                                io={"stdin": req.stdin, "stdout": req.stdout, "stderr": req.stderr,
+                                    "terminal": req.terminal}, pid=proc.pid)
+            self._watch_oom(proc)
+            return shim_pb2.CreateTaskResponse(pid=proc.pid)
+
+    @staticmethod
+    def _logger_env(cid, ns):
+        env = dict(os.environ)
+        env.update(CONTAINER_ID=cid, CONTAINER_NAMESPACE=ns)
+        return env
+
+    def _mount(self, m, target):
+        os.makedirs(target, exist_ok=True)
+        flags, data = 0, []
+        for o in m.options:
+            if o == "ro":
+                flags |= shimsys.MS_RDONLY
+            elif o in ("bind", "rbind"):
+                flags |= shimsys.MS_BIND | (shimsys.MS_REC if o == "rbind" else 0)
+            elif o in ("rw", "defaults"):
+                pass
+            elif o == "nosuid":
+                flags |= shimsys.MS_NOSUID
+            elif o == "nodev":
+                flags |= shimsys.MS_NODEV
+            elif o == "noexec":
+                flags |= shimsys.MS_NOEXEC
+            else:
+                data.append(o)
+        fstype = None if m.type == "bind" or flags & shimsys.MS_BIND else m.type
+        shimsys.mount(m.source, target, fstype, flags & ~shimsys.MS_RDONLY if fstype is None else flags,
+                      ",".join(data))
+        self.mounted.append(target)
+        if fstype is None and flags & shimsys.MS_RDONLY:  # a bind mount is made read-only by a remount
+            shimsys.mount("", target, None, flags | shimsys.MS_REMOUNT, "")
+
+    def _unmount(self):
+        while self.mounted:
+            t = self.mounted.pop()
+            try:
+                shimsys.umount(t, shimsys.MNT_DETACH)
+            except OSError as e:
+                self.log(f"unmount {t}: {e}")
+
+    def Start(self, req, md):
+        with self.lock:
+            proc = self._proc(req.id, req.exec_id)
+            if proc.status != CREATED or proc.exited.is_set() and proc.pid:
+                raise errors.failed_precondition(f"process {req.exec_id or req.id}: cannot start, not created")
+            if req.exec_id:
+                self._start_exec(proc)
+                self.events.publish("TaskExecStarted", container_id=req.id, exec_id=req.exec_id, pid=proc.pid)
+            else:
+                self.runtime.run("start", req.id)
+                with proc.lock:
+                    if proc.status == CREATED:
+                        proc.status = RUNNING
+                self.events.publish("TaskStart", container_id=req.id, pid=proc.pid)
+            self._started(proc)
+            return shim_pb2.StartResponse(pid=proc.pid)
+
+    def _start_exec(self, proc):
+        if self.init.exited.is_set():
+            raise errors.failed_precondition(f"container {proc.cid}: not running, cannot exec")
+        spec_path = os.path.join(self.bundle, f".{proc.exec_id}.process.json")
+        pid_path = os.path.join(self.bundle, f"{proc.exec_id}.pid")
+        with open(spec_path, "wb") as f:
+            f.write(proc.spec)
+        args = ["exec", "--process", spec_path, "--detach", "--pid-file", pid_path]
+        if proc.io.console_socket:
+            args += ["--console-socket", proc.io.console_socket]
+        fds = proc.io.runtime_fds()
+        try:
+            self.runtime.run(*args, proc.cid, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+        except Exception:
+            proc.io.abort()
+            raise
+        finally:
+            os.unlink(spec_path)
+        proc.io.after_runtime()
+        proc.pid = self._read_pid(pid_path)
+        os.unlink(pid_path)
+        proc.status = RUNNING
+        self.reaper.watch(proc.pid, lambda c, t: self._on_exit(proc, c, t))
+
+    def Exec(self, req, md):
+        with self.lock:
+            self._check_id(req.id)
+            if req.exec_id in self.execs:
+                raise errors.already_exists(f"exec {req.exec_id!r}")
+            if self.init.exited.is_set():
+                raise errors.failed_precondition(f"container {req.id}: not running, cannot exec")
+            if not req.exec_id:
+                raise errors.invalid("exec: exec_id is empty")
+            io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
+                           env=self._logger_env(req.id, self.namespace))
+            self.execs[req.exec_id] = Process(req.id, req.exec_id, io, spec=req.spec.value)
+            self.events.publish("TaskExecAdded", container_id=req.id, exec_id=req.exec_id)
+            return empty_pb2.Empty()
+
+    def Delete(self, req, md):
+        with self.lock:
+            proc = self._proc(req.id, req.exec_id)
+            if proc.pid and not proc.exited.is_set() and proc.status != CREATED:
+                raise errors.failed_precondition(f"process {req.exec_id or req.id}: cannot delete a running process")
+            if req.exec_id:
+                del self.execs[req.exec_id]
+                proc.io.wait(IO_DRAIN_TIMEOUT)
+                proc.io.close()
+            else:
+                self.runtime.run("delete", "--force", req.id) if proc.status == CREATED \
+                    else self.runtime.run("delete", req.id)
+                if proc.status == CREATED and not proc.exited.is_set():
+                    proc.exited.wait(10)  # --force killed it; let the reaper record the exit
+                proc.io.wait(IO_DRAIN_TIMEOUT)
+                proc.io.close()
+                self._unmount()
+                when = proc.exited_at or time.time()
+                self.events.publish("TaskDelete", container_id=req.id, pid=proc.pid,
+                                    exit_status=proc.exit_status, exited_at=timestamp(when), id=req.id)
+                self.init_deleted = True
+            return shim_pb2.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status,
+                                           exited_at=timestamp(proc.exited_at or time.time()))
+
+    def Kill(self, req, md):
+        proc = self._proc(req.id, req.exec_id)
+        if req.exec_id:
+            if proc.exited.is_set() or not proc.pid:
+                raise errors.not_found(f"process {req.exec_id}: already finished")
+            os.kill(proc.pid, req.signal)
+        else:
+            if proc.exited.is_set() and not req.all:
+                raise errors.not_found(f"process {req.id}: already finished")
+            args = ["kill"] + (["--all"] if req.all else []) + [req.id, str(req.signal)]
+            try:
+                self.runtime.run(*args)
+            except ShimError:
+                if proc.exited.is_set():
+                    raise errors.not_found(f"process {req.id}: already finished")
+                raise
+        return empty_pb2.Empty()
+
+    def Pids(self, req, md):
+        self._check_id(req.id)
+        pids = json.loads(self.runtime.run("ps", "--format", "json", req.id, capture=True) or b"[]")
+        by_pid = {p.pid: p.exec_id for p in self.execs.values() if p.pid}
+        out = shim_pb2.PidsResponse()
+        for pid in pids:
+            info = out.processes.add(pid=pid)
+            if pid in by_pid:
+                info.info.CopyFrom(pack_any(runc_options_pb2.ProcessDetails(exec_id=by_pid[pid])))
+        return out
+
+    def Pause(self, req, md):
+        self._check_id(req.id)
+        self.runtime.run("pause", req.id)
+        self.init.status = PAUSED
+        self.events.publish("TaskPaused", container_id=req.id)
+        return empty_pb2.Empty()
+
+    def Resume(self, req, md):
+        self._check_id(req.id)
+        self.runtime.run("resume", req.id)
+        if not self.init.exited.is_set():
+            self.init.status = RUNNING
+        self.events.publish("TaskResumed", container_id=req.id)
+        return empty_pb2.Empty()
+
+    def Checkpoint(self, req, md):
+        raise ShimError(framing.UNIMPLEMENTED, "checkpoint: not implemented")
+
+    def State(self, req, md):
+        p = self._proc(req.id, req.exec_id)
+        io = p.io
+        r = shim_pb2.StateResponse(id=p.exec_id or p.cid, bundle=self.bundle, pid=p.pid, status=p.status,
+                                   stdin=io.stdin_uri, stdout=io.stdout_uri, stderr=io.stderr_uri,
+                                   terminal=io.terminal, exit_status=p.exit_status, exec_id=p.exec_id)
+        if p.exited_at:
+            r.exited_at.CopyFrom(timestamp(p.exited_at))
+        return r
+
+    def Wait(self, req, md):
+        p = self._proc(req.id, req.exec_id)
+        p.exited.wait()
+        return shim_pb2.WaitResponse(exit_status=p.exit_status, exited_at=timestamp(p.exited_at))
+
+    def Stats(self, req, md):
+        self._check_id(req.id)
+        from pyrunc_shim import stats
+        return shim_pb2.StatsResponse(stats=pack_any(stats.collect(self.init.pid)))
+
+    def Connect(self, req, md):
+        from pyrunc_shim import __version__
+        return shim_pb2.ConnectResponse(shim_pid=os.getpid(), task_pid=self.init.pid if self.init else 0,
+                                        version=__version__)
+
+    def Shutdown(self, req, md):
+        with self.lock:
+            if self.init is not None and not self.init_deleted and not req.now:
+                return empty_pb2.Empty()  # containerd asks after every delete; still in use
+        if self.on_shutdown:
+            self.on_shutdown()
+        return empty_pb2.Empty()
+
+    def ResizePty(self, req, md):
+        p = self._proc(req.id, req.exec_id)
+        p.io.resize(req.width, req.height)
+        return empty_pb2.Empty()
+
+    def CloseIO(self, req, md):
+        p = self._proc(req.id, req.exec_id)
+        if req.stdin:
+            p.io.close_stdin()
+        return empty_pb2.Empty()
+
+    def Update(self, req, md):
+        self._check_id(req.id)
+        self.runtime.run("update", "--resources", "-", req.id, input_bytes=req.resources.value)
+        return empty_pb2.Empty()
+
+    # -- OOM ---------------------------------------------------------------------------------
+    def _watch_oom(self, proc):
+        from pyrunc_shim import oom
+        oom.watch(proc.pid, lambda: self.events.publish("TaskOOM", container_id=proc.cid), self.log)
