@@ -88,6 +88,13 @@ def token_registry(tmp_path):
     token.stop()
 
 
+@pytest.fixture
+def htpasswd_registry(tmp_path):
+    r = Registry(str(tmp_path / "htpasswd-registry"), htpasswd=("bob", "builder"))
+    yield r
+    r.stop()
+
+
 @pytest.fixture(scope="session")
 def rootfs_tar(tmp_path_factory):
     d = tmp_path_factory.mktemp("bbrootfs")

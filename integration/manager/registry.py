@@ -1,7 +1,8 @@
 """Test helpers for pyctr: a real registry (Debian's docker-registry) on 127.0.0.1 with a temp
 config and storage, an optional bearer-token server (http.server, RS256 JWTs signed by openssl with a
 throwaway self-signed cert the registry trusts), a hand-made docker-archive (independent of pyctr)
-for skopeo to push, and a fake registry whose blob downloads break midway."""
+for skopeo to push, a fake registry whose blob downloads break midway, and a fake one that redirects
+blob downloads to another host."""
 import base64
 import http.server
 import json
@@ -101,7 +102,7 @@ class TokenServer:
 
 
 class Registry:
-    def __init__(self, workdir, token=None):
+    def __init__(self, workdir, token=None, htpasswd=None):
         need("docker-registry")
         self.workdir = workdir
         self.storage = os.path.join(workdir, "storage")
@@ -114,6 +115,10 @@ class Registry:
         if token:
             cfg += ["auth:", "  token:", f"    realm: {token.realm}", f"    service: {token.service}",
                     f"    issuer: {token.issuer}", f"    rootcertbundle: {token.cert}"]
+        if htpasswd:
+            path = os.path.join(workdir, "htpasswd")
+            bcrypt_htpasswd(path, *htpasswd)
+            cfg += ["auth:", "  htpasswd:", "    realm: pyctr-test", f"    path: {path}"]
         self.config = os.path.join(workdir, "registry.yml")
         with open(self.config, "w") as f:
             f.write("\n".join(cfg) + "\n")
@@ -126,7 +131,7 @@ class Registry:
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
                 break
             except urllib.error.HTTPError:
-                break  # 401 with token auth: it is up
+                break  # 401 with token or htpasswd auth: it is up
             except OSError:
                 assert self.proc.poll() is None, f"docker-registry exited: {open(self.log.name).read()}"
                 assert time.monotonic() < deadline, "docker-registry did not come up in 60s"
@@ -229,3 +234,157 @@ class BrokenRegistry:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def bcrypt_htpasswd(path, user, password):
+    """An htpasswd line as docker-registry wants it (bcrypt), from libc's crypt(3): libxcrypt does
+    bcrypt, so no Python package is needed."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5))
+    assert hashed and hashed.startswith("$2"), "libc's crypt(3) lacks bcrypt"
+    with open(path, "w") as f:
+        f.write(f"{user}:{hashed}\n")
+
+
+class RedirectingRegistry:
+    """A fake registry on 127.0.0.1 that wants auth (basic, or bearer from its own /token) and answers
+    every blob GET with a 307 to a plain blob server on another host:port (127.0.0.2), as registries
+    backed by S3 or a CDN do; the manifest takes a same-host redirect first. Both record the headers
+    of every request, so a test can see where Authorization went."""
+
+    def __init__(self, blobs, manifest, scheme="basic", user="alice", password="wonderland"):
+        self.blobs, self.manifest, self.scheme = blobs, manifest, scheme
+        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.token = "tok-" + os.urandom(8).hex()
+        self.seen = []       # (server, method, path, Authorization or None)
+        me = self
+
+        class Base(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_name = "?"
+
+            def log_message(self, *a):
+                pass
+
+            def reply(self, code, body=b"", headers=()):
+                self.send_response(code)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def note(self):
+                me.seen.append((self.server_name, self.command, self.path, self.headers.get("Authorization")))
+
+        class Blobs(Base):
+            server_name = "blobs"
+
+            def do_GET(self):
+                self.note()
+                digest = self.path.rsplit("/", 1)[-1]
+                if digest in me.blobs:
+                    return self.reply(200, me.blobs[digest], [("Content-Type", "application/octet-stream")])
+                self.reply(404)
+
+        self.blob_server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Blobs)
+        self.blob_host = "127.0.0.2:%d" % self.blob_server.server_address[1]
+
+        class Registry(Base):
+            server_name = "registry"
+
+            def authorized(self):
+                want = me.basic if me.scheme == "basic" else f"Bearer {me.token}"
+                if self.headers.get("Authorization") == want:
+                    return True
+                host = "127.0.0.1:%d" % me.registry.server_address[1]
+                challenge = ('Basic realm="fake"' if me.scheme == "basic" else
+                             f'Bearer realm="http://{host}/token",service="fake",scope="repository:r/img:pull"')
+                self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}',
+                           [("WWW-Authenticate", challenge), ("Content-Type", "application/json")])
+                return False
+
+            def do_GET(self):
+                self.note()
+                if self.path.startswith("/token"):
+                    if self.headers.get("Authorization") != me.basic:
+                        return self.reply(401)
+                    return self.reply(200, json.dumps({"token": me.token}).encode(),
+                                      [("Content-Type", "application/json")])
+                if not self.authorized():
+                    return
+                if self.path == "/v2/":
+                    return self.reply(200, b"{}", [("Content-Type", "application/json")])
+                if "/manifests/" in self.path:
+                    return self.reply(307, headers=[("Location", "/v2/r/img/moved-manifest")])
+                if self.path == "/v2/r/img/moved-manifest":
+                    return self.reply(200, me.manifest, [("Content-Type", "application/vnd.oci.image.manifest.v1+json")])
+                if "/blobs/" in self.path:
+                    digest = self.path.rsplit("/", 1)[-1]
+                    return self.reply(307, headers=[("Location", f"http://{me.blob_host}/data/{digest}")])
+                self.reply(404)
+
+        self.registry = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+        self.host = "127.0.0.1:%d" % self.registry.server_address[1]
+        for s in (self.blob_server, self.registry):
+            s.daemon_threads = True
+            threading.Thread(target=s.serve_forever, daemon=True).start()
+
+    def stop(self):
+        for s in (self.blob_server, self.registry):
+            s.shutdown()
+            s.server_close()
+
+
+def multiarch_layout(path, rootfs_tar):
+    """An OCI layout (written by hand) tagged `multi`, an image index of two images: linux/amd64 with a
+    gzip layer, linux/arm64/v8 with a zstd layer (the rootfs plus /arch). Returns {arch: diff id}."""
+    import gzip
+    import hashlib
+    import io
+    import tarfile
+    import zstandard
+    blobs = os.path.join(path, "blobs", "sha256")
+    os.makedirs(blobs)
+
+    def put(data, media_type, **extra):
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(blobs, d), "wb") as f:
+            f.write(data)
+        return {"mediaType": media_type, "digest": "sha256:" + d, "size": len(data), **extra}
+
+    raw = open(rootfs_tar, "rb").read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        with tarfile.open(rootfs_tar) as src:
+            for m in src:
+                tf.addfile(m, src.extractfile(m) if m.isreg() else None)
+        info = tarfile.TarInfo("arch")
+        info.size = 6
+        tf.addfile(info, io.BytesIO(b"arm64\n"))
+    raw_arm = buf.getvalue()
+    layers = {"amd64": (raw, gzip.compress(raw, 1), "application/vnd.oci.image.layer.v1.tar+gzip"),
+              "arm64": (raw_arm, zstandard.ZstdCompressor().compress(raw_arm),
+                        "application/vnd.oci.image.layer.v1.tar+zstd")}
+    manifests, diff_ids = [], {}
+    for arch, (plain, blob, mt) in layers.items():
+        diff_ids[arch] = "sha256:" + hashlib.sha256(plain).hexdigest()
+        plat = {"architecture": arch, "os": "linux", **({"variant": "v8"} if arch == "arm64" else {})}
+        cfg = put(json.dumps({**plat, "config": {"Cmd": ["/bin/echo", arch]},
+                              "rootfs": {"type": "layers", "diff_ids": [diff_ids[arch]]}}).encode(),
+                  "application/vnd.oci.image.config.v1+json")
+        man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg,
+               "layers": [put(blob, mt)]}
+        manifests.append(put(json.dumps(man).encode(), man["mediaType"], platform=plat))
+    index = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                            "manifests": manifests}).encode(), "application/vnd.oci.image.index.v1+json",
+                annotations={"org.opencontainers.image.ref.name": "multi"})
+    with open(os.path.join(path, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    with open(os.path.join(path, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [index]}, f)
+    return diff_ids

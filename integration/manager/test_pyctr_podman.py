@@ -1,4 +1,5 @@
-"""Interoperability with podman: pyctr save -> podman load, podman save -> pyctr load -> bundle."""
+"""Interoperability with podman: pyctr save (docker-archive and oci-archive) -> podman load, podman save ->
+pyctr load -> bundle."""
 import json
 import os
 
@@ -49,6 +50,34 @@ def test_pyctr_save_loads_in_podman_and_back(pyctr, rootfs_tar, tmp_path):
     finally:
         other.run("umount", bundle)
     podman(tmp_path, "rmi", "-a", "-f")
+
+
+def test_pyctr_oci_archive_loads_in_podman_and_in_pyctr(pyctr, rootfs_tar, tmp_path):
+    pyctr.run("import", "-c", 'CMD ["/bin/sh", "-c", "echo from-oci-archive; cat /etc/motd"]', rootfs_tar,
+              "localhost/pyctr/oci:1")
+    image_id = json.loads(pyctr.run("inspect", "localhost/pyctr/oci:1").stdout)[0]["Id"]
+    archive = str(tmp_path / "saved-oci.tar")
+    pyctr.run("save", "--format", "oci-archive", "-o", archive, "localhost/pyctr/oci:1")
+    podman(tmp_path, "load", "-i", archive)
+    images = json.loads(podman(tmp_path, "images", "--format", "json").stdout)
+    assert any(i["Id"] == image_id[7:] and "localhost/pyctr/oci:1" in (i.get("Names") or []) for i in images), \
+        images
+    cp = podman(tmp_path, "image", "inspect", "localhost/pyctr/oci:1")
+    assert json.loads(cp.stdout)[0]["Config"]["Cmd"][-1] == "echo from-oci-archive; cat /etc/motd"
+    podman(tmp_path, "rmi", "-a", "-f")
+    other = type(pyctr)(str(tmp_path / "root2"), pyctr.authfile)
+    assert "Loaded image: localhost/pyctr/oci:1" in other.run("load", "-i", archive).stdout
+    bundle = str(tmp_path / "bundle")
+    other.run("bundle", "localhost/pyctr/oci:1", bundle)
+    try:
+        cp = run_bundle(DEFAULT_RUNTIME, bundle, tmp_path, "pyctr-oci-archive")
+        assert cp.returncode == 0 and cp.stdout.splitlines()[:2] == ["from-oci-archive", "made for pyctr tests"], \
+            describe(cp)
+    finally:
+        other.run("umount", bundle)
+    # an unknown format is a usage error, not a traceback
+    cp = pyctr.run("save", "--format", "tarball", "-o", archive, "localhost/pyctr/oci:1", check=False)
+    assert cp.returncode != 0 and "invalid choice" in cp.stderr
 
 
 def teardown_module():

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from integration.helpers.runtime import DEFAULT_RUNTIME, describe, execute
-from integration.manager.registry import BrokenRegistry, docker_archive, need
+from integration.manager.registry import BrokenRegistry, RedirectingRegistry, docker_archive, \
+    multiarch_layout, need
 
 RUNTIMES = {"pyrunc": DEFAULT_RUNTIME, "runc": "/usr/sbin/runc"}
 
@@ -144,3 +145,66 @@ def test_interrupted_pull_leaves_no_half_written_layer(pyctr, rootfs_tar, tmp_pa
     pyctr.run("image", "prune")
     assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []
     assert pyctr.overlay_dirs() == [] and os.listdir(os.path.join(pyctr.root, "tmp")) == []
+
+
+def test_basic_auth_htpasswd_registry(pyctr, htpasswd_registry, rootfs_tar, tmp_path):
+    reg = htpasswd_registry
+    pyctr.run("import", rootfs_tar, f"{reg.host}/basic/bb:1")
+    cp = pyctr.fail("push", "--insecure", f"{reg.host}/basic/bb:1")
+    assert "requires a login" in cp.stderr, cp.stderr
+    assert "401" in pyctr.fail("login", "--insecure", "-u", "bob", "-p", "wrong", reg.host).stderr
+    pyctr.run("login", "--insecure", "-u", "bob", "--password-stdin", reg.host, input="builder\n")
+    pyctr.run("push", "--insecure", f"{reg.host}/basic/bb:1")
+    skopeo("inspect", "--tls-verify=false", "--creds", "bob:builder", f"docker://{reg.host}/basic/bb:1")
+    fresh = type(pyctr)(str(tmp_path / "root2"), pyctr.authfile)
+    image_id = fresh.run("pull", "--insecure", "-q", f"{reg.host}/basic/bb:1").stdout.strip()
+    assert image_id == json.loads(pyctr.run("inspect", f"{reg.host}/basic/bb:1").stdout)[0]["Id"]
+    pyctr.run("logout", reg.host)
+    assert "requires a login" in type(pyctr)(str(tmp_path / "root3"), pyctr.authfile).fail(
+        "pull", "--insecure", f"{reg.host}/basic/bb:1").stderr
+
+
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+def test_redirect_to_another_host_gets_no_authorization(pyctr, rootfs_tar, scheme):
+    raw = open(rootfs_tar, "rb").read()
+    layer = gzip.compress(raw, 1)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+        "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode()
+    blobs = {"sha256:" + hashlib.sha256(b).hexdigest(): b for b in (config, layer)}
+    cfg_digest, layer_digest = blobs
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cfg_digest, "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                       "digest": layer_digest, "size": len(layer)}]}).encode()
+    fake = RedirectingRegistry(blobs, manifest, scheme)
+    try:
+        pyctr.run("login", "--insecure", "-u", "alice", "--password-stdin", fake.host, input="wonderland\n")
+        image_id = pyctr.run("pull", "--insecure", "-q", f"{fake.host}/r/img:1").stdout.strip()
+    finally:
+        fake.stop()
+    assert image_id == cfg_digest
+    want = fake.basic if scheme == "basic" else f"Bearer {fake.token}"
+    on_blob_host = [s for s in fake.seen if s[0] == "blobs"]
+    assert sorted(s[2].rsplit("/", 1)[1] for s in on_blob_host) == sorted(blobs), fake.seen
+    assert all(s[3] is None for s in on_blob_host), f"credentials leaked to {fake.blob_host}: {on_blob_host}"
+    # on the registry itself (the same-host manifest redirect included) the credentials were sent
+    for path in ("/v2/r/img/moved-manifest", f"/v2/r/img/blobs/{layer_digest}"):
+        assert any(s[0] == "registry" and s[2] == path and s[3] == want for s in fake.seen), fake.seen
+
+
+def test_index_platform_selection_and_zstd_layer(pyctr, registry, rootfs_tar, tmp_path):
+    layout = str(tmp_path / "multi")
+    diff_ids = multiarch_layout(layout, rootfs_tar)
+    skopeo("copy", "--multi-arch", "all", "--dest-tls-verify=false", f"oci:{layout}:multi",
+           f"docker://{registry.host}/m/img:1")
+    ref = f"{registry.host}/m/img:1"
+    pyctr.run("pull", "--insecure", ref)
+    got = json.loads(pyctr.run("inspect", ref).stdout)[0]
+    assert got["Architecture"] == "amd64" and got["RootFS"]["Layers"] == [diff_ids["amd64"]], got
+    arm = type(pyctr)(str(tmp_path / "root-arm"), pyctr.authfile)
+    arm.run("pull", "--insecure", "--platform", "linux/arm64/v8", ref)  # the zstd layer
+    got = json.loads(arm.run("inspect", ref).stdout)[0]
+    assert got["Architecture"] == "arm64" and got["RootFS"]["Layers"] == [diff_ids["arm64"]], got
+    assert "no image for platform linux/s390x" in arm.fail("pull", "--insecure", "--platform", "linux/s390x",
+                                                              ref).stderr

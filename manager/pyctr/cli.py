@@ -189,7 +189,7 @@ def cmd_save(args):
         f, is_file = _out(args.output)
         ok = False
         try:
-            save(store, args.images, f)
+            save(store, args.images, f, args.format)
             ok = True
         finally:
             if is_file:
@@ -353,8 +353,10 @@ def build_parser():
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_history)
 
-    sp = sub.add_parser("save", help="write images as a docker-archive")
+    sp = sub.add_parser("save", help="write images as a docker-archive or an OCI archive")
     sp.add_argument("-o", "--output")
+    sp.add_argument("--format", default="docker-archive", choices=("docker-archive", "oci-archive"),
+                    help="archive format (default docker-archive, what `docker save` writes)")
     sp.add_argument("images", nargs="+")
     sp.set_defaults(fn=cmd_save)
 

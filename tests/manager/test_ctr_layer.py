@@ -141,3 +141,40 @@ def test_truncated_tar_is_an_error(dest):
     raw = tar(("big", "file", b"x" * 100000))
     with pytest.raises(LayerError):
         apply(raw[:20000], dest)
+
+
+def test_truncated_and_corrupt_gzip_are_errors(dest):
+    import gzip
+    raw = gzip.compress(tar(("big", "file", os.urandom(300_000))))
+    with pytest.raises(LayerError, match="ended before the end of the gzip stream"):
+        apply(raw[:-3], dest)
+    bad = bytearray(raw)
+    bad[-6] ^= 1  # the trailer's CRC
+    with pytest.raises(LayerError):
+        apply(bytes(bad), dest)
+
+
+def test_gunzip_reads_members_in_a_row_in_bounded_pieces():
+    import gzip
+    import threading
+    from pyctr.image.layer import Gunzip, HashReader
+    a = os.urandom(200_000) + b"x" * 3_000_000
+    raw = gzip.compress(a) + gzip.compress(b"second") + b"\0" * 10
+    g = Gunzip(io.BytesIO(raw))
+    parts = []
+    while True:
+        b = g.read(5000)
+        if not b:
+            break
+        assert len(b) <= 5000
+        parts.append(b)
+    assert b"".join(parts) == a + b"second"
+    # the read-ahead thread hashes everything and stops when asked, even with a full queue
+    import hashlib
+    r = HashReader(Gunzip(io.BytesIO(raw)))
+    assert r.read(10) == a[:10]
+    assert r.drain() == "sha256:" + hashlib.sha256(a + b"second").hexdigest() and r.size == len(a) + 6
+    r = HashReader(io.BytesIO(os.urandom(20 << 20)))
+    r.read(1)
+    r.close()
+    assert not r.thread.is_alive() and threading.active_count() >= 1

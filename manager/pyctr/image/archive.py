@@ -165,21 +165,51 @@ def _uncompressed_layer(store, layer_desc, diff_id, tmpdir):
     return out
 
 
-def save(store, names, out):
+FORMATS = ("docker-archive", "oci-archive")
+
+
+def _save_tags(store, name, image_id):
+    """The tags an image is saved under: the name given, or its tags when it was named by id."""
+    tags = []
+    try:
+        ref = _ref.parse(name)
+        if not ref.digest and not name.startswith("sha256:") and not _is_id(store, name):
+            tags = [ref.familiar()]
+    except PyctrError:
+        pass
+    if not tags and not _is_id(store, name):
+        tags = [t for t in store.tags_of(image_id) if "@" not in t]
+    return tags
+
+
+def _image_parts(store, name):
+    image_id = store.resolve(name)
+    config_bytes = store.config_bytes(image_id)
+    diff_ids = json.loads(config_bytes).get("rootfs", {}).get("diff_ids", [])
+    mdigest = store.manifest_digest(image_id)
+    manifest = json.loads(store.content.read(mdigest)) if mdigest else {"layers": []}
+    if len(manifest.get("layers", [])) != len(diff_ids):
+        raise PyctrError(f"image {name}: layer blobs are missing from the store; cannot save it")
+    return image_id, config_bytes, diff_ids, manifest
+
+
+def save(store, names, out, fmt="docker-archive"):
+    """Write the named images to the binary stream out as a docker-archive or an OCI archive."""
+    if fmt not in FORMATS:
+        raise PyctrError(f"unknown archive format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "oci-archive":
+        return save_oci(store, names, out)
+    return save_docker(store, names, out)
+
+
+def save_docker(store, names, out):
     """docker-archive of the named images: manifest.json, <id>.json, <diffid>/layer.tar, repositories."""
     entries, seen_layers = [], set()
     repositories = {}
     with tempfile.TemporaryDirectory(dir=store.overlay.tmp) as tmpdir, \
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for name in names:
-            image_id = store.resolve(name)
-            config_bytes = store.config_bytes(image_id)
-            config = json.loads(config_bytes)
-            diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-            mdigest = store.manifest_digest(image_id)
-            manifest = json.loads(store.content.read(mdigest)) if mdigest else {"layers": []}
-            if len(manifest.get("layers", [])) != len(diff_ids):
-                raise PyctrError(f"image {name}: layer blobs are missing from the store; cannot save it")
+            image_id, config_bytes, diff_ids, manifest = _image_parts(store, name)
             _add_bytes(tf, f"{image_id[7:]}.json", config_bytes)
             layers = []
             for desc, diff_id in zip(manifest["layers"], diff_ids):
@@ -194,21 +224,72 @@ def save(store, names, out):
                 tf.add(path, arcname=arc)
                 if path.startswith(tmpdir):
                     os.unlink(path)
-            tags = []
-            try:
-                ref = _ref.parse(name)
-                if not ref.digest and not name.startswith("sha256:") and not _is_id(store, name):
-                    tags = [ref.familiar()]
-            except PyctrError:
-                pass
-            if not tags and not _is_id(store, name):
-                tags = [t for t in store.tags_of(image_id) if "@" not in t]
+            tags = _save_tags(store, name, image_id)
             for t in tags:
                 r = _ref.parse(t)
                 repositories.setdefault(r.familiar_name, {})[r.tag] = diff_ids[-1][7:] if diff_ids else ""
             entries.append({"Config": f"{image_id[7:]}.json", "RepoTags": tags or None, "Layers": layers})
         _add_bytes(tf, "manifest.json", json.dumps(entries).encode())
         _add_bytes(tf, "repositories", json.dumps(repositories).encode())
+
+
+_TO_OCI = {_m.DOCKER_CONFIG: _m.OCI_CONFIG, _m.DOCKER_LAYER_GZIP: _m.OCI_LAYER_GZIP,
+           "application/vnd.docker.image.rootfs.diff.tar": _m.OCI_LAYER,
+           "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
+               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"}
+
+
+def save_oci(store, names, out):
+    """An OCI image layout in a tar (what `podman save --format oci-archive` writes): oci-layout,
+    index.json with one manifest per name, blobs/sha256/*. Layer blobs go in as stored (compressed
+    or not, same digests); a Docker schema2 manifest is rewritten with OCI media types, since an OCI
+    layout holds OCI manifests. Each entry is named by `io.containerd.image.name` (the full
+    reference, which podman, containerd and Docker read) and `org.opencontainers.image.ref.name`
+    (the tag, as containerd and Docker write it)."""
+    seen, index = set(), []
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+        _add_bytes(tf, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode())
+
+        def blob_bytes(digest, data):
+            if digest not in seen:
+                seen.add(digest)
+                _add_bytes(tf, "blobs/" + digest.replace(":", "/"), data)
+
+        for name in names:
+            image_id, config_bytes, diff_ids, manifest = _image_parts(store, name)
+            blob_bytes(image_id, config_bytes)
+            layers = []
+            for desc in manifest.get("layers", []):
+                d = desc["digest"]
+                layers.append({**desc, "mediaType": _TO_OCI.get(desc.get("mediaType"),
+                                                                desc.get("mediaType") or _m.OCI_LAYER)})
+                if d not in seen:
+                    seen.add(d)
+                    tf.add(store.content.path(d), arcname="blobs/" + d.replace(":", "/"))
+            mdigest = store.manifest_digest(image_id)
+            if mdigest and manifest.get("mediaType") == _m.OCI_MANIFEST:
+                mbytes = store.content.read(mdigest)
+            else:
+                doc = {"schemaVersion": 2, "mediaType": _m.OCI_MANIFEST,
+                       "config": {"mediaType": _m.OCI_CONFIG, "digest": image_id, "size": len(config_bytes)},
+                       "layers": layers}
+                mbytes = json.dumps(doc, separators=(",", ":")).encode()
+                mdigest = _digest.sha256_bytes(mbytes)
+            blob_bytes(mdigest, mbytes)
+            config = json.loads(config_bytes)
+            desc = {"mediaType": _m.OCI_MANIFEST, "digest": mdigest, "size": len(mbytes),
+                    "platform": {"architecture": config.get("architecture", "amd64"),
+                                 "os": config.get("os", "linux"),
+                                 **({"variant": config["variant"]} if config.get("variant") else {})}}
+            tags = _save_tags(store, name, image_id)
+            if not tags:
+                index.append(desc)
+            for t in tags:
+                r = _ref.parse(t)
+                index.append({**desc, "annotations": {"io.containerd.image.name": str(r),
+                                                      "org.opencontainers.image.ref.name": r.tag or "latest"}})
+        _add_bytes(tf, "index.json", json.dumps({"schemaVersion": 2, "mediaType": _m.OCI_INDEX,
+                                                 "manifests": index}).encode())
 
 
 def _is_id(store, name):
