@@ -253,3 +253,19 @@ def test_parse_version():
     assert dbus.parse_version("252 (252.22-1~deb12u1)") == 252
     assert dbus.parse_version("v255") == 255
     assert dbus.parse_version("") == 0
+
+
+def test_a_unit_never_started_is_not_ours(tmp_path, monkeypatch):
+    """A create whose StartTransientUnit failed (the unit belongs to another container) must not
+    list, signal or remove anything in that unit's cgroup, nor ask systemd to stop it."""
+    m = _open(hosts.HYBRID_MOUNTINFO, tmp_path=tmp_path)
+    monkeypatch.setattr(dbus, "Systemd", lambda: pytest.fail("no D-Bus call expected"))
+    assert m.pids() == []
+    m.kill_all(9)
+    m.destroy()
+    assert m.to_state()["started"] is False
+    assert manager.from_state(m.to_state()).pids() == []
+    # without the field the unit is taken as started: delete then still stops it
+    data = m.to_state()
+    del data["started"]
+    assert manager.from_state(data)._started is True

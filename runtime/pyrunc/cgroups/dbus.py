@@ -118,11 +118,14 @@ class Systemd:
 
         from jeepney import MatchRule, message_bus
 
-        rule = MatchRule(type="signal", sender=SYSTEMD, path=OBJECT, interface=MANAGER,
-                         member="JobRemoved")
+        # The bus resolves the well-known sender name; signals arrive from systemd's unique name,
+        # so the local filter cannot name the sender.
+        bus_rule = MatchRule(type="signal", sender=SYSTEMD, path=OBJECT, interface=MANAGER,
+                             member="JobRemoved")
+        local_rule = MatchRule(type="signal", path=OBJECT, interface=MANAGER, member="JobRemoved")
         queue = deque()
-        with self.conn.filter(rule, queue=queue):
-            self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=CALL_TIMEOUT)
+        with self.conn.filter(local_rule, queue=queue):
+            self.conn.send_and_get_reply(message_bus.AddMatch(bus_rule), timeout=CALL_TIMEOUT)
             try:
                 self.call("Subscribe", "", ())  # systemd sends job signals only to subscribers
             except DBusError:

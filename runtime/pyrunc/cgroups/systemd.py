@@ -317,14 +317,15 @@ def from_state(data):
 
     try:
         info = {k: data[k] for k in ("driver", "unit", "slice", "name")}
+        started = bool(data.get("started", True))
         version, paths = data["version"], dict(data["paths"])
         hierarchies = [Hierarchy.from_dict(h) for h in data["hierarchies"]]
         created = list(data.get("created", ()))
     except (KeyError, TypeError) as exc:
         raise StepError("load cgroup state", None, f"missing or malformed field {exc}") from None
     if version == "v2":
-        return SystemdV2Manager(paths, hierarchies, created, info)
-    return SystemdV1Manager(paths, hierarchies, created, info, version=version)
+        return SystemdV2Manager(paths, hierarchies, created, info, started=started)
+    return SystemdV1Manager(paths, hierarchies, created, info, version=version, started=started)
 
 
 class _SystemdDriver:
@@ -332,10 +333,11 @@ class _SystemdDriver:
 
     driver = "systemd"
 
-    def _init_unit(self, info):
+    def _init_unit(self, info, started):
         self.unit, self.slice, self.name = info["unit"], info["slice"], info["name"]
         self._pending = None   # (resources, devices) to apply once the unit exists
-        self._started = False
+        # Loaded from state: create succeeded, so the unit was ours. Fresh: not until join().
+        self._started = started
 
     def create(self):
         # Nothing to make yet: a scope cannot exist without a process, so the unit is started
@@ -386,10 +388,23 @@ class _SystemdDriver:
                 pass  # the join error is the one to report
             raise
 
+    # Until the unit is ours, its cgroup (if any) belongs to someone else: nothing in it is ours
+    # to list, signal or remove (a failed create cleans up through these).
+    def pids(self):
+        return super().pids() if self._started else []
+
+    def kill_all(self, sig):
+        if self._started:
+            super().kill_all(sig)
+
     def destroy(self):
         from .dbus import Systemd
         from .manager import _remove_tree
 
+        if not self._started:
+            # The unit never started (refused, e.g. it exists for another container): nothing
+            # here is ours, and stopping that unit would tear the other container down.
+            return
         error = None
         try:
             with Systemd() as sd:
@@ -416,20 +431,21 @@ class _SystemdDriver:
 
     def to_state(self):
         data = super().to_state()
-        data.update(driver="systemd", unit=self.unit, slice=self.slice, name=self.name)
+        data.update(driver="systemd", unit=self.unit, slice=self.slice, name=self.name,
+                    started=self._started)
         return data
 
 
 class SystemdV1Manager(_SystemdDriver, V1Manager):
-    def __init__(self, paths, hierarchies, created, info, version="v1"):
+    def __init__(self, paths, hierarchies, created, info, version="v1", started=False):
         V1Manager.__init__(self, paths, hierarchies, created, version=version)
-        self._init_unit(info)
+        self._init_unit(info, started)
 
 
 class SystemdV2Manager(_SystemdDriver, V2Manager):
-    def __init__(self, paths, hierarchies, created, info):
+    def __init__(self, paths, hierarchies, created, info, started=False):
         V2Manager.__init__(self, paths, hierarchies, created)
-        self._init_unit(info)
+        self._init_unit(info, started)
 
     def _create_in(self, hierarchy, cgdir):
         # Delegate=yes: systemd made the scope and enabled the slices' controllers; writing the
