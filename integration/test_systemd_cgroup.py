@@ -17,6 +17,11 @@ import pytest
 from integration.helpers import mountinfo
 from integration.helpers.runtime import drop_namespace, wait_for
 
+# runc 1.1 passes the lifecycle test against the same stand-in (a check of the stand-in's
+# fidelity), but leaves the slice directories it made in cpuset/freezer and words its errors
+# differently, so the file as a whole is pyrunc's.
+pytestmark = pytest.mark.pyrunc_only
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SLICE = "pyrunctest-sd.slice"  # nested: lives in pyrunctest.slice/pyrunctest-sd.slice
 SLICE_PATH = "pyrunctest.slice/pyrunctest-sd.slice"
