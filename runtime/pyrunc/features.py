@@ -19,7 +19,7 @@ def features():
         "linux": {
             "namespaces": sorted(ns for ns in NAMESPACES if ns != "time"),
             "capabilities": list(NAMES),
-            "cgroup": {"v1": True, "v2": cgroup_v2, "systemd": False, "systemdUser": False, "rdma": True},
+            "cgroup": {"v1": True, "v2": cgroup_v2, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": _seccomp(),
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},

@@ -108,13 +108,6 @@ def test_systemd_driver_without_systemd(monkeypatch, tmp_path):
                                f"({tmp_path / 'missing'} is missing)")
 
 
-def test_systemd_driver_with_systemd_is_not_there_yet(monkeypatch, tmp_path):
-    monkeypatch.setattr(manager, "SYSTEMD_RUNNING_DIR", str(tmp_path))
-    with pytest.raises(StepError, match="not supported yet"):
-        manager.open_manager("system.slice:docker:abc", "abc", systemd=True,
-                             mountinfo_text=hosts.V2_MOUNTINFO)
-
-
 def test_v1_without_devices_controller_is_refused():
     text = "\n".join(l for l in hosts.V1_MOUNTINFO.splitlines() if "devices" not in l)
     with pytest.raises(StepError, match="devices controller"):

@@ -17,6 +17,10 @@ def apply(manager, res, config_devices=(), update=False):
     config_devices (linux.devices), on v1 through devices.allow/deny, on v2 as a BPF program.
     """
     res = res or {}
+    # The systemd driver hands resources to systemd first (and at create, only once the unit exists).
+    before = getattr(manager, "before_apply", None)
+    if before is not None and before(res, config_devices, update):
+        return
     if manager.version == "v2":
         _apply_v2(manager, res, config_devices, update)
     else:

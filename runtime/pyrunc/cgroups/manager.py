@@ -22,25 +22,34 @@ RMDIR_TIMEOUT = 2.0
 
 
 def open_manager(cgroups_path, container_id, systemd=False, root="/sys/fs/cgroup",
-                 mountinfo_text=None, self_cgroup_text=None):
+                 mountinfo_text=None, self_cgroup_text=None, systemd_running_dir=None,
+                 pid1_cgroup_text=None):
     """The manager for a container's cgroup, resolved like runc's cgroupfs driver.
 
     cgroups_path: absolute -> below each hierarchy's mountpoint; relative -> below the caller's own
     cgroup (on v2-only hosts below its parent, as runc does: the caller's cgroup holds processes, so
     its children could not get domain controllers); None/"" -> relative path <container_id>.
     """
-    if systemd:
-        if not os.path.isdir(SYSTEMD_RUNNING_DIR):
-            raise StepError("cgroup", None, "systemd cgroup driver requested but systemd is not "
-                            f"running ({SYSTEMD_RUNNING_DIR} is missing)")
-        raise StepError("cgroup", None, "the systemd cgroup driver is not supported yet; "
-                        "run without --systemd-cgroup")
+    systemd_running_dir = systemd_running_dir or SYSTEMD_RUNNING_DIR
+    if systemd and not os.path.isdir(systemd_running_dir):
+        raise StepError("cgroup", None, "systemd cgroup driver requested but systemd is not "
+                        f"running ({systemd_running_dir} is missing)")
     from . import mountinfo
 
     if mountinfo_text is None:
         mountinfo_text = _read_proc(mountinfo.read_mountinfo, "/proc/self/mountinfo")
     hierarchies = mountinfo.cgroup_hierarchies(mountinfo_text, root)
     mode = mountinfo.detect_mode(hierarchies, root)
+    if systemd:
+        from .systemd import open_systemd_manager
+        if pid1_cgroup_text is None and mode != "v2":
+            pid1_cgroup_text = _read_proc(_read_pid1_cgroup, "/proc/1/cgroup")
+        manager = open_systemd_manager(cgroups_path, container_id, hierarchies, mode,
+                                       pid1_cgroup_text)
+        if mode != "v2" and "devices" not in manager.paths:
+            raise StepError("cgroup", root, "the v1 devices controller is not mounted; it is "
+                            "required to restrict device access")
+        return manager
 
     if cgroups_path and mode != "v2" and not cgroups_path.startswith("/") \
             and cgroups_path.count(":") == 2:
@@ -69,6 +78,9 @@ def from_state(data):
     """Rebuild a manager from to_state() output, without looking at the host's mounts."""
     from .mountinfo import Hierarchy
 
+    if isinstance(data, dict) and data.get("driver") == "systemd":
+        from .systemd import from_state as systemd_from_state
+        return systemd_from_state(data)
     try:
         version = data["version"]
         paths = dict(data["paths"])
@@ -113,6 +125,11 @@ def resolve_paths(hierarchies, mode, inner, own):
         for key in h.keys:
             paths[key] = cgdir
     return paths
+
+
+def _read_pid1_cgroup():
+    with open("/proc/1/cgroup") as f:
+        return f.read()
 
 
 def _read_proc(reader, path):
