@@ -208,6 +208,8 @@ def exec_process(ctx, container_id, opts):
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe()
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd)
+        from pyrunc.cgroups import warmup
+        warmup.wait()  # no other thread may run when we fork
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)

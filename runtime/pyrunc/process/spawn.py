@@ -55,6 +55,8 @@ def spawn(args):
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe()
     args.sync_fd = write_fd
+    from pyrunc.cgroups import warmup
+    warmup.wait()  # no other thread may run when we fork
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
