@@ -149,8 +149,7 @@ def _intermediate(args, go_fd):
         # Non-dumpable before the first setns, inherited by the process until its execve: nothing
         # in the container may open /proc/<pid>/exe (the host's python) or ptrace us.
         prctl(c.PR_SET_DUMPABLE, 0)
-        from pyrunc.process import setns_init
-        setns_init.preload()
+        from pyrunc.process import setns_init  # preloaded by the runtime before the fork
         if os.read(go_fd, 1) != b"1":
             os._exit(1)
         for kind, path, fd in args.ns_fds:
@@ -226,6 +225,12 @@ def exec_process(ctx, container_id, opts):
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
                         listen_fds=listen)
         args.pidfd_socket = pidfd_socket
+        # The process's imports, before the fork: they overlap what is left of the cgroup warm-up's
+        # grace period (cgroups/warmup.py), and the children need not repeat them.
+        from pyrunc.process import setns_init
+        setns_init.preload()
+        from pyrunc.cgroups import warmup
+        warmup.wait()  # no other thread may run when we fork
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)

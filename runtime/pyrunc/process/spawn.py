@@ -20,10 +20,7 @@ def _intermediate(args, write_fd, go_fd):
         from pyrunc.sys import consts as c
         from pyrunc.sys.calls import prctl
         prctl(c.PR_SET_DUMPABLE, 0)
-        # Imports overlap with the runtime moving us into the cgroup: the first cgroup.procs
-        # write of a burst waits for an RCU grace period (~10 ms), which we spend usefully.
-        from pyrunc.process import init
-        init.preload()
+        from pyrunc.process import init  # preloaded by the runtime before the fork
         if os.read(go_fd, 1) != b"1":
             os._exit(1)  # the runtime failed to place us in the cgroup and has reported it
 
@@ -55,6 +52,12 @@ def spawn(args):
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe()
     args.sync_fd = write_fd
+    # Init's imports, before the fork: they overlap the cgroup warm-up's grace period (cgroups/warmup.py)
+    # and the children need not repeat them.
+    from pyrunc.process import init
+    init.preload()
+    from pyrunc.cgroups import warmup
+    warmup.wait()  # no other thread may run when we fork
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)

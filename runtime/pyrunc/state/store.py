@@ -1,7 +1,9 @@
 """The state directory: <root>/<id>/{state.json, exec.fifo}.
 
-state.json is written tmp + fsync + rename, so a reader sees the old or the new file, never half
-of one. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
+state.json is written tmp + rename, so a reader sees the old or the new file, never half of one.
+No fsync (runc's saveState has none either): a state file only describes processes, which do not
+survive the crash an fsync would guard against, and on a disk-backed root it cost milliseconds at
+every create. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
 status is derived on every read (state/status.py).
 """
 import os
@@ -62,7 +64,7 @@ class StateStore:
     def save(self, container_id, state):
         final = self.path(container_id, STATE_FILE)
         try:
-            write_atomic(final, json.dumps(state).encode())
+            write_atomic(final, json.dumps(state).encode(), durable=False)
         except OSError as e:
             raise StepError("write state", final, e) from None
 
