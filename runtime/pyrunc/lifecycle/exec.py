@@ -222,6 +222,8 @@ def exec_process(ctx, container_id, opts):
             prctl(c.PR_SET_CHILD_SUBREAPER, 1)
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe()
+        from pyrunc.linux import lsm
+        lsm.check({"process": process})  # a label the host cannot apply fails here, before any fork
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
                         listen_fds=listen)
         args.pidfd_socket = pidfd_socket

@@ -30,7 +30,7 @@ class InitArgs:
 def preload():
     """Import everything init runs before fork: after pivot_root the host's modules are gone."""
     from pyrunc.linux import capabilities, devices, lsm, masks, mounts, personality, rlimits, rootfs, sysctl, user  # noqa: F401,E501
-    from pyrunc.process import console, execpath, hooks, init_hooks  # noqa: F401
+    from pyrunc.process import become, console, execpath, hooks, init_hooks  # noqa: F401
     import fcntl  # noqa: F401
     from pyrunc.sys import calls  # noqa: F401
 
@@ -43,20 +43,9 @@ def _oom_score_adj(value):
         raise StepError("write oom_score_adj", "/proc/self/oom_score_adj", e) from None
 
 
-def _environment(process, uid):
-    env = {}
-    for entry in process.get("env") or ():
-        key, _, value = entry.partition("=")
-        env[key] = value
-    if "HOME" not in env:
-        from pyrunc.linux.user import home_for
-        env["HOME"] = home_for(uid)
-    return env
-
-
 def setup(args):
     """All of create, inside the new namespaces; returns (executable path, argv, env)."""
-    from pyrunc.linux import capabilities, rlimits, rootfs, sysctl, user
+    from pyrunc.linux import rootfs, sysctl
 
     config = args.config
     process = config.get("process") or {}
@@ -90,39 +79,22 @@ def setup(args):
             raise StepError("join session keyring", args.keyring, e) from None
     if process.get("oomScoreAdj") is not None:
         _oom_score_adj(process["oomScoreAdj"])
-    rlimits.apply(process.get("rlimits"))
-    caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
-    if args.seccomp and not process.get("noNewPrivileges"):
-        # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it (runc too).
-        args.seccomp_listener_fd = args.seccomp.load()
-        args.seccomp = None
-    if caps:
-        caps.drop_bounding()
-        prctl(c.PR_SET_KEEPCAPS, 1)
-    proc_user = process.get("user") or {}
-    user.switch(proc_user)
-    if caps:
-        prctl(c.PR_SET_KEEPCAPS, 0)
-    cwd = process.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise StepError("chdir to cwd", cwd, e) from None
-    env = _environment(process, proc_user.get("uid", 0))
-    from pyrunc.process.execpath import lookup
-    path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
-    if caps:
-        caps.apply()
-    if process.get("noNewPrivileges"):
-        prctl(c.PR_SET_NO_NEW_PRIVS, 1)
-    from pyrunc.linux import lsm, personality
+
+    def load_seccomp_while_privileged():
+        if args.seccomp and not process.get("noNewPrivileges"):
+            # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it (runc too).
+            args.seccomp_listener_fd = args.seccomp.load()
+            args.seccomp = None
+
+    from pyrunc.process.become import become
+    path, argv, env = become(process, load_seccomp_while_privileged)
+    from pyrunc.linux import personality
     personality.apply(linux.get("personality"))
-    lsm.apply_exec_labels(process)
     if args.seccomp and args.seccomp.uses_notify:
         # The listener must reach the agent during create, so this filter cannot wait for start.
         args.seccomp_listener_fd = args.seccomp.load()
         args.seccomp = None
-    return path, process["args"], env
+    return path, argv, env
 
 
 def wait_for_start(fifo_fd, keep_open=False):

@@ -10,7 +10,7 @@ import os
 from pyrunc.errors import PyruncError, StepError
 from pyrunc.process import sync
 from pyrunc.sys import consts as c
-from pyrunc.sys.calls import close_range, prctl
+from pyrunc.sys.calls import close_range
 
 
 class ExecArgs:
@@ -27,8 +27,8 @@ class ExecArgs:
 
 
 def preload():
-    from pyrunc.linux import capabilities, rlimits, user  # noqa: F401
-    from pyrunc.process import console, execpath, init  # noqa: F401
+    from pyrunc.linux import capabilities, lsm, rlimits, user  # noqa: F401
+    from pyrunc.process import become, console, execpath, init  # noqa: F401
     import fcntl  # noqa: F401
 
 
@@ -55,32 +55,7 @@ def apply_seccomp(args, before_user_switch):
         args.seccomp = None
 
 
-def _lsm(process):
-    if process.get("apparmorProfile"):
-        if not os.path.exists("/sys/kernel/security/apparmor"):
-            raise StepError("apply apparmor profile", process["apparmorProfile"],
-                            "apparmor profile set but AppArmor is not enabled on this host")
-        _write_attr("apparmor/exec", f"exec {process['apparmorProfile']}")
-    if process.get("selinuxLabel"):
-        if not os.path.exists("/sys/fs/selinux/enforce"):
-            raise StepError("set selinux label", process["selinuxLabel"],
-                            "selinux label set but SELinux is not enabled on this host")
-        _write_attr("exec", process["selinuxLabel"])
-
-
-def _write_attr(name, value):
-    path = f"/proc/thread-self/attr/{name}"
-    try:
-        with open(path, "w") as f:
-            f.write(value)
-    except OSError as e:
-        raise StepError("write", path, e) from None
-
-
 def setup(args):
-    from pyrunc.linux import capabilities, rlimits, user
-    from pyrunc.process.init import _environment
-
     process = args.process
     os.setsid()
     if process.get("terminal"):
@@ -95,34 +70,13 @@ def setup(args):
         join_session_keyring(f"_ses.{args.container_id}")
     except OSError as e:
         raise StepError("join session keyring", f"_ses.{args.container_id}", e) from None
-    rlimits.apply(process.get("rlimits"))
-    caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
-    if caps:
-        caps.drop_bounding()
-        prctl(c.PR_SET_KEEPCAPS, 1)
-    apply_seccomp(args, before_user_switch=True)
-    proc_user = process.get("user") or {}
-    user.switch(proc_user)
-    if caps:
-        prctl(c.PR_SET_KEEPCAPS, 0)
-    cwd = process.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise StepError("chdir to cwd", cwd, e) from None
-    env = _environment(process, proc_user.get("uid", 0))
+    listen = None
     if args.listen_fds:
         # sd_listen_fds(3) accepts only fds meant for the caller: we are not the container's pid 1,
         # so LISTEN_PID names us as the container sees us (we were forked inside its pid namespace).
-        env["LISTEN_FDS"], env["LISTEN_PID"] = str(args.listen_fds), str(os.getpid())
-    from pyrunc.process.execpath import lookup
-    path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
-    if caps:
-        caps.apply()
-    _lsm(process)
-    if process.get("noNewPrivileges"):
-        prctl(c.PR_SET_NO_NEW_PRIVS, 1)
-    return path, process["args"], env
+        listen = {"LISTEN_FDS": str(args.listen_fds), "LISTEN_PID": str(os.getpid())}
+    from pyrunc.process.become import become
+    return become(process, lambda: apply_seccomp(args, before_user_switch=True), listen)
 
 
 def main(args):

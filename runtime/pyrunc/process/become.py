@@ -1,0 +1,60 @@
+"""The last steps before execve, shared by a container's init and an exec'd process.
+
+rlimits, capabilities, the user switch, cwd, the environment and the executable's lookup,
+noNewPrivileges and the exec-time LSM labels, in runc's order (finalizeNamespace): the bounding
+set is dropped while still privileged, KEEPCAPS carries the permitted set across the uid change,
+and the configured sets and ambient are applied after it.
+"""
+import os
+
+from pyrunc.errors import StepError
+from pyrunc.sys import consts as c
+from pyrunc.sys.calls import prctl
+
+
+def environment(process, uid):
+    env = {}
+    for entry in process.get("env") or ():
+        key, _, value = entry.partition("=")
+        env[key] = value
+    if "HOME" not in env:
+        from pyrunc.linux.user import home_for
+        env["HOME"] = home_for(uid)
+    return env
+
+
+def become(process, before_user_switch=None, extra_env=None):
+    """Turn the calling process into `process`; returns (executable path, argv, env) for execve.
+
+    before_user_switch: called while all privileges are still held (a seccomp filter without
+    noNewPrivileges must be loaded then: it needs CAP_SYS_ADMIN). extra_env: variables the caller
+    adds to process.env (socket activation)."""
+    from pyrunc.linux import capabilities, lsm, rlimits, user
+    from pyrunc.process.execpath import lookup
+
+    rlimits.apply(process.get("rlimits"))
+    caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    if before_user_switch is not None:
+        before_user_switch()
+    if caps:
+        caps.drop_bounding()
+        prctl(c.PR_SET_KEEPCAPS, 1)
+    proc_user = process.get("user") or {}
+    user.switch(proc_user)
+    if caps:
+        prctl(c.PR_SET_KEEPCAPS, 0)
+    cwd = process.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise StepError("chdir to cwd", cwd, e) from None
+    env = environment(process, proc_user.get("uid", 0))
+    if extra_env:
+        env.update(extra_env)
+    path = lookup(process["args"][0], [f"PATH={env['PATH']}"] if "PATH" in env else [])
+    if caps:
+        caps.apply()
+    if process.get("noNewPrivileges"):
+        prctl(c.PR_SET_NO_NEW_PRIVS, 1)
+    lsm.apply_exec_labels(process)
+    return path, process["args"], env
