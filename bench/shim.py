@@ -6,7 +6,7 @@
   Log throughput: seconds for a container's 200 MB of stdout (100-byte lines) to reach the log
     (runtime start -> exit file written, which both monitors do after the log is drained and synced):
     conmon k8s-file, pyrunc-shim k8s-file and json-file.
-Bars (issue 7): pyrunc-shim RSS <= containerd-shim-runc-v2's; its log throughput >= conmon's.
+Bars (issue 7): pyrunc-shim and containerd-shim-pyrunc-v2 RSS <= containerd-shim-runc-v2's; its log throughput >= conmon's.
 Run as root from the repository: .venv/bin/python3 bench/shim.py [--containers 10] [--mb 200]"""
 import argparse
 import json
@@ -212,6 +212,10 @@ def main():
         print(f"bar RSS: pyrunc-shim {res['pyrunc-shim (daemonless)']:.0f} KiB vs containerd-shim-runc-v2 "
               f"{res['io.containerd.runc.v2']:.0f} KiB: "
               f"{'met' if res['pyrunc-shim (daemonless)'] <= res['io.containerd.runc.v2'] else 'MISSED'}")
+    if "io.containerd.pyrunc.v2" in res:
+        v, bar = res["io.containerd.pyrunc.v2"], res["io.containerd.runc.v2"]
+        print(f"bar RSS: containerd-shim-pyrunc-v2 {v:.0f} KiB vs containerd-shim-runc-v2 {bar:.0f} KiB: "
+              f"{'met' if v <= bar else 'MISSED'}")
     print(f"bar throughput: pyrunc-shim k8s-file {tp['pyrunc-shim k8s-file']:.2f} s vs conmon "
           f"{tp['conmon k8s-file']:.2f} s: {'met' if tp['pyrunc-shim k8s-file'] <= tp['conmon k8s-file'] else 'MISSED'}")
 

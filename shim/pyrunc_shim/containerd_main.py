@@ -6,7 +6,6 @@
   -v      version
 Flags in Go's syntax (-flag value, -flag=value, --flag): namespace, id, address, publish-binary,
 bundle, debug, socket (where to listen; default /run/containerd/s/<hash>)."""
-import hashlib
 import json
 import os
 import signal
@@ -49,6 +48,7 @@ def parse(argv):
 def socket_path(opts):
     if opts.get("socket"):
         return opts["socket"]
+    import hashlib  # not at the top: libcrypto is ~3.4 MB resident in every serving shim
     key = f"{opts.get('address', '')}/{opts.get('namespace', '')}/{opts['id']}".encode()
     return "/run/containerd/s/" + hashlib.sha256(key).hexdigest()
 

@@ -4,7 +4,6 @@ Children are waited for through the Reaper (never waitpid here: the reaper reaps
 import json
 import os
 import subprocess
-import tempfile
 
 from pyrunc_shim.errors import ShimError
 from pyrunc_shim.ttrpc import framing
@@ -41,6 +40,12 @@ def last_log_error(path):
     return msg
 
 
+def _scratch(name):
+    """An anonymous file for a command's output (memfd: tempfile would import shutil, random and
+    hashlib, about 4 MB of resident libraries, into every shim)."""
+    return open(os.memfd_create(f"runtime-{name}", os.MFD_CLOEXEC), "w+b")
+
+
 class Runtime:
     def __init__(self, reaper, binary, root, bundle, systemd_cgroup=False):
         self.reaper = reaper
@@ -61,8 +66,8 @@ class Runtime:
         """Run one runtime command to completion -> stdout bytes (when capture). stdio of commands
         that leave a container behind (create, exec -d) must be the container's, never a pipe we
         read to EOF: the container would hold it open."""
-        out_file = tempfile.TemporaryFile() if capture else None
-        err_file = tempfile.TemporaryFile()
+        out_file = _scratch("stdout") if capture else None
+        err_file = _scratch("stderr")
         in_r = None
         if input_bytes is not None:
             in_r, in_w = os.pipe()

@@ -7,10 +7,8 @@ import os
 import socket
 import struct
 import subprocess
-import tempfile
 import termios
 import threading
-import urllib.parse
 
 from pyrunc_shim import attach as attach_mod
 from pyrunc_shim.errors import invalid
@@ -60,11 +58,27 @@ class _AttachSink:
         pass
 
 
+class _PathURI:
+    scheme = query = ""
+
+    def __init__(self, path):
+        self.path = path
+
+
+def _urlparse(uri):
+    """A plain absolute path (what containerd sends for fifos) parses to itself without
+    urllib.parse, which pulls ipaddress and more into every idle shim."""
+    if uri.startswith("/") and "?" not in uri and "#" not in uri:
+        return _PathURI(uri)
+    import urllib.parse
+    return urllib.parse.urlparse(uri)
+
+
 def _open_uri(uri, stream, env, binaries):
     """One output destination -> a sink (or None for "discard")."""
     if not uri:
         return None
-    u = urllib.parse.urlparse(uri)
+    u = _urlparse(uri)
     if u.scheme == "file":
         os.makedirs(os.path.dirname(u.path), exist_ok=True)
         return _FdSink(os.open(u.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640))
@@ -90,6 +104,7 @@ class _BinaryLogger:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             ready_r, ready_w = os.pipe()
+            import urllib.parse
             args = [u.path] + [f"{k}={v}" if v else k for k, vs in urllib.parse.parse_qs(
                 u.query, keep_blank_values=True).items() for v in vs]
 
@@ -135,6 +150,7 @@ class ProcessIO:
         self.console_socket = None
         self._child_fds = []
         if terminal:
+            import tempfile  # terminals only: tempfile pulls shutil, random and hashlib
             self._tmp = tempfile.mkdtemp(prefix="pyrunc-shim-console-")
             self.console_socket = os.path.join(self._tmp, "console.sock")
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -230,7 +246,7 @@ class ProcessIO:
                     s.close()
 
     def _copy_in(self, uri):
-        path = urllib.parse.urlparse(uri).path or uri
+        path = _urlparse(uri).path or uri
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # blocks until the client opens its end
         except OSError:
