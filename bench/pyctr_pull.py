@@ -12,6 +12,13 @@ round is a warmup and is discarded.
 pyctr's time includes what `skopeo copy` does not do: applying every layer into overlay2 (skopeo only
 stores the blobs). So a third row, `skopeo+umoci`, times `skopeo copy` followed by `umoci unpack` of
 the copied image into a rootfs: the same work as a pull that unpacks.
+
+A fourth row, `skopeo→c/storage`, is what `podman pull` does: `skopeo copy` into containers-storage
+(`containers-storage:[overlay@GRAPHROOT+RUNROOT]img`, a fresh graphroot and runroot every round),
+which downloads, verifies and applies every layer into an overlay layer store with its own metadata:
+the like-for-like comparison for a pull that leaves a usable image store. Each round's store is
+removed untimed with `podman system reset -f`, then any mount left under the graphroot (the overlay
+driver bind-mounts its home onto itself) is detached before the tree is removed.
 """
 import argparse
 import json
@@ -99,9 +106,33 @@ def profile_split(pyctr, root, image, env, work):
             "wall_minus_apply_s": wall - apply_s}
 
 
-def run(rounds, nlayers, nfiles, workdir=None, profile=False):
+def _mounts_under(path):
+    """Mount points at or below path, deepest first (from /proc/self/mountinfo)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == path or mp.startswith(path + "/"):
+                out.append(mp)
+    return sorted(out, key=len, reverse=True)
+
+
+def reset_cstorage(graphroot, runroot, driver):
+    """Remove a containers-storage store: podman's reset, then whatever mount it left, then the trees."""
+    if os.path.isdir(graphroot):
+        subprocess.run(["podman", "--root", graphroot, "--runroot", runroot, "--storage-driver", driver,
+                        "system", "reset", "-f"], stdin=subprocess.DEVNULL, capture_output=True)
+    for mp in _mounts_under(graphroot) + _mounts_under(runroot):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+    for d in (graphroot, runroot):
+        if _mounts_under(d):
+            raise SystemExit(f"cannot detach the mounts under {d}: not removing it")
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run(rounds, nlayers, nfiles, workdir=None, profile=False, driver="overlay"):
     from integration.manager.registry import Registry
-    for tool in ("skopeo", "docker-registry"):
+    for tool in ("skopeo", "docker-registry", "umoci", "podman"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed")
     pyctr = os.path.join(REPO, ".venv", "bin", "pyctr")
@@ -109,6 +140,9 @@ def run(rounds, nlayers, nfiles, workdir=None, profile=False):
         raise SystemExit(f"{pyctr} missing: run scripts/setup")
     work = tempfile.mkdtemp(prefix="pyctr-bench-pull-", dir=workdir)
     reg = None
+    # runroot holds sockets and lock files: kept short (< 50 chars); graphroot on the same fs as work
+    runroot = tempfile.mkdtemp(prefix="pyctr-bp-", dir="/run")
+    graphroot = os.path.join(work, "cstorage")
     try:
         archive, uncompressed = make_archive(work, nlayers, nfiles)
         reg = Registry(os.path.join(work, "registry"))
@@ -127,14 +161,19 @@ def run(rounds, nlayers, nfiles, workdir=None, profile=False):
         cmds = {"pyctr pull": [[pyctr, "--root", root, "pull", "--insecure", "--quiet", image]],
                 "skopeo copy": [skopeo],
                 # the same work as a pull that unpacks: fetch, then layers applied into a rootfs
-                "skopeo+umoci": [skopeo, ["umoci", "unpack", "--image", f"{oci}:img", bundle]]}
+                "skopeo+umoci": [skopeo, ["umoci", "unpack", "--image", f"{oci}:img", bundle]],
+                # what `podman pull` does: fetch, verify, apply into an overlay layer store
+                "skopeo→c/storage": [["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}",
+                                      f"containers-storage:[{driver}@{graphroot}+{runroot}]img"]]}
         names = list(cmds)
         times = {n: [] for n in names}
         cpu = {n: [] for n in names}
         for r in range(rounds + 1):
-            for n in names[r % 3:] + names[:r % 3]:
+            for n in names[r % len(names):] + names[:r % len(names)]:
                 for d in (root, oci, bundle):
                     shutil.rmtree(d, ignore_errors=True)
+                reset_cstorage(graphroot, runroot, driver)
+                os.makedirs(runroot, mode=0o700, exist_ok=True)
                 subprocess.run(["sync"], check=True)
                 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t = time.perf_counter()
@@ -149,6 +188,7 @@ def run(rounds, nlayers, nfiles, workdir=None, profile=False):
                     cpu[n].append(ru2.ru_utime - ru.ru_utime + ru2.ru_stime - ru.ru_stime)
         for d in (root, oci, bundle):
             shutil.rmtree(d, ignore_errors=True)
+        reset_cstorage(graphroot, runroot, driver)
         split = profile_split(pyctr, root, image, env, work) if profile else None
         results = {}
         for n in names:
@@ -156,17 +196,22 @@ def run(rounds, nlayers, nfiles, workdir=None, profile=False):
             results[n]["cpu_s"] = summary(cpu[n])
         ratio = results["pyctr pull"]["median"] / results["skopeo copy"]["median"]
         ratio2 = results["pyctr pull"]["median"] / results["skopeo+umoci"]["median"]
+        ratio3 = results["pyctr pull"]["median"] / results["skopeo→c/storage"]["median"]
         return {"image": {"layers": nlayers, "files_per_data_layer": nfiles, "bytes_uncompressed": uncompressed,
                           "registry_storage_bytes": int(blobs)},
-                "rounds": rounds, "results": results, "ratios": {"pyctr/skopeo copy time": ratio, "pyctr/(skopeo copy+umoci unpack) time": ratio2},
+                "rounds": rounds, "results": results, "ratios": {"pyctr/skopeo copy time": ratio, "pyctr/(skopeo copy+umoci unpack) time": ratio2,
+                                                    f"pyctr/(skopeo copy to containers-storage {driver}) time": ratio3},
+                "containers_storage_driver": driver,
                 "bars_met": {"pyctr pull time <= skopeo copy time": ratio <= 1.0,
-                             "pyctr pull time <= skopeo copy + umoci unpack time": ratio2 <= 1.0},
+                             "pyctr pull time <= skopeo copy + umoci unpack time": ratio2 <= 1.0,
+                             "pyctr pull time <= skopeo copy to containers-storage time": ratio3 <= 1.0},
                 "profile": split,
                 "versions": {"skopeo": subprocess.run(["skopeo", "--version"], capture_output=True,
                                                       text=True).stdout.strip()}}
     finally:
         if reg:
             reg.stop()
+        reset_cstorage(graphroot, runroot, driver)
         root = os.path.join(work, "pyctr-root")
         if os.path.isdir(root):  # pull leaves no mounts, but never rmtree through one
             subprocess.run(["umount", "-R", root], capture_output=True)
@@ -178,7 +223,7 @@ def report(res):
     print(f"image: {img['layers']} layers, {img['bytes_uncompressed'] / 1e6:.1f} MB uncompressed, registry "
           f"storage {img['registry_storage_bytes'] / 1e6:.1f} MB; median of {res['rounds']} interleaved rounds")
     for n, s in res["results"].items():
-        print(f"  {n:<12} median {s['median'] * 1e3:7.0f} ms (min {s['min'] * 1e3:.0f}, max {s['max'] * 1e3:.0f}), "
+        print(f"  {n:<16} median {s['median'] * 1e3:7.0f} ms (min {s['min'] * 1e3:.0f}, max {s['max'] * 1e3:.0f}), "
               f"cpu {s['cpu_s']['median'] * 1e3:.0f} ms")
     for k, v in res["ratios"].items():
         print(f"  {k}: {v:.2f}x")
@@ -200,10 +245,13 @@ def main():
     ap.add_argument("--workdir", help="where the temporary directory goes (default $TMPDIR or /tmp)")
     ap.add_argument("--profile", action="store_true",
                     help="afterwards, one pull under cProfile: time in apply_layer vs the rest")
+    ap.add_argument("--driver", default="overlay", choices=("overlay", "vfs"),
+                    help="containers-storage driver for the skopeo→c/storage row (vfs copies each layer "
+                         "whole; overlay is podman's default and works on this host's ext4)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (pyctr's store applies layers with their owners)")
-    res = run(a.rounds, a.layers, a.files, a.workdir, a.profile)
+    res = run(a.rounds, a.layers, a.files, a.workdir, a.profile, a.driver)
     report(res)
     if a.json:
         with open(a.json, "w") as f:

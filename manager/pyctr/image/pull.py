@@ -1,9 +1,11 @@
 """`pyctr pull`: manifest (or index -> platform manifest), config, layers in parallel, then apply.
 
 Every blob is hashed while it streams into the content store and filed only if it matches its
-descriptor; layers are applied in order as soon as their download (and their parents') is done.
+descriptor; each layer is applied (into a staging dir) as soon as its download is done, two at a
+time, and committed into overlay2/ in order.
 """
 import json
+import os
 import threading
 
 from pyctr.errors import DigestMismatch, PyctrError, RegistryError
@@ -94,6 +96,13 @@ def fetch_blob(client, store, desc, progress=None, what="blob"):
         progress.update(digest, status="Download complete")
 
 
+def _stage(store, layer, diff_id, download, progress):
+    download.result()
+    progress.update(layer["digest"], status="Extracting")
+    path = store.content.path(layer["digest"])
+    return store.stage_layer(lambda: open(path, "rb"), diff_id, what=layer["digest"])
+
+
 def _verified_manifest(client, ref_str, expected=None):
     body, ctype, header_digest = client.get_manifest(ref_str)
     actual = _digest.sha256_bytes(body)
@@ -134,29 +143,37 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3):
     for layer in layers:
         progress.add(layer["digest"], layer.get("size") or 0)
     parent = None
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = []
-        for layer, chain in zip(layers, chains):
+    # Layers download in parallel and are applied in parallel too (a layer's diff/ does not depend
+    # on the ones below it; creating files is mostly kernel time, which runs outside the GIL), each
+    # into its own staging dir; they are committed into overlay2/ strictly in order.
+    appliers = max(1, min(2, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool, \
+            ThreadPoolExecutor(max_workers=appliers, thread_name_prefix="apply") as apply_pool:
+        staged, downloads = [], []
+        for layer, chain, diff_id in zip(layers, chains, diff_ids):
             if store.layerdb.get(chain):
-                futures.append(None)
+                staged.append(None)
                 progress.update(layer["digest"], status="Already exists")
             else:
-                futures.append(pool.submit(fetch_blob, client, store, layer, progress, "layer"))
+                dl = pool.submit(fetch_blob, client, store, layer, progress, "layer")
+                downloads.append(dl)
+                staged.append(apply_pool.submit(_stage, store, layer, diff_id, dl, progress))
+        committed = set()
         try:
-            for i, (layer, fut) in enumerate(zip(layers, futures)):
+            for i, (layer, fut) in enumerate(zip(layers, staged)):
                 if fut is not None:
-                    fut.result()
-                    progress.update(layer["digest"], status="Extracting")
-                    path = store.content.path(layer["digest"])
-                    parent, _ = store.add_layer(parent, lambda p=path: open(p, "rb"), diff_ids[i],
-                                                what=layer["digest"])
+                    committed.add(i)  # commit_layer consumes the staging dir even when it fails
+                    parent, _ = store.commit_layer(parent, fut.result())
                     progress.update(layer["digest"], status="Pull complete")
                 else:
                     parent = chains[i]
         except BaseException:
-            for f in futures:
-                if f is not None:
-                    f.cancel()
+            for f in downloads + [f for f in staged if f is not None]:
+                f.cancel()
+            apply_pool.shutdown(wait=True)
+            for i, f in enumerate(staged):
+                if f is not None and i not in committed and not f.cancelled() and f.exception() is None:
+                    store.discard_staged(f.result())
             raise
     if index_body is not None:
         store.content.put(index_body, index_digest, "index")

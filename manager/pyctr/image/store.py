@@ -93,6 +93,12 @@ class Store:
             chain = _digest.chain_ids([parent_chain, expected_diff_id])[1] if parent_chain else expected_diff_id
             if self.layerdb.get(chain):
                 return chain, expected_diff_id
+        return self.commit_layer(parent_chain, self.stage_layer(opener, expected_diff_id, what))
+
+    def stage_layer(self, opener, expected_diff_id=None, what="layer"):
+        """Apply a layer into a fresh staging dir, its diff id verified; returns what commit_layer
+        takes. Needs no parent: a layer's diff/ is the same whatever lies below it, so independent
+        layers can be staged at once (pull does) and committed in order afterwards."""
         from pyctr.image.layer import apply_layer
         cache_id, staging = self.overlay.staging()
         try:
@@ -100,6 +106,19 @@ class Store:
                 diff_id, size = apply_layer(f, os.path.join(staging, "diff"), what, self.allow_devices)
             if expected_diff_id and diff_id != expected_diff_id:
                 raise DigestMismatch(f"{what} (uncompressed diff id)", expected_diff_id, diff_id)
+        except BaseException:
+            self.overlay.discard(staging)
+            raise
+        return cache_id, staging, diff_id, size
+
+    def discard_staged(self, staged):
+        self.overlay.discard(staged[1])
+
+    def commit_layer(self, parent_chain, staged):
+        """Move a staged layer into overlay2/ on top of parent_chain (or drop it if that chain
+        exists by now); returns (chain_id, diff_id). The staging dir is gone either way."""
+        cache_id, staging, diff_id, size = staged
+        try:
             chain = _digest.chain_ids([parent_chain, diff_id])[1] if parent_chain else diff_id
             if self.layerdb.get(chain):
                 self.overlay.discard(staging)
