@@ -1,5 +1,6 @@
 """kill: signal names and numbers, the default SIGTERM, --all, errors."""
 import os
+import signal
 
 import pytest
 
@@ -25,6 +26,29 @@ def test_kill_signal_forms(runtime, sig, expected):
     c = _trapper(runtime)
     c.kill(sig)
     assert c.read("signal").strip() == expected.replace("SIG", "")
+    c.wait_status("stopped")
+    c.delete()
+
+
+def test_process_starts_with_default_signal_dispositions(runtime):
+    """Only SIG_IGN survives execve: the runtime's own ignores (python's SIGPIPE and SIGXFSZ) and
+    its caller's (nohup, a `cmd &` of a non-interactive shell, as CI may run us) must not reach the
+    container, whose shell could not trap them (runc starts every process with default signals)."""
+    ignored = (signal.SIGHUP, signal.SIGINT)
+    old = [signal.signal(s, signal.SIG_IGN) for s in ignored]
+    try:
+        c = runtime.container(["sh", "-c", "grep SigIgn /proc/self/status > /shared/init; sleep 1000"],
+                              shared=True)
+        c.start()
+        runtime.run("exec", c.id, "sh", "-c", "grep SigIgn /proc/self/status > /shared/exec")
+    finally:
+        for s, handler in zip(ignored, old):
+            signal.signal(s, handler)
+    for name in ("init", "exec"):
+        mask = int(c.read(name).split()[1], 16)
+        for s in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+            assert not mask & (1 << (s - 1)), f"{name}: {signal.Signals(s).name} is ignored ({mask:#x})"
+    c.kill("KILL")
     c.wait_status("stopped")
     c.delete()
 

@@ -23,6 +23,20 @@ def environment(process, uid):
     return env
 
 
+def default_signals():
+    """Every signal back to its default disposition, as runc starts a container process.
+
+    Only SIG_IGN survives execve, and the runtime's interpreter carries ignores a container must not inherit:
+    python's own SIGPIPE and SIGXFSZ, and SIGHUP/SIGINT when whoever ran us ignored them (nohup, a
+    `cmd &` of a non-interactive shell). A container's shell cannot trap an ignored signal, and
+    `yes | head` never ends under an ignored SIGPIPE. Done first, before any seccomp filter can deny
+    rt_sigaction."""
+    import _signal as signal  # the signal package imports enum
+    for sig in range(1, signal.NSIG):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def become(process, before_user_switch=None, extra_env=None):
     """Turn the calling process into `process`; returns (executable path, argv, env) for execve.
 
@@ -32,6 +46,7 @@ def become(process, before_user_switch=None, extra_env=None):
     from pyrunc.linux import capabilities, lsm, rlimits, user
     from pyrunc.process.execpath import lookup
 
+    default_signals()
     rlimits.apply(process.get("rlimits"))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
     if before_user_switch is not None:
