@@ -1,6 +1,7 @@
 """containerd.task.v2.Task: the container (init) and its execs, each a Process driven through the
 runtime's command line. Exits come from the Reaper; TaskExit is never published before the
-process's TaskStart/TaskExecStarted (an exit that races Start is held until Start has answered)."""
+process's TaskStart/TaskExecStarted (an exit that races Start is held until Start has answered),
+nor before what the process wrote has been copied out (ctr stops reading once Wait answers)."""
 import json
 import os
 import signal
@@ -30,7 +31,8 @@ class Process:
         self.status = CREATED
         self.exit_status = 0
         self.exited_at = None
-        self.exited = threading.Event()
+        self.exited = threading.Event()     # the process is gone
+        self.announced = threading.Event()  # ...and its output copied: Wait answers, TaskExit went out
         self.started_published = False
         self.pending_exit = False
         self.lock = threading.Lock()
@@ -110,8 +112,7 @@ class TaskService:
     def _on_exit(self, proc, code, when):
         with proc.lock:
             proc.exit_status, proc.exited_at, proc.status = code, when, STOPPED
-            publish = proc.started_published
-            proc.pending_exit = not publish
+        proc.exited.set()
         if proc is self.init:
             # the container is gone: its execs cannot outlive it (no private pidns: kill them too)
             for e in list(self.execs.values()):
@@ -120,11 +121,19 @@ class TaskService:
                         os.kill(e.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+        # off the reaper's thread: runtime commands wait on it meanwhile
+        threading.Thread(target=self._announce_exit, args=(proc,), daemon=True).start()
+
+    def _announce_exit(self, proc):
+        proc.io.drain(IO_DRAIN_TIMEOUT)
+        with proc.lock:
+            publish = proc.started_published
+            proc.pending_exit = not publish
         if publish:
             self._publish_exit(proc)
-        proc.exited.set()
+        proc.announced.set()
         if proc is self.init and self.on_init_exit:
-            threading.Thread(target=self.on_init_exit, args=(proc,), daemon=True).start()
+            self.on_init_exit(proc)
 
     def _publish_exit(self, proc):
         self.events.publish("TaskExit", container_id=proc.cid, id=proc.exec_id or proc.cid, pid=proc.pid,
@@ -295,6 +304,8 @@ class TaskService:
             if req.exec_id:
                 del self.execs[req.exec_id]
                 proc.io.wait(IO_DRAIN_TIMEOUT)
+                if proc.exited.is_set():
+                    proc.announced.wait(IO_DRAIN_TIMEOUT)  # TaskExit before the exec is forgotten
                 proc.io.close()
             else:
                 self.runtime.run("delete", "--force", req.id) if proc.status == CREATED \
@@ -302,6 +313,8 @@ class TaskService:
                 if proc.status == CREATED and not proc.exited.is_set():
                     proc.exited.wait(10)  # --force killed it; let the reaper record the exit
                 proc.io.wait(IO_DRAIN_TIMEOUT)
+                if proc.exited.is_set():
+                    proc.announced.wait(IO_DRAIN_TIMEOUT)  # TaskExit before TaskDelete
                 proc.io.close()
                 self._unmount()
                 when = proc.exited_at or time.time()
@@ -370,7 +383,7 @@ class TaskService:
 
     def Wait(self, req, md):
         p = self._proc(req.id, req.exec_id)
-        p.exited.wait()
+        p.announced.wait()
         return shim_pb2.WaitResponse(exit_status=p.exit_status, exited_at=timestamp(p.exited_at))
 
     def Stats(self, req, md):

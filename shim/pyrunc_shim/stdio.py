@@ -4,6 +4,7 @@ containerd's fifos, file:// and binary:// URIs, log files, attach clients. Termi
 a console socket (the runtime sends the pty master with SCM_RIGHTS)."""
 import fcntl
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -123,6 +124,23 @@ class _BinaryLogger:
         return _FdSink(self.fds.pop(stream))
 
 
+class _Copier:
+    """One output copier's pipe (or pty master), as drain() sees it."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.cond = threading.Condition()
+
+    def drained(self):
+        """Nothing left unread (called with cond held: fd is not closed under us)."""
+        if self.fd < 0:
+            return True
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0] == 0
+        except OSError:
+            return True
+
+
 class ProcessIO:
     """stdin/stdout/stderr of one container process. runtime_fds() are handed to the runtime command
     (create or exec); start_copy() starts the copiers once the runtime has them."""
@@ -144,6 +162,7 @@ class ProcessIO:
             self.sinks["stdout"].append(_AttachSink(attach, attach_mod.STDOUT))
             self.sinks["stderr"].append(_AttachSink(attach, attach_mod.STDERR))
         self._threads = []
+        self._copiers = []
         self._stdin_w = -1
         self._stdin_lock = threading.Lock()
         self.console = -1
@@ -220,25 +239,38 @@ class ProcessIO:
                 s.close()
 
     def _spawn(self, fn, *args):
+        if fn == self._copy_out:
+            self._copiers.append(_Copier(args[0]))
+            args += (self._copiers[-1],)
         t = threading.Thread(target=fn, args=args, daemon=True)
         t.start()
         if fn == self._copy_out:
             self._threads.append(t)
 
-    def _copy_out(self, fd, stream):
+    def _copy_out(self, fd, stream, copier):
         sinks = self.sinks[stream]
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         try:
             while True:
-                try:
-                    data = os.read(fd, _CHUNK)
-                except OSError:  # EIO: the pty's last slave closed
-                    break
-                if not data:
-                    break
-                for s in sinks:
-                    s.write(data)
+                poller.poll()
+                # a chunk is read and written out under the lock: drain() never sees the pipe
+                # empty while what came out of it is still on its way to the sinks
+                with copier.cond:
+                    try:
+                        data = os.read(fd, _CHUNK)
+                    except OSError:  # EIO: the pty's last slave closed
+                        break
+                    if not data:
+                        break
+                    for s in sinks:
+                        s.write(data)
+                    copier.cond.notify_all()
         finally:
-            os.close(fd)
+            with copier.cond:
+                copier.fd = -1
+                os.close(fd)
+                copier.cond.notify_all()
             for s in sinks:
                 s.close()
             if self.terminal:  # one copier carries both streams of a pty
@@ -288,6 +320,19 @@ class ProcessIO:
         if self.console < 0:
             raise invalid("resize: the process has no terminal")
         fcntl.ioctl(self.console, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    def drain(self, timeout):
+        """Wait until what the process wrote before now has reached the sinks (not for EOF: a
+        process that inherited the pipes may hold them for ever). After the process exited, this
+        is all it will ever write itself: its exit may be told then, and a client that stops
+        reading when it learns of the exit (ctr closes its fifos) has every byte."""
+        import time
+        deadline = time.monotonic() + timeout
+        for c in self._copiers:
+            with c.cond:
+                if not c.cond.wait_for(c.drained, max(0.0, deadline - time.monotonic())):
+                    return False
+        return True
 
     def wait(self, timeout):
         """Wait for the output to be drained (the container and everything holding its stdio exited)."""
