@@ -60,6 +60,25 @@ def pytest_report_header(config):
     return f"runtime under test: {runtime_path()} (pyrunc: {is_pyrunc()})"
 
 
+def _podman_cgroup_parents():
+    return {path for mp, _, _ in mountinfo.cgroup_hierarchies()
+            for path in [os.path.join(mp, "libpod_parent")] if os.path.isdir(path)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def podman_cgroup_parent_removed():
+    """podman (peers and pyctr interop tests) makes a libpod_parent cgroup in every hierarchy for its
+    own helpers and leaves it: remove the empty trees this session created, never a pre-existing one."""
+    before = _podman_cgroup_parents()
+    yield
+    for path in sorted(_podman_cgroup_parents() - before):
+        for dirpath, _, _ in sorted(os.walk(path), key=lambda entry: -entry[0].count("/")):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass  # not empty: something still runs there, which the owning test reports
+
+
 @pytest.fixture(scope="session")
 def session_dir():
     if os.geteuid() != 0:
