@@ -97,6 +97,22 @@ def kill_pidfile(pidfile, sig=15, timeout=30):
     stop_pid(pid, sig, timeout)
 
 
+def stop_daemon(proc, log, base, cgroup_name, timeout=30):
+    """Stop a daemon we started and check what it left: processes naming our private dir (shims,
+    containers), mounts under it, cgroups under cgroup_name. Removes all of it; returns what was left."""
+    stop_pid(proc.pid, 15, timeout)
+    proc.wait()
+    log.close()
+    problems = []
+    for pid in processes_with(base):
+        problems.append(f"process {pid}")
+        stop_pid(pid, 9, 5)
+    problems += [f"mount {m}" for m in unmount_under(base)]
+    problems += [f"cgroup {c}" for c in remove_cgroups(cgroup_name)]
+    shutil.rmtree(base, ignore_errors=True)
+    return problems
+
+
 def stop_pid(pid, sig=15, timeout=30):
     import time
     try:

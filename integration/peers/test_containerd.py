@@ -14,8 +14,7 @@ import time
 import pytest
 
 from integration.helpers.runtime import describe, execute, wait_for
-from integration.peers.conftest import (IMAGE, need, processes_with, remove_cgroups, stop_pid,
-                                        unmount_under)
+from integration.peers.conftest import IMAGE, need, processes_with, stop_daemon
 
 NAMESPACE = "pyrunc-peers"
 
@@ -76,16 +75,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         for id in self.ctr("container", "ls", "-q", check=False).stdout.split():
             problems.append(f"container {id}")
             self.ctr("container", "delete", id, check=False)
-        stop_pid(self.proc.pid)
-        self.proc.wait()
-        self.log.close()
-        for pid in processes_with(self.base):  # shims: their argv names our address
-            problems.append(f"process {pid} still running")
-            stop_pid(pid, 9, 5)
-        problems += [f"mount {m}" for m in unmount_under(self.base)]
-        problems += [f"cgroup {c}" for c in remove_cgroups(NAMESPACE)]
-        shutil.rmtree(self.base, ignore_errors=True)
-        return problems
+        # shims name our address in their argv: stop_daemon finds any that outlived their task
+        return problems + stop_daemon(self.proc, self.log, self.base, NAMESPACE)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from integration.helpers.runtime import describe, execute, wait_for
-from integration.peers.conftest import (IMAGE, RUNTIMES, need, processes_with, remove_cgroups, stop_pid,
-                                        unmount_under)
+from integration.peers.conftest import IMAGE, RUNTIMES, need, stop_daemon
 
 CGROUP_PARENT = f"pyrunc-peers-docker-{os.getpid()}"  # unique: concurrent runs must not share it
 
@@ -66,16 +65,8 @@ class Dockerd:
             ids = self("ps", "-aq", check=False).stdout.split()
             if ids:
                 self("rm", "-f", *ids, check=False)
-        stop_pid(self.proc.pid, 15, 60)
-        self.proc.wait()
-        self.log.close()
-        for pid in processes_with(self.base):  # the managed containerd and its shims name our dirs
-            problems.append(f"process {pid}")
-            stop_pid(pid, 9, 5)
-        problems += [f"mount {m}" for m in unmount_under(self.base)]
-        problems += [f"cgroup {c}" for c in remove_cgroups(CGROUP_PARENT)]
-        shutil.rmtree(self.base, ignore_errors=True)
-        return problems
+        # the containerd dockerd manages and its shims name our dirs: stop_daemon finds stragglers
+        return problems + stop_daemon(self.proc, self.log, self.base, CGROUP_PARENT, timeout=60)
 
 
 @pytest.fixture(scope="module")
