@@ -88,7 +88,6 @@ def image_archive(tmp_path_factory):
 
 def kill_pidfile(pidfile, sig=15, timeout=30):
     """Signal the daemon whose pid is in pidfile and wait until it is gone."""
-    import time
     try:
         with open(pidfile) as f:
             pid = int(f.read().strip())
@@ -97,20 +96,43 @@ def kill_pidfile(pidfile, sig=15, timeout=30):
     stop_pid(pid, sig, timeout)
 
 
-def stop_daemon(proc, log, base, cgroup_name, timeout=30):
-    """Stop a daemon we started and check what it left: processes naming our private dir (shims,
-    containers), mounts under it, cgroups under cgroup_name. Removes all of it; returns what was left."""
-    stop_pid(proc.pid, 15, timeout)
-    proc.wait()
-    log.close()
-    problems = []
-    for pid in processes_with(base):
-        problems.append(f"process {pid}")
-        stop_pid(pid, 9, 5)
-    problems += [f"mount {m}" for m in unmount_under(base)]
-    problems += [f"cgroup {c}" for c in remove_cgroups(cgroup_name)]
-    shutil.rmtree(base, ignore_errors=True)
-    return problems
+class Daemon:
+    """A daemon started by the tests with private state under self.base: its log, the wait until
+    it answers, and a stop that reports (and removes) whatever it left behind."""
+
+    name = ""  # also the log's file name, <base>/<name>.log
+
+    def start(self, argv, ready, timeout, interval):
+        self.log = open(os.path.join(self.base, f"{self.name}.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        import time
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.logs()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} did not come up:\n{self.logs()}")
+            time.sleep(interval)
+
+    def logs(self):
+        with open(os.path.join(self.base, f"{self.name}.log"), errors="replace") as f:
+            return f.read()[-6000:]
+
+    def stop_daemon(self, cgroup_name, timeout=30):
+        """Processes naming our private dir (shims, containers), mounts under it and cgroups under
+        cgroup_name are what the daemon left: all removed, and returned as problems."""
+        stop_pid(self.proc.pid, 15, timeout)
+        self.proc.wait()
+        self.log.close()
+        problems = []
+        for pid in processes_with(self.base):
+            problems.append(f"process {pid}")
+            stop_pid(pid, 9, 5)
+        problems += [f"mount {m}" for m in unmount_under(self.base)]
+        problems += [f"cgroup {c}" for c in remove_cgroups(cgroup_name)]
+        shutil.rmtree(self.base, ignore_errors=True)
+        return problems
 
 
 def stop_pid(pid, sig=15, timeout=30):

@@ -7,19 +7,19 @@ and removed at the end even when a test fails.
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 
 import pytest
 
 from integration.helpers.runtime import describe, execute, wait_for
-from integration.peers.conftest import IMAGE, need, processes_with, stop_daemon
+from integration.peers.conftest import IMAGE, Daemon, need, processes_with
 
 NAMESPACE = "pyrunc-peers"
 
 
-class Containerd:
+class Containerd(Daemon):
+    name = "containerd"
+
     def __init__(self, base):
         self.base = base
         self.address = os.path.join(base, "c.sock")
@@ -41,23 +41,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [metrics]
   address = ""
 """)
-        self.log = open(os.path.join(base, "containerd.log"), "wb")
-        self.proc = subprocess.Popen([need("containerd"), "--config", config], stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"containerd exited {self.proc.returncode}:\n{self.logs()}")
-            if os.path.exists(self.address) and execute([self.ctr_bin, "--address", self.address,
-                                                         "version"]).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"containerd did not come up:\n{self.logs()}")
-            time.sleep(0.1)
+        self.start([need("containerd"), "--config", config], ready=self._answers, timeout=60, interval=0.1)
 
-    def logs(self):
-        with open(os.path.join(self.base, "containerd.log"), errors="replace") as f:
-            return f.read()[-6000:]
+    def _answers(self):
+        return os.path.exists(self.address) and execute(
+            [self.ctr_bin, "--address", self.address, "version"]).returncode == 0
 
     def ctr(self, *args, check=True, timeout=120):
         cp = execute([self.ctr_bin, "--address", self.address, "-n", NAMESPACE, *args], timeout=timeout)
@@ -75,8 +63,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         for id in self.ctr("container", "ls", "-q", check=False).stdout.split():
             problems.append(f"container {id}")
             self.ctr("container", "delete", id, check=False)
-        # shims name our address in their argv: stop_daemon finds any that outlived their task
-        return problems + stop_daemon(self.proc, self.log, self.base, NAMESPACE)
+        # shims name our address in their argv: stop_daemon() finds any that outlived their task
+        return problems + self.stop_daemon(NAMESPACE)
 
 
 @pytest.fixture(scope="module")

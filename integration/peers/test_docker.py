@@ -6,26 +6,25 @@ The image comes in with `docker load`.
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 
 import pytest
 
 from integration.helpers.runtime import describe, execute, wait_for
-from integration.peers.conftest import IMAGE, RUNTIMES, need, stop_daemon
+from integration.peers.conftest import IMAGE, RUNTIMES, Daemon, need
 
 CGROUP_PARENT = f"pyrunc-peers-docker-{os.getpid()}"  # unique: concurrent runs must not share it
 
 
-class Dockerd:
+class Dockerd(Daemon):
+    name = "dockerd"
+
     def __init__(self, base):
         self.base = base
         self.exec_root = os.path.join(base, "x")  # containerd's sockets live below: keep it short
         self.sock = os.path.join(base, "d.sock")
         self.pidfile = os.path.join(base, "d.pid")
         self.client = need("docker")
-        self.log = open(os.path.join(base, "dockerd.log"), "wb")
         argv = [need("dockerd"), "--data-root", os.path.join(base, "data"), "--exec-root", self.exec_root,
                 "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--iptables=false",
                 "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
@@ -33,21 +32,8 @@ class Dockerd:
                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--add-runtime", f"pyrunc={RUNTIMES['pyrunc']}",
                 "--default-ulimit", "nofile=1024:1024", "--no-new-privileges=false",
                 "--log-level", "info"]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 90
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"dockerd exited {self.proc.returncode}:\n{self.logs()}")
-            if os.path.exists(self.sock) and self("version", check=False).returncode == 0:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"dockerd did not come up:\n{self.logs()}")
-            time.sleep(0.2)
-
-    def logs(self):
-        with open(os.path.join(self.base, "dockerd.log"), errors="replace") as f:
-            return f.read()[-6000:]
+        self.start(argv, ready=lambda: os.path.exists(self.sock) and self("version", check=False).returncode == 0,
+                   timeout=90, interval=0.2)
 
     def __call__(self, *args, check=True, timeout=120):
         cp = execute([self.client, "-H", f"unix://{self.sock}", *args], timeout=timeout,
@@ -65,8 +51,8 @@ class Dockerd:
             ids = self("ps", "-aq", check=False).stdout.split()
             if ids:
                 self("rm", "-f", *ids, check=False)
-        # the containerd dockerd manages and its shims name our dirs: stop_daemon finds stragglers
-        return problems + stop_daemon(self.proc, self.log, self.base, CGROUP_PARENT, timeout=60)
+        # the containerd dockerd manages and its shims name our dirs: stop_daemon() finds stragglers
+        return problems + self.stop_daemon(CGROUP_PARENT, timeout=60)
 
 
 @pytest.fixture(scope="module")
