@@ -184,6 +184,16 @@ class CgroupManager:
                 pass  # the creation error is the one to report
             raise
 
+    def self_join(self):
+        """A SelfJoin for the child about to be forked (cgroups/selfjoin.py), or None when the
+        child must be moved by join(pid) instead."""
+        from .selfjoin import SelfJoin
+        return SelfJoin(self.join_targets())
+
+    def join_targets(self):
+        """(version, dir) of each cgroup dir once, in hierarchy order."""
+        return list({self.paths[h.keys[0]]: (h.version, self.paths[h.keys[0]]) for h in self.hierarchies}.values())
+
     def join(self, pid):
         for cgdir in self._dirs():
             path = os.path.join(cgdir, "cgroup.procs")

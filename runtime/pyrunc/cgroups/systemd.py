@@ -359,6 +359,10 @@ class _SystemdDriver:
                     sd.set_unit_properties(self.unit, props)
         return False
 
+    def self_join(self):
+        # The first join starts the unit with the child's pid: systemd must see the pid.
+        return super().self_join() if self._started else None
+
     def join(self, pid):
         if self._started:
             return super().join(pid)

@@ -25,8 +25,6 @@ def options(opts, detach=True):
 
 
 def run(ctx, opts, args):
-    from pyrunc.cgroups import warmup
-    warmup.start()
     from pyrunc.lifecycle.create import create
     create(ctx, require_id(args, "create"), options(opts))
     return 0

@@ -27,8 +27,6 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    from pyrunc.cgroups import warmup
-    warmup.start()
     from pyrunc.lifecycle.exec import ExecOptions, exec_process
     try:
         if not args:

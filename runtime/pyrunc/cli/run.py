@@ -12,8 +12,6 @@ FLAGS = _create.FLAGS + [
 
 
 def run(ctx, opts, args):
-    from pyrunc.cgroups import warmup
-    warmup.start()
     from pyrunc.lifecycle.run import run as run_container
     return run_container(ctx, require_id(args, "run"), _create.options(opts, detach=opts["detach"]),
                          keep=opts["keep"])

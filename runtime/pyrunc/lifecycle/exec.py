@@ -1,7 +1,7 @@
 """exec: run another process in a container's namespaces and cgroup.
 
-runtime -> intermediate (non-dumpable; joins the cgroup by the runtime's hand, then every
-namespace of the container's init) -> the process (forked after setns, so it is in the
+runtime -> intermediate (non-dumpable; joins the cgroup by itself, cgroups/selfjoin.py, then
+every namespace of the container's init) -> the process (forked after setns, so it is in the
 container's pid namespace), which sets itself up (process/setns_init.py) and execs.
 """
 import os
@@ -116,9 +116,10 @@ def _open_namespaces(pid):
 
 
 def _sub_cgroups(cgroup, specs):
-    """--cgroup [controller:]path: existing sub-cgroups of the container's, per hierarchy."""
+    """--cgroup [controller:]path: existing sub-cgroups of the container's, per hierarchy, as
+    (version, dir) pairs."""
     if not specs:
-        return list(dict.fromkeys(cgroup.paths[h.keys[0]] for h in cgroup.hierarchies))
+        return cgroup.join_targets()
     from pyrunc.cgroups.manager import clean_path
     wanted = {}
     for spec in specs:
@@ -137,11 +138,11 @@ def _sub_cgroups(cgroup, specs):
         target = os.path.join(base, sub) if sub else base
         if not os.path.isdir(target):
             raise StepError("join sub-cgroup", target, "no such cgroup (--cgroup needs an existing one)")
-        dirs.append(target)
+        dirs.append((h.version, target))
     return list(dict.fromkeys(dirs))
 
 
-def _intermediate(args, go_fd):
+def _intermediate(args, go_fd, joiner):
     status = 1
     try:
         from pyrunc.sys import consts as c
@@ -150,6 +151,8 @@ def _intermediate(args, go_fd):
         # in the container may open /proc/<pid>/exe (the host's python) or ptrace us.
         prctl(c.PR_SET_DUMPABLE, 0)
         from pyrunc.process import setns_init  # preloaded by the runtime before the fork
+        if joiner is not None:
+            joiner.join_child()  # before setns: the cgroup files are the host's
         if os.read(go_fd, 1) != b"1":
             os._exit(1)
         for kind, path, fd in args.ns_fds:
@@ -194,7 +197,7 @@ def exec_process(ctx, container_id, opts):
     preserve = listen + opts.preserve_fds
     check_preserved(preserve)
     cgroup = cgroup_of(state)
-    cgroup_dirs = _sub_cgroups(cgroup, opts.cgroup) if cgroup is not None else []
+    cgroup_targets = _sub_cgroups(cgroup, opts.cgroup) if cgroup is not None else []
 
     from pyrunc.process.setns_init import ExecArgs
     own_console = None
@@ -202,7 +205,7 @@ def exec_process(ctx, container_id, opts):
     pidfd_socket = None
     ns_fds = _open_namespaces(state["pid"])
     read_fd = write_fd = go_read = go_write = None
-    pid = None
+    pid = joiner = None
     try:
         if not st.is_alive(state):  # the namespaces we opened may be a recycled pid's
             raise InvalidState("cannot exec in a stopped container", st.STOPPED)
@@ -227,17 +230,17 @@ def exec_process(ctx, container_id, opts):
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
                         listen_fds=listen)
         args.pidfd_socket = pidfd_socket
-        # The process's imports, before the fork: they overlap what is left of the cgroup warm-up's
-        # grace period (cgroups/warmup.py), and the children need not repeat them.
+        # The process's imports, before the fork: the children need not repeat them.
         from pyrunc.process import setns_init
         setns_init.preload()
-        from pyrunc.cgroups import warmup
-        warmup.wait()  # no other thread may run when we fork
-        pid = os.fork()
+        if cgroup_targets:
+            from pyrunc.cgroups.selfjoin import SelfJoin
+            joiner = SelfJoin(cgroup_targets)
+        pid = joiner.fork() if joiner is not None else os.fork()
         if pid == 0:
             os.close(read_fd)
             os.close(go_write)
-            _intermediate(args, go_read)
+            _intermediate(args, go_read, joiner)
         os.close(write_fd)
         write_fd = None
         os.close(go_read)
@@ -248,14 +251,12 @@ def exec_process(ctx, container_id, opts):
         if child_console is not None:
             os.close(child_console)
             child_console = None
-        for cgdir in cgroup_dirs:
-            path = os.path.join(cgdir, "cgroup.procs")
-            try:
-                with open(path, "w") as f:
-                    f.write(str(pid))
-            except OSError as e:
-                raise StepError("join cgroup", path, e) from None
-        os.write(go_write, b"1")
+        if joiner is not None:
+            joiner.join_parent(pid)
+        try:
+            os.write(go_write, b"1")
+        except BrokenPipeError:
+            pass  # the intermediate failed (joining its cgroup) and has exited: its report is on the sync pipe
         os.close(go_write)
         go_write = None
         intermediate, pid = pid, None
@@ -263,6 +264,8 @@ def exec_process(ctx, container_id, opts):
     except BaseException:
         if pid is not None:
             _kill(pid)
+        if joiner is not None:
+            joiner.close()
         if own_console is not None:
             os.close(own_console)
         raise

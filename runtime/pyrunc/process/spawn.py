@@ -1,6 +1,6 @@
 """Starting a container's init: runtime -> intermediate -> init.
 
-The intermediate child joins the cgroup, enters the namespaces (setns by path, unshare for new
+The intermediate child joins the cgroup (by itself: cgroups/selfjoin.py), enters the namespaces (setns by path, unshare for new
 ones) and forks init, so init is pid 1 of a new pid namespace and the runtime keeps its own
 namespaces. The runtime never runs threads before this point (setns/unshare need a single thread).
 """
@@ -14,13 +14,15 @@ class InitError(PyruncError):
     """A failure reported by the intermediate or init child, message as the child wrote it."""
 
 
-def _intermediate(args, write_fd, go_fd):
+def _intermediate(args, write_fd, go_fd, joiner):
     status = 1
     try:
         from pyrunc.sys import consts as c
         from pyrunc.sys.calls import prctl
         prctl(c.PR_SET_DUMPABLE, 0)
         from pyrunc.process import init  # preloaded by the runtime before the fork
+        if joiner is not None:
+            joiner.join_child()
         if os.read(go_fd, 1) != b"1":
             os._exit(1)  # the runtime failed to place us in the cgroup and has reported it
 
@@ -49,26 +51,36 @@ def _intermediate(args, write_fd, go_fd):
 
 def spawn(args):
     """Fork the container's init; return its pid once it reports ready. Raises InitError."""
+    # Init's imports, before the fork: the children need not repeat them.
+    from pyrunc.process import init
+    init.preload()
+    joiner = args.cgroup.self_join() if args.cgroup is not None else None
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe()
     args.sync_fd = write_fd
-    # Init's imports, before the fork: they overlap the cgroup warm-up's grace period (cgroups/warmup.py)
-    # and the children need not repeat them.
-    from pyrunc.process import init
-    init.preload()
-    from pyrunc.cgroups import warmup
-    warmup.wait()  # no other thread may run when we fork
-    pid = os.fork()
+    try:
+        pid = joiner.fork() if joiner is not None else os.fork()
+    except BaseException:
+        for fd in (read_fd, write_fd, go_read, go_write):
+            os.close(fd)
+        if joiner is not None:
+            joiner.close()
+        raise
     if pid == 0:
         os.close(read_fd)
         os.close(go_write)
-        _intermediate(args, write_fd, go_read)
+        _intermediate(args, write_fd, go_read, joiner)
     os.close(write_fd)
     os.close(go_read)
     try:
-        if args.cgroup is not None:
+        if joiner is not None:
+            joiner.join_parent(pid)
+        elif args.cgroup is not None:
             args.cgroup.join(pid)
-        os.write(go_write, b"1")
+        try:
+            os.write(go_write, b"1")
+        except BrokenPipeError:
+            pass  # the child failed (joining its cgroup) and has exited: its report is on the sync pipe
     except BaseException:
         os.close(read_fd)
         os.close(go_write)

@@ -4,8 +4,10 @@ Each raises SyscallError naming the call and the path on failure. Paths are str;
 happens here, once.
 """
 import ctypes
+import errno
 import os
 
+from pyrunc.errors import syscall_error
 from pyrunc.sys import libc as _l
 from pyrunc.sys.libc import check, libc, syscall
 
@@ -142,3 +144,40 @@ def pidfd_getfd(pidfd, targetfd):
 def personality(persona):
     """Set the execution domain; returns the previous one."""
     return check(syscall("personality", _l.c_ulong(persona)), "personality")
+
+
+class _CloneArgs(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack", "stack_size", "tls",
+        "set_tid", "set_tid_size", "cgroup")]
+
+
+_CLONE_INTO_CGROUP = 0x200000000
+_SIGCHLD = 17
+
+
+def fork_into_cgroup(cgroup_fd):
+    """os.fork(), the child born in the cgroup2 directory cgroup_fd (clone3 CLONE_INTO_CGROUP).
+
+    A cgroup.procs write would take the kernel's global migration lock and wait for an RCU grace
+    period (5-15 ms); a child created in place takes neither. Python's fork bookkeeping runs
+    around the call as os.fork does it, with the GIL held throughout (PyDLL). Returns None when
+    the kernel lacks clone3 or CLONE_INTO_CGROUP (before 5.7): the caller forks and moves the child.
+    Only for a single-threaded caller: glibc's fork handlers do not run.
+    """
+    api = ctypes.pythonapi
+    args = _CloneArgs(flags=_CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    raw = ctypes.PyDLL(None, use_errno=True).syscall
+    raw.restype = ctypes.c_long
+    api.PyOS_BeforeFork()
+    pid = raw(ctypes.c_long(_l.NR["clone3"]), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid > 0:
+        return pid
+    if err in (errno.ENOSYS, errno.E2BIG):
+        return None
+    raise syscall_error(err, "clone3", f"CLONE_INTO_CGROUP fd {cgroup_fd}")

@@ -13,10 +13,10 @@ libc = ctypes.CDLL(None, use_errno=True)  # the already-loaded libc: no dlopen p
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "setns": 308, "openat2": 437, "close_range": 436, "mount_setattr": 442,
                "pidfd_open": 434, "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
-               "keyctl": 250, "bpf": 321, "pidfd_getfd": 438, "personality": 135},
+               "keyctl": 250, "bpf": 321, "pidfd_getfd": 438, "personality": 135, "clone3": 435},
     "aarch64": {"pivot_root": 41, "setns": 268, "openat2": 437, "close_range": 436, "mount_setattr": 442,
                 "pidfd_open": 434, "pidfd_send_signal": 424, "open_tree": 428, "move_mount": 429,
-                "keyctl": 219, "bpf": 280, "pidfd_getfd": 438, "personality": 92},
+                "keyctl": 219, "bpf": 280, "pidfd_getfd": 438, "personality": 92, "clone3": 435},
 }
 NR = _SYSCALLS[os.uname().machine]
 

@@ -1,0 +1,106 @@
+"""A child joining its cgroups by itself (cgroups/selfjoin.py), against the real hierarchies.
+
+The child writes what /proc/self/cgroup says into a pipe; the test compares it with the manager's
+paths. Children always _exit; cgroups are swept by the cgroup_name fixture.
+"""
+import os
+
+import pytest
+
+from pyrunc.cgroups import manager, mountinfo
+from pyrunc.cgroups.selfjoin import SelfJoin
+from pyrunc.errors import StepError
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+HIERARCHIES = mountinfo.cgroup_hierarchies(mountinfo.read_mountinfo())
+
+
+def _run_child(joiner, body=None):
+    """Fork with the joiner; the child joins, then reports /proc/self/cgroup (or its error)."""
+    r, w = os.pipe()
+    pid = joiner.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            try:
+                joiner.join_child()
+                with open("/proc/self/cgroup") as f:
+                    report = "OK\n" + f.read()
+            except StepError as e:
+                report = "ERR\n" + str(e)
+            os.write(w, report.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        joiner.join_parent(pid)
+        chunks = []
+        while True:
+            data = os.read(r, 65536)
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    kind, _, rest = b"".join(chunks).decode().partition("\n")
+    return kind, rest
+
+
+def _expected(m):
+    """hierarchy key -> the cgroup path /proc/<pid>/cgroup shows for a member of the manager's cgroup."""
+    out = {}
+    for h in m.hierarchies:
+        cgdir = m.paths[h.keys[0]]
+        rel = "/" + os.path.relpath(cgdir, h.mountpoint).lstrip(".")
+        out[h.keys[0]] = os.path.normpath(os.path.join(h.root, rel.lstrip("/")))
+    return out
+
+
+def test_child_joins_every_hierarchy(cgroup_name):
+    m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+    m.create()
+    try:
+        kind, report = _run_child(m.self_join())
+        assert kind == "OK", report
+        seen = mountinfo.parse_self_cgroup(report)
+        for key, path in _expected(m).items():
+            assert seen.get(key) == path, (key, seen)
+    finally:
+        m.destroy()
+
+
+@pytest.mark.skipif(not any(h.version == "v2" for h in HIERARCHIES), reason="no cgroup2 hierarchy")
+def test_v2_move_falls_back_to_the_runtime(cgroup_name, monkeypatch):
+    """A kernel without CLONE_INTO_CGROUP: the runtime moves the child through cgroup.procs."""
+    from pyrunc.sys import calls
+    monkeypatch.setattr(calls, "fork_into_cgroup", lambda fd: None)
+    m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+    m.create()
+    try:
+        kind, report = _run_child(m.self_join())
+        assert kind == "OK", report
+        seen = mountinfo.parse_self_cgroup(report)
+        for key, path in _expected(m).items():
+            assert seen.get(key) == path, (key, seen)
+    finally:
+        m.destroy()
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/cpuset"), reason="no cgroup v1 cpuset hierarchy")
+def test_join_failure_names_the_step_and_file(cgroup_name):
+    """A v1 cpuset cgroup without cpus refuses members (ENOSPC): the child reports which file."""
+    cgdir = os.path.join("/sys/fs/cgroup/cpuset", cgroup_name)
+    os.mkdir(cgdir)  # cpuset.cpus stays empty
+    joiner = SelfJoin([("v1", cgdir)])
+    kind, report = _run_child(joiner)
+    assert kind == "ERR"
+    assert report.startswith(f"join cgroup {cgdir}/tasks:"), report
+    assert report.endswith("no space left on device"), report
+
+
+def test_missing_cgroup_fails_before_any_fork(cgroup_name):
+    with pytest.raises(StepError) as e:
+        SelfJoin([("v1", f"/sys/fs/cgroup/pids/{cgroup_name}/absent")])
+    assert str(e.value).startswith(f"open cgroup /sys/fs/cgroup/pids/{cgroup_name}/absent/tasks")
