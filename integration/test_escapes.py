@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from integration.helpers.probe import install
-from integration.helpers.runtime import execute, wait_for
+from integration.helpers.runtime import describe, execute, wait_for
 
 TEMPLATE_CAPS = "0000000020000420"  # CAP_AUDIT_WRITE | CAP_KILL | CAP_NET_BIND_SERVICE
 
@@ -271,3 +271,59 @@ def test_dropped_capabilities_absent(runtime, probe_binary):
     install(probe_binary, c.rootfs)
     out = c.run().stdout.split()
     assert out == ["CapEff=0000000000000021", "CapBnd=0000000000000021"]
+
+
+# --- the runtime's own interpreter: no module loaded from the container ----------------------------
+
+_PLANTED = 'open("/planted-module-ran", "a").write(__name__ + "\\n")\n'
+
+
+def _runtime_module_dirs():
+    """The dirs pyrunc's interpreter imports from: its sys.path, the pyrunc package tree, encodings."""
+    import ast
+    from integration.helpers.runtime import runtime_path
+    path = runtime_path()
+    with open(path) as f:
+        script = f.read()
+    interpreter = script.splitlines()[0][2:].split()[0]
+    setup = script.split("from pyrunc.cli import entry")[0].split("\n", 1)[1]
+    probe = setup + ("import os, pyrunc, encodings\n"
+                     "print(repr([p for p in sys.path if p] + [os.path.dirname(encodings.__file__)]"
+                     " + [d for d, _, _ in os.walk(os.path.dirname(pyrunc.__file__))]))\n")
+    cp = execute([interpreter, "-S", "-c", probe])
+    assert cp.returncode == 0, cp.stderr
+    return ast.literal_eval(cp.stdout.strip())
+
+
+@pytest.mark.pyrunc_only
+def test_runtime_never_imports_from_the_container(runtime):
+    """After pivot_root (init) and setns into the mount namespace (exec), every host path the
+    interpreter would import from resolves in the container. An image that plants a module at each
+    of those paths must never see one run: run, exec, a terminal, hooks-free and hook configs."""
+    config = runtime.config(["sleep", "100"])
+    config["root"]["readonly"] = False
+    config["linux"]["sysctl"] = {"kernel.domainname": "planted.test"}
+    c = runtime.bundle(config)
+    planted = 0
+    for directory in _runtime_module_dirs():
+        if not os.path.isdir(directory):
+            continue
+        target = os.path.join(c.rootfs, directory.lstrip("/"))
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith((".py", ".so")) or os.path.isdir(os.path.join(directory, name, "__pycache__")):
+                module = name.split(".")[0]
+                with open(os.path.join(target, module + ".py"), "w") as f:
+                    f.write(_PLANTED)
+                planted += 1
+    assert planted > 100
+    c.create()
+    c.start()
+    try:
+        for argv in (["true"], ["-t", "true"], ["--user", "65534", "true"], ["--cap", "CAP_SYS_ADMIN", "true"]):
+            cp = runtime.run("exec", *argv[:-1], c.id, argv[-1], check=False)
+            assert cp.returncode == 0, describe(cp)
+    finally:
+        c.kill("KILL")
+    assert not os.path.exists(os.path.join(c.rootfs, "planted-module-ran")), \
+        open(os.path.join(c.rootfs, "planted-module-ran")).read()

@@ -31,9 +31,13 @@ class ExecOptions:
 
 def build_process(config, opts):
     """The process to run: --process FILE as it is, else the config's process with runc's
-    command-line overrides (runc utils_linux.go getProcess)."""
-    from pyrunc.spec.load import validate_process
+    command-line overrides (runc utils_linux.go getProcess).
+
+    A --process file is validated against the schema. The overridden process is not: its base was
+    validated at create, and the command line can only add strings and booleans there, plus ids
+    that are range-checked here (loading the process validator is ~1 ms of every exec)."""
     if opts.process:
+        from pyrunc.spec.load import validate_process
         from pyrunc import fastjson as json
         try:
             with open(opts.process, "rb") as f:
@@ -76,15 +80,23 @@ def build_process(config, opts):
             user["gid"] = int(gid) if gid else 0
         except ValueError:
             raise UsageError(f"parsing {opts.user} as uid[:gid]: not a number") from None
+        _check_id("--user", user["uid"])
+        _check_id("--user", user["gid"])
     if opts.additional_gids:
         try:
             gids = [int(g) for g in opts.additional_gids]
         except ValueError:
             raise UsageError(f"invalid additional-gids value {opts.additional_gids}") from None
+        for gid in gids:
+            _check_id("--additional-gids", gid)
         user = process.setdefault("user", {"uid": 0, "gid": 0})
         user["additionalGids"] = list(user.get("additionalGids") or ()) + gids
-    validate_process(process, "exec process")
     return process
+
+
+def _check_id(flag, value):
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise UsageError(f"{flag}: {value} is not a valid id (0 to 4294967295)")
 
 
 def _json_copy(value):
@@ -161,6 +173,9 @@ def _intermediate(args, go_fd, joiner):
             except OSError as e:
                 raise StepError(f"join {kind} namespace", path, e) from None
             os.close(fd)
+        # The container's root is ours now: nothing may be imported from a file any more.
+        from pyrunc.process import sealed_imports
+        sealed_imports.seal()
         pid = os.fork()
         if pid == 0:
             setns_init.main(args)
@@ -232,7 +247,7 @@ def exec_process(ctx, container_id, opts):
         args.pidfd_socket = pidfd_socket
         # The process's imports, before the fork: the children need not repeat them.
         from pyrunc.process import setns_init
-        setns_init.preload()
+        setns_init.preload(process)
         if cgroup_targets:
             from pyrunc.cgroups.selfjoin import SelfJoin
             joiner = SelfJoin(cgroup_targets)

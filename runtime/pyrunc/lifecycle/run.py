@@ -15,7 +15,7 @@ def run(ctx, container_id, opts, keep=False):
     store = ctx.store()
     state = create(ctx, container_id, opts)
     try:
-        start(store, container_id)
+        start(store, container_id, created_state=state)
     except BaseException:
         master = getattr(opts, "console_master", None)
         if master is not None:  # the terminal of a container that will never run

@@ -8,14 +8,22 @@ from pyrunc.state import status as st
 from pyrunc.state.store import EXEC_FIFO
 
 
-def start(store, container_id):
-    state, status = load(store, container_id)
-    if status == st.STOPPED:
-        raise InvalidState("cannot start a container that has stopped", status)
-    if status != st.CREATED:
-        raise InvalidState(f"cannot start an already {status} container", status)
+def start(store, container_id, created_state=None):
+    """created_state: the state `run` has just created (it is not read back from disk)."""
+    if created_state is not None:
+        state = created_state
+    else:
+        state, status = load(store, container_id)
+        if status == st.STOPPED:
+            raise InvalidState("cannot start a container that has stopped", status)
+        if status != st.CREATED:
+            raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
-    from pyrunc.process import start_extras
+    # Hooks and sd_notify forwarding live in start_extras, imported only when there is work for it.
+    hooks = (state.get("config") or {}).get("hooks") or {}
+    extras = None
+    if hooks.get("startContainer") or hooks.get("poststart") or os.environ.get("NOTIFY_SOCKET"):
+        from pyrunc.process import start_extras as extras
     stopped = InvalidState("cannot start a container that has stopped", st.STOPPED)
     # The pidfd is taken before the fifo is opened: once it is, init may exec, exit and be reaped
     # (a shim reaps at once) before we look, and a late pidfd_open would call that "stopped".
@@ -27,14 +35,14 @@ def start(store, container_id):
         if not st.is_alive(state):  # the pidfd must be init's, not a reused pid's
             raise stopped
         # Bound before init is released, so the container's first sd_notify finds it.
-        notify = start_extras.notify_listener(store.path(container_id))
+        notify = extras.notify_listener(store.path(container_id)) if extras else None
         try:
             fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise InvalidState("cannot start an already running container", st.RUNNING) from None
         try:
             data = _wait_for_byte(fd, pidfd)
-            hook_error = start_extras.start_container_result(fd, pidfd, state) if data == b"0" else None
+            hook_error = extras.start_container_result(fd, pidfd, state) if extras and data == b"0" else None
         finally:
             os.close(fd)
     finally:
@@ -44,7 +52,8 @@ def start(store, container_id):
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
     os.unlink(fifo)
-    start_extras.after_start(store, container_id, state, hook_error, notify)
+    if extras:
+        extras.after_start(store, container_id, state, hook_error, notify)
     return state
 
 

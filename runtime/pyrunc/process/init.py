@@ -27,12 +27,21 @@ class InitArgs:
         self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
 
 
-def preload():
-    """Import everything init runs before fork: after pivot_root the host's modules are gone."""
-    from pyrunc.linux import capabilities, devices, lsm, masks, mounts, personality, rlimits, rootfs, sysctl, user  # noqa: F401,E501
-    from pyrunc.process import become, console, execpath, hooks, init_hooks  # noqa: F401
-    import fcntl  # noqa: F401
+def preload(config):
+    """Import everything init will run for this config, before fork: after pivot_root no module
+    can be loaded any more (process/sealed_imports.py). Parts a config does not use are skipped."""
+    from pyrunc.linux import capabilities, devices, lsm, masks, mounts, rlimits, rootfs, user  # noqa: F401
+    from pyrunc.process import become, execpath, sealed_imports  # noqa: F401
     from pyrunc.sys import calls  # noqa: F401
+    linux = config.get("linux") or {}
+    if (config.get("process") or {}).get("terminal"):
+        from pyrunc.process import console  # noqa: F401
+    if config.get("hooks"):
+        from pyrunc.process import hooks, init_hooks  # noqa: F401
+    if linux.get("personality"):
+        from pyrunc.linux import personality  # noqa: F401
+    if linux.get("sysctl"):
+        from pyrunc.linux import sysctl  # noqa: F401
 
 
 def _oom_score_adj(value):
@@ -45,7 +54,7 @@ def _oom_score_adj(value):
 
 def setup(args):
     """All of create, inside the new namespaces; returns (executable path, argv, env)."""
-    from pyrunc.linux import rootfs, sysctl
+    from pyrunc.linux import rootfs
 
     config = args.config
     process = config.get("process") or {}
@@ -62,13 +71,18 @@ def setup(args):
         if config.get("domainname"):
             setdomainname(config["domainname"])
     rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"), args.idmapped)
-    from pyrunc.process import init_hooks
-    init_hooks.before_pivot(args)
+    if config.get("hooks"):
+        from pyrunc.process import init_hooks
+        init_hooks.before_pivot(args)
     rootfs.enter(args.rootfs, args.no_pivot)
+    from pyrunc.process import sealed_imports
+    sealed_imports.seal()
     if process.get("terminal"):
         from pyrunc.process import console
         console.setup_console(args.console_fd, process.get("consoleSize"))
-    sysctl.apply(linux.get("sysctl"))
+    if linux.get("sysctl"):
+        from pyrunc.linux import sysctl
+        sysctl.apply(linux["sysctl"])
     rootfs.finalize(config)
 
     if args.keyring:
@@ -88,8 +102,9 @@ def setup(args):
 
     from pyrunc.process.become import become
     path, argv, env = become(process, load_seccomp_while_privileged)
-    from pyrunc.linux import personality
-    personality.apply(linux.get("personality"))
+    if linux.get("personality"):
+        from pyrunc.linux import personality
+        personality.apply(linux["personality"])
     if args.seccomp and args.seccomp.uses_notify:
         # The listener must reach the agent during create, so this filter cannot wait for start.
         args.seccomp_listener_fd = args.seccomp.load()
@@ -126,8 +141,11 @@ def main(args):
             sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)
         os.close(args.sync_fd)
-        from pyrunc.process import init_hooks
-        init_hooks.start_container(args, wait_for_start)
+        if args.config.get("hooks"):
+            from pyrunc.process import init_hooks
+            init_hooks.start_container(args, wait_for_start)
+        else:
+            wait_for_start(args.fifo_fd)
         if args.seccomp_listener_fd is not None:
             os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
         first_closed = 3 + args.preserve_fds

@@ -26,10 +26,13 @@ class ExecArgs:
         self.seccomp = prepare_seccomp(config)
 
 
-def preload():
+def preload(process):
+    """Import what the exec'd process will run: once the intermediate has joined the container's
+    mount namespace no module can be loaded any more (process/sealed_imports.py)."""
     from pyrunc.linux import capabilities, lsm, rlimits, user  # noqa: F401
-    from pyrunc.process import become, console, execpath, init  # noqa: F401
-    import fcntl  # noqa: F401
+    from pyrunc.process import become, execpath, sealed_imports  # noqa: F401
+    if process.get("terminal"):
+        from pyrunc.process import console  # noqa: F401
 
 
 def prepare_seccomp(config):

@@ -53,7 +53,7 @@ def spawn(args):
     """Fork the container's init; return its pid once it reports ready. Raises InitError."""
     # Init's imports, before the fork: the children need not repeat them.
     from pyrunc.process import init
-    init.preload()
+    init.preload(args.config)
     joiner = args.cgroup.self_join() if args.cgroup is not None else None
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe()
