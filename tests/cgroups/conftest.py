@@ -83,12 +83,34 @@ def sweep(name):
     return errors
 
 
+def _v2_roots():
+    return [p for p in (os.path.join(CGROUP_ROOT, "unified"), CGROUP_ROOT)
+            if os.path.exists(os.path.join(p, "cgroup.subtree_control"))]
+
+
+def _subtree_control(root):
+    try:
+        with open(os.path.join(root, "cgroup.subtree_control")) as f:
+            return set(f.read().split())
+    except OSError:
+        return set()
+
+
 @pytest.fixture
 def cgroup_name(request):
-    """A unique top-level cgroup name; everything under it is removed at teardown."""
+    """A unique top-level cgroup name; everything under it is removed at teardown, and the v2
+    root's cgroup.subtree_control is put back as it was (the manager delegates controllers from
+    the root down, and on a hybrid host a controller left enabled there, hugetlb, makes crun refuse
+    the host)."""
     name = f"{TEST_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    before = {root: _subtree_control(root) for root in _v2_roots()}
     yield name
     errors = sweep(name)
+    for root, enabled in before.items():
+        for controller in _subtree_control(root) - enabled:
+            _write(os.path.join(root, "cgroup.subtree_control"), "-" + controller)
+        if _subtree_control(root) != enabled:
+            errors.append(f"{root}/cgroup.subtree_control: could not restore {sorted(enabled)}")
     assert not errors, f"could not clean up test cgroups: {errors}"
 
 
