@@ -232,3 +232,23 @@ def test_sigkill_reaches_a_paused_unified_cgroup(cgroup_name, spawn):
     assert child.wait(timeout=5) == -signal.SIGKILL
     m.destroy()
     assert_gone(m, cgroup_name)
+
+
+def test_saved_freezer_state_matches_the_manager(cgroup_name, spawn):
+    """state/start/kill derive `paused` from state.json's cgroup record without a manager
+    (freezer.saved_state): it must read the freezer the manager uses, on this host's layout."""
+    from pyrunc.cgroups.freezer import saved_state
+    m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+    m.create()
+    child = spawn("sleep", "100")
+    m.join(child.pid)
+    saved = m.to_state()
+    assert saved_state(saved) == m.freezer_state() == "THAWED"
+    m.freeze()
+    assert saved_state(saved) == m.freezer_state() == "FROZEN"
+    m.thaw()
+    assert saved_state(saved) == m.freezer_state() == "THAWED"
+    m.kill_all(signal.SIGKILL)
+    child.wait(timeout=5)
+    m.destroy()
+    assert saved_state(saved) == "THAWED"  # gone: nothing can hold processes

@@ -25,6 +25,18 @@ def _read_optional(path, step):
         raise StepError(step, path, exc) from exc
 
 
+def saved_state(cgroup_state):
+    """The freezer state of a container's cgroup as state.json records it (manager.to_state()),
+    without building a manager: deriving a status needs only this. Same choice of freezer as the
+    managers' _freezer(): the v1 one when mounted, else the unified one."""
+    paths = cgroup_state.get("paths") or {}
+    if "freezer" in paths:
+        return v1_state(paths["freezer"])
+    if "" in paths:
+        return v2_state(paths[""])
+    return THAWED
+
+
 # --- cgroup v1 ---------------------------------------------------------------------------------
 
 def v1_state(cgdir):

@@ -32,8 +32,8 @@ def derive(state, state_dir):
         return STOPPED
     cgroup = state.get("cgroup")
     if cgroup:
-        from pyrunc.cgroups.manager import from_state
-        if from_state(cgroup).freezer_state() != "THAWED":
+        from pyrunc.cgroups.freezer import saved_state
+        if saved_state(cgroup) != "THAWED":
             return PAUSED
     if os.path.exists(os.path.join(state_dir, "exec.fifo")):
         return CREATED
