@@ -141,3 +141,16 @@ def _alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_kill_signal_zero_checks_without_signalling(runtime):
+    """`kill ID 0` (runc: the kernel's existence check): 0 while running, nothing delivered;
+    the clear "not running" error once it has stopped."""
+    c = _trapper(runtime)
+    c.kill("0")
+    assert c.status == "running"
+    assert not os.path.exists(c.path("signal"))
+    c.kill("KILL")
+    c.wait_status("stopped")
+    runtime.fail("kill", c.id, "0")
+    c.delete()

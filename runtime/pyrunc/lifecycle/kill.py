@@ -11,7 +11,7 @@ def parse_signal(text):
     """runc's forms: a number, or a name with or without SIG (case-insensitive)."""
     if text.isascii() and text.isdigit():  # str.isdigit() alone also accepts "²" and "٣"
         number = int(text)
-        if not 0 < number < 65:
+        if not 0 <= number < 65:  # 0 as runc: no signal sent, only "is it running" checked
             raise UsageError(f"unknown signal {text!r}")
         return number
     name = text.upper()
