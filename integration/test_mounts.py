@@ -319,3 +319,80 @@ def test_no_pivot_create(runtime):
 @pytest.fixture
 def hierarchies():
     return mountinfo.cgroup_hierarchies()
+
+
+def _tmpcopyup_tree(rootfs):
+    data = os.path.join(rootfs, "data")
+    os.makedirs(os.path.join(data, "sub"))
+    with open(os.path.join(data, "file"), "w") as f:
+        f.write("from-image\n")
+    os.chown(os.path.join(data, "file"), 1000, 1001)
+    os.chmod(os.path.join(data, "file"), 0o604)  # readable without CAP_DAC_OVERRIDE
+    with open(os.path.join(data, "sub", "deep"), "w") as f:
+        f.write("deep\n")
+    os.chmod(os.path.join(data, "sub"), 0o750)
+    os.symlink("/etc/passwd", os.path.join(data, "abs-link"))
+
+
+def _with_fifo(rootfs):
+    _tmpcopyup_tree(rootfs)
+    os.mkfifo(os.path.join(rootfs, "data", "fifo"))
+    os.chmod(os.path.join(rootfs, "data", "fifo"), 0o620)
+
+
+def _run_in(runtime, config, script, prepare):
+    config["process"]["args"] = ["sh", "-c", script]
+    c = runtime.bundle(config)
+    prepare(c.rootfs)
+    cp = c.run(check=False)
+    assert cp.returncode == 0, cp.stderr
+    return c, cp
+
+
+def test_tmpfs_tmpcopyup_copies_what_it_covers(runtime):
+    """runc's tmpcopyup: the tmpfs starts with a copy of the image's directory (files, owners,
+    modes, subdirectories, symlinks as symlinks, a fifo without opening it); writes go to the
+    tmpfs, the image's directory is untouched."""
+    config = runtime.config()
+    add_mount(config, "/data", "tmpfs", "tmpfs", ["nosuid", "nodev", "mode=755", "tmpcopyup"])
+    script = ("cat /data/file /data/sub/deep; stat -c '%a %u %g %F' /data/file /data/sub; "
+              "readlink /data/abs-link; echo new > /data/new; grep ' /data ' /proc/self/mountinfo")
+    c, cp = _run_in(runtime, config, script, _tmpcopyup_tree)
+    lines = cp.stdout.splitlines()
+    assert lines[:5] == ["from-image", "deep", "604 1000 1001 regular file", "750 0 0 directory",
+                         "/etc/passwd"], cp.stdout
+    assert " - tmpfs " in lines[5], lines[5]
+    assert not os.path.exists(os.path.join(c.rootfs, "data", "new"))
+
+
+@pytest.mark.runc_lacks("runc 1.1.5's tmpcopyup skips a fifo, then fails to lchown it")
+def test_tmpfs_tmpcopyup_special_files(runtime):
+    """A fifo (never opened: a copy that read it would hang) is recreated with its mode."""
+    config = runtime.config()
+    add_mount(config, "/data", "tmpfs", "tmpfs", ["tmpcopyup"])
+    _, cp = _run_in(runtime, config, "stat -c '%a %F' /data/fifo; grep ' /data ' /proc/self/mountinfo",
+                    _with_fifo)
+    assert cp.stdout.splitlines()[0] == "620 fifo"
+    assert " - tmpfs " in cp.stdout
+
+
+def test_tmpfs_tmpcopyup_ro(runtime):
+    config = runtime.config()
+    add_mount(config, "/data", "tmpfs", "tmpfs", ["ro", "tmpcopyup"])
+    _, cp = _run_in(runtime, config, "cat /data/file; touch /data/x 2>/dev/null && echo WROTE || echo denied",
+                    _tmpcopyup_tree)
+    assert cp.stdout == "from-image\ndenied\n"
+
+
+def test_tmpfs_tmpcopyup_never_copies_from_the_host(runtime, tmp_path):
+    """The covered directory is a symlink to a host path: resolved inside the rootfs, as every
+    mount destination is, so the host directory's contents never reach the container."""
+    secret = tmp_path / "host-secret"
+    secret.mkdir()
+    (secret / "key").write_text("host\n")
+    config = runtime.config()
+    add_mount(config, "/data", "tmpfs", "tmpfs", ["tmpcopyup"])
+    _, cp = _run_in(runtime, config, "ls -A /data; ls -A " + str(secret),
+                    lambda rootfs: os.symlink(str(secret), os.path.join(rootfs, "data")))
+    assert "key" not in cp.stdout
+    assert sorted(os.listdir(secret)) == ["key"]

@@ -127,11 +127,14 @@ def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None,
             if mount_label:
                 from pyrunc.linux.lsm import mount_data_with_label
                 data = mount_data_with_label(mount_type, data, mount_label)
-            fd = make_mountpoint(root_fd, destination, True)
-            try:
-                mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, data)
-            finally:
-                os.close(fd)
+            if mount_type == "tmpfs" and "tmpcopyup" in opts.extensions:
+                _mount_tmpfs_copyup(root_fd, destination, source, opts, data)
+            else:
+                fd = make_mountpoint(root_fd, destination, True)
+                try:
+                    mount(source or mount_type, fd_path(fd), mount_type, opts.flags & ~c.MS_REMOUNT, data)
+                finally:
+                    os.close(fd)
             if mount_label and mount_type == "mqueue":
                 from pyrunc.linux.lsm import label_mqueue
                 fd = open_in_root(root_fd, destination)  # the new mount's root, not what it covers
@@ -145,6 +148,33 @@ def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None,
     except OSError as e:
         what = f"{source} ({mount_type})" if mount_type and not opts.is_bind else source or mount_type
         raise StepError(f"mount {what} to rootfs at", destination, _strip_fd_path(e)) from None
+
+
+def _mount_tmpfs_copyup(root_fd, destination, source, opts, data):
+    """A tmpfs that starts with a copy of the directory it covers (linux/tmpcopyup.py); mounted
+    writable for the copy, made read-only after when asked."""
+    from pyrunc.linux import tmpcopyup
+    fd = make_mountpoint(root_fd, destination, True)
+    try:
+        covered = tmpcopyup.open_covered(fd)
+        try:
+            flags = opts.flags & ~c.MS_REMOUNT
+            mount(source or "tmpfs", fd_path(fd), "tmpfs", flags & ~c.MS_RDONLY, data)
+            new_root = open_in_root(root_fd, destination, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                try:
+                    tmpcopyup.copy_tree(covered, new_root)
+                except OSError as e:
+                    raise StepError("tmpcopyup into tmpfs at", destination, e) from None
+                if flags & c.MS_RDONLY:
+                    # Through the new mount's root: fd names the directory it covers.
+                    mount(None, fd_path(new_root), None, c.MS_REMOUNT | flags, data)
+            finally:
+                os.close(new_root)
+        finally:
+            os.close(covered)
+    finally:
+        os.close(fd)
 
 
 def _strip_fd_path(error):

@@ -42,6 +42,8 @@ def preload(config):
         from pyrunc.linux import personality  # noqa: F401
     if linux.get("sysctl"):
         from pyrunc.linux import sysctl  # noqa: F401
+    if any("tmpcopyup" in (m.get("options") or ()) for m in config.get("mounts") or ()):
+        from pyrunc.linux import tmpcopyup  # noqa: F401
 
 
 def _oom_score_adj(value):
