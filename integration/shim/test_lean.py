@@ -166,6 +166,47 @@ def test_wait_pending_across_lean_with_io_while_lean(env):
     assert s.events.topics() == ["/tasks/create", "/tasks/start", "/tasks/exit"]
 
 
+def test_early_exit_after_the_created_container_went_lean(env):
+    """Created, lean, then Start of a process that exits at once: its exit may be reaped before
+    Start has answered (by the full mode Start woke); TaskExit still comes, after TaskStart."""
+    s = env(["sh", "-c", "exit 3"])
+    s.create()
+    s.wait_lean()
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.CREATED
+    s.wait_lean()
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 3
+    s.events.wait_for("/tasks/exit")
+    assert s.events.topics() == ["/tasks/create", "/tasks/start", "/tasks/exit"]
+
+
+def test_exec_exits_while_lean(env):
+    """An exec'd process that outlives its Start: the shim goes lean, the exec writes and exits, and
+    its Wait (asked before) gets the code with the output already out."""
+    s = env(["sleep", "1000"])
+    s.create()
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
+    stdin = _fifo(s, "exec.in")
+    out = os.path.join(s.dir, "exec.out")
+    s.call("Exec", shim_pb2.ExecProcessRequest(id=s.cid, exec_id="e1", stdin=stdin, stdout="file://" + out,
+                                               spec=_exec_spec("sh", "-c", "read a; echo \"exec $a\"; exit 2")))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid, exec_id="e1"))
+    w = os.open(stdin, os.O_WRONLY)
+    waited = []
+    t = threading.Thread(target=lambda: waited.append(s.call("Wait", shim_pb2.WaitRequest(id=s.cid, exec_id="e1"))))
+    t.start()
+    try:
+        s.wait_lean()
+        os.write(w, b"bye\n")
+        t.join(30)
+        assert waited and waited[0].exit_status == 2
+        assert _read(out, b"exec bye") == b"exec bye\n"
+    finally:
+        os.close(w)
+        t.join(60)
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.RUNNING  # the container lives on
+
+
 def test_fast_writer_across_transitions(env, monkeypatch):
     """A container writing 1.2 million numbered lines in bursts while the shim goes lean and back again
     and again (each State call wakes it; idle after 0.3 s here instead of LEAN_AFTER), to a fifo whose
