@@ -203,10 +203,9 @@ def _go_lean(svc, server, reaper, listener, flags, debug, done, log):
     -> why not (it returns only when it does not go)."""
     import select
     from pyrunc_shim import handover
-    from pyrunc_shim.reaper import zombie_waiting
     if done.is_set():
         return "shutting down"
-    if zombie_waiting():
+    if handover.zombie_waiting():
         return "a child has exited"
     state = {"executable": sys.executable, "flags": flags, "debug": bool(debug), "listener": listener.fileno(),
              "conns": server.export(), "unclaimed": reaper.export(), "service": svc.export()}

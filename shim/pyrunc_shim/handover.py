@@ -50,6 +50,15 @@ def full_argv(state, fd):
         [STATE_FLAG, str(fd), "serve"]
 
 
+def zombie_waiting():
+    """A child has exited and is not reaped yet (nothing is reaped by asking): the full mode does
+    not go lean then, and the lean mode goes back for it."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False
+
+
 def wake_fds(state):
     """The fds whose input only the full mode handles: the listener, the connections, an OOM eventfd."""
     oom = state["service"]["oom"]

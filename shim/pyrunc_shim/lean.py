@@ -36,13 +36,6 @@ def _noop(*_):
     pass
 
 
-def _zombie_waiting():
-    try:
-        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return False
-
-
 class _Stream:
     """A pump and the place of its state in the handover (an io's "out" entry or its "in")."""
     __slots__ = ("io", "pump", "stream", "armed")
@@ -92,7 +85,7 @@ class Lean:
             self._watch(oom["v1"], self._wake("an OOM event"))
         for s in self.streams:
             self._arm(s)
-        if _zombie_waiting():  # exited before the handler was there
+        if handover.zombie_waiting():  # exited before the handler was there
             raise GoFull("a child exited")
 
     def _watch(self, fd, fn):
@@ -110,7 +103,7 @@ class Lean:
                 pass
         except BlockingIOError:
             pass
-        if _zombie_waiting():
+        if handover.zombie_waiting():
             raise GoFull("a child exited")
 
     # -- copying --------------------------------------------------------------------------------

@@ -21,14 +21,6 @@ def exit_code(status):
     return os.WEXITSTATUS(status)
 
 
-def zombie_waiting():
-    """A child has exited and is not reaped yet (nothing is reaped by asking)."""
-    try:
-        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return False
-
-
 class Reaper:
     def __init__(self, activity=None, unclaimed=None):
         self.activity = activity or Activity()
