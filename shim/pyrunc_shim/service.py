@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import empty_pb2
 
 from pyrunc_shim import errors, sys as shimsys
 from pyrunc_shim.activity import Activity
