@@ -2,7 +2,11 @@
 """Shim footprint and log throughput, side by side in one run:
   RSS per idle container (median of N containers; the shim's process(es) for each container summed):
     containerd-shim-runc-v2 and containerd-shim-pyrunc-v2 under a private containerd (runc under
-    both), conmon and pyrunc-shim (daemonless) with runc under them.
+    both), conmon and pyrunc-shim (daemonless) with runc under them. containerd-shim-pyrunc-v2 is
+    measured idle, i.e. in its lean mode: an idle shim execs itself into lean.py after LEAN_AFTER
+    (1.5 s) without a request, so the benchmark waits until every one of its shims runs lean.py
+    (up to 60 s; it says how many did), then 2 s more, before reading any RSS (the runc-v2 shims
+    get the same wait).
   Log throughput: seconds for a container's 200 MB of stdout (100-byte lines) to reach the log
     (runtime start -> exit file written, which both monitors do after the log is drained and synced):
     conmon k8s-file, pyrunc-shim k8s-file and json-file.
@@ -153,21 +157,14 @@ def idle_rss_containerd(runtime_type, n):
         extra = ["--runtime-config-path", c.runtime_config(RUNC)] if "pyrunc" in runtime_type else []
         for i in range(n):
             c.ctr("run", "-d", "--runtime", runtime_type, *extra, IMAGE, f"idle{i}", "sleep", "100000")
+        deadline = time.monotonic() + 60
+        while True:
+            shims, lean = _containerd_shims(c.address)
+            if lean == len(shims) == n or time.monotonic() > deadline or "pyrunc" not in runtime_type:
+                break
+            time.sleep(0.5)
         time.sleep(2)
-        shims = {}
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                with open(f"/proc/{p}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if any(b"containerd-shim" in a or b"pyrunc_shim.containerd_main" in a for a in argv[:3]) \
-                    and b"-id" in argv:
-                cid = argv[argv.index(b"-id") + 1].decode()
-                if cid.startswith("idle") and (b"serve" in argv or b"runc-v2" in argv[0]):
-                    shims.setdefault(cid, []).append(int(p))
+        shims, lean = _containerd_shims(c.address)
         rss = [sum(rss_kib(p) for p in ps) for ps in shims.values()]
         for i in range(n):
             c.ctr("tasks", "kill", "-s", "KILL", f"idle{i}", check=False)
@@ -181,7 +178,35 @@ def idle_rss_containerd(runtime_type, n):
         problems = c.stop()
         if problems:
             print(f"  (containerd left: {problems})")
-    return statistics.median(rss) if rss else float("nan"), len(rss)
+    return statistics.median(rss) if rss else float("nan"), len(rss), lean
+
+
+def _containerd_shims(address):
+    """-> ({container id: [shim pids]}, how many pyrunc shims run their lean mode) for the idle*
+    containers of the containerd at address (containerd-shim-runc-v2, or pyrunc's shim in either
+    mode: `python -m pyrunc_shim.containerd_main ... serve` or `python -S .../lean.py ... lean`)."""
+    shims, lean = {}, 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"-id" not in argv or b"-address" not in argv or argv[argv.index(b"-address") + 1] != address.encode():
+            continue
+        cid = argv[argv.index(b"-id") + 1].decode()
+        if not cid.startswith("idle"):
+            continue
+        if b"runc-v2" in argv[0]:
+            shims.setdefault(cid, []).append(int(p))
+        elif any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
+            shims.setdefault(cid, []).append(int(p))
+            lean += 1
+        elif b"pyrunc_shim.containerd_main" in argv[:3] and b"serve" in argv:
+            shims.setdefault(cid, []).append(int(p))
+    return shims, lean
 
 
 def main():
@@ -195,9 +220,9 @@ def main():
     res = {}
     if not a.skip_containerd:
         for rt in ("io.containerd.runc.v2", "io.containerd.pyrunc.v2"):
-            v, found = idle_rss_containerd(rt, n)
+            v, found, lean = idle_rss_containerd(rt, n)
             res[rt] = v
-            print(f"  {rt:28s} {v:8.0f}  ({found} shims found)")
+            print(f"  {rt:28s} {v:8.0f}  ({found} shims found" + (f", {lean} in lean mode)" if "pyrunc" in rt else ")"))
     for name, mon in (("conmon", CONMON), ("pyrunc-shim (daemonless)", PYSHIM)):
         res[name] = idle_rss_monitor(mon, n)
         print(f"  {name:28s} {res[name]:8.0f}")

@@ -64,6 +64,22 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                                  f"--- containerd log ---\n{self.logs()}")
         return cp
 
+    def shim_pid(self, cid):
+        """The pid of the pyrunc shim serving container cid for this containerd (either mode)."""
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if any(b"pyrunc_shim" in a for a in argv[:3]) and b"-id" in argv and b"-address" in argv \
+                    and argv[argv.index(b"-id") + 1].decode() == cid \
+                    and argv[argv.index(b"-address") + 1].decode() == self.address:
+                return int(p)
+        raise AssertionError(f"no pyrunc shim process for {cid}")
+
     def runtime_config(self, binary):
         path = os.path.join(self.dir, f"opts-{os.path.basename(binary)}.toml")
         with open(path, "w") as f:
@@ -90,7 +106,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             self.proc.kill()
             self.proc.wait()
         self.log.close()
-        shims = subprocess.run(["pgrep", "-f", f"containerd_main.*-address {self.address}"],
+        # either mode of the shim: python -m pyrunc_shim.containerd_main or .../pyrunc_shim/lean.py
+        shims = subprocess.run(["pgrep", "-f", f"pyrunc_shim[./].*-address {self.address}"],
                                capture_output=True, text=True).stdout.split()
         for pid in shims:
             problems.append(f"shim process {pid}")

@@ -20,6 +20,38 @@ TASK = "containerd.task.v2.Task"
 NS = "pyrunc-test"
 
 
+def shim_mode(pid):
+    """'lean' (pyrunc_shim/lean.py), 'full' (python -m pyrunc_shim.containerd_main) or None (gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
+        return "lean"
+    if b"pyrunc_shim.containerd_main" in argv[:3]:
+        return "full"
+    return None
+
+
+def wait_mode(pid, mode, timeout=30):
+    deadline = time.monotonic() + timeout
+    while shim_mode(pid) != mode:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"shim {pid} not {mode} after {timeout}s (it is {shim_mode(pid)})")
+        time.sleep(0.05)
+
+
+def mapped_files(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return {line.split()[-1] for line in f if len(line.split()) >= 6}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
 class EventSink:
     def __init__(self, path):
         self.events = []
@@ -59,14 +91,25 @@ class Shim:
         self.socket = os.path.join(self.dir, "shim.sock")
         self.events = EventSink(os.path.join(self.dir, "events.sock"))
         env = dict(os.environ, TTRPC_ADDRESS=os.path.join(self.dir, "events.sock"))
+        debug = []
+        if os.environ.get("PYRUNC_SHIM_TEST_DEBUG"):  # the shim's -debug log, to <bundle>/log
+            open(os.path.join(bundle, "log"), "w").close()
+            debug = ["-debug"]
         cp = subprocess.run([os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
-                             "-address", "/nonexistent/containerd.sock", "-socket", self.socket, "start"],
+                             "-address", "/nonexistent/containerd.sock", "-socket", self.socket, *debug, "start"],
                             cwd=bundle, env=env, capture_output=True, text=True, timeout=60)
         assert cp.returncode == 0 and not cp.stderr, cp
         assert cp.stdout == "unix://" + self.socket
         self.address = cp.stdout
         self.client = Client(self.address, timeout=120)
         self.pid = self.call("Connect", shim_pb2.ConnectRequest(id=cid)).shim_pid
+
+    def mode(self):
+        return shim_mode(self.pid)
+
+    def wait_lean(self, timeout=30):
+        """Until the shim has exec'd into its lean mode (idle for LEAN_AFTER seconds)."""
+        wait_mode(self.pid, "lean", timeout)
 
     def reconnect(self):
         self.client.close()
@@ -109,7 +152,7 @@ class Shim:
             time.sleep(0.1)
         if os.path.exists(f"/proc/{self.pid}/cmdline"):
             with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                if b"containerd_main" in f.read():
+                if b"pyrunc_shim" in f.read():  # either mode: containerd_main (full) or lean.py
                     problems.append(f"shim {self.pid} still running")
                     os.kill(self.pid, signal.SIGKILL)
         subprocess.run([self.binary, "--root", self.runtime_root, "delete", "--force", self.cid],

@@ -1,9 +1,12 @@
 """containerd drives the shim: `ctr run --runtime io.containerd.pyrunc.v2` with pyrunc and with
-runc (runc options BinaryName, via --runtime-config-path) as the runtime under the shim."""
+runc (runc options BinaryName, via --runtime-config-path) as the runtime under the shim; and the
+same through the shim's lean mode (idle shims exec lean.py, containerd's requests wake them)."""
 import os
+import subprocess
 import time
 
 from integration.shim.conftest import IMAGE
+from integration.shim.shimclient import mapped_files, shim_mode, wait_mode
 
 RT = "io.containerd.pyrunc.v2"
 
@@ -130,4 +133,75 @@ def test_metrics(containerd, binary):
         assert len(cpu["per_cpu"]) == os.cpu_count() and sum(cpu["per_cpu"]) > 0
         assert "blkio" in data
     finally:
+        _cleanup(containerd, cid)
+
+
+def _wait_lean(c, cid):
+    pid = c.shim_pid(cid)
+    wait_mode(pid, "lean")
+    assert not [m for m in mapped_files(pid) if "_upb" in m], "protobuf is loaded in the lean mode"
+    return pid
+
+
+def test_lean_shim_under_containerd(containerd, binary):
+    """A detached task whose shim goes lean between containerd's requests: exec, pause, resume, kill,
+    delete each wake it (same shim pid throughout), and exit codes and output arrive intact."""
+    cid = "lean1-" + os.path.basename(binary)
+    try:
+        assert _run(containerd, binary, cid, "sleep", "1000", detach=True).returncode == 0
+        _wait_status(containerd, cid, "RUNNING")
+        pid = _wait_lean(containerd, cid)
+        cp = containerd.ctr("tasks", "exec", "--exec-id", "e1", cid, "sh", "-c",
+                            "echo from-exec; echo to-err >&2; exit 5", check=False)
+        assert (cp.returncode, cp.stdout, cp.stderr.strip()) == (5, "from-exec\n", "to-err"), cp
+        assert _wait_lean(containerd, cid) == pid
+        containerd.ctr("tasks", "pause", cid)
+        _wait_status(containerd, cid, "PAUSED")
+        _wait_lean(containerd, cid)
+        _wait_status(containerd, cid, "PAUSED")  # `tasks ls` asks the lean shim: it wakes and knows
+        containerd.ctr("tasks", "resume", cid)
+        _wait_status(containerd, cid, "RUNNING")
+        _wait_lean(containerd, cid)
+        containerd.ctr("tasks", "kill", "-s", "KILL", cid)
+        _wait_status(containerd, cid, "STOPPED")
+        assert containerd.shim_pid(cid) == pid
+        containerd.ctr("tasks", "delete", cid)
+        containerd.ctr("containers", "delete", cid)
+    finally:
+        _cleanup(containerd, cid)
+
+
+def test_lean_shim_answers_ctr_run(containerd, binary):
+    """`ctr run --rm` waits (Wait pending in the shim) while the shim goes lean; the container reads
+    its stdin and writes its output while lean, exits, and ctr gets both and the exit code."""
+    cid = "lean2-" + os.path.basename(binary)
+    args = ["run", "--rm", "--runtime", RT, "--runtime-config-path", containerd.runtime_config(binary),
+            IMAGE, cid, "sh", "-c", "read a; echo \"got $a\"; read b; echo \"got $b\" >&2; exit 6"]
+    p = subprocess.Popen(["ctr", "-a", containerd.address, "-n", "pyrunc-test"] + args, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pid = containerd.shim_pid(cid)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline or p.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        wait_mode(pid, "lean")
+        p.stdin.write(b"one\n")
+        p.stdin.flush()
+        assert p.stdout.readline() == b"got one\n"
+        assert shim_mode(pid) == "lean"  # the lean mode copied stdin in and stdout out
+        p.stdin.write(b"two\n")
+        p.stdin.close()
+        out, err = p.stdout.read(), p.stderr.read()
+        assert (p.wait(60), out, err) == (6, b"", b"got two\n")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for f in (p.stdin, p.stdout, p.stderr):
+            f.close()
         _cleanup(containerd, cid)

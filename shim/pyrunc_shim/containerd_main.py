@@ -5,7 +5,12 @@
           protobuf DeleteResponse (exit 128+SIGKILL, as containerd-shim-runc-v2)
   -v      version
 Flags in Go's syntax (-flag value, -flag=value, --flag): namespace, id, address, publish-binary,
-bundle, debug, socket (where to listen; default /run/containerd/s/<hash>)."""
+bundle, debug, socket (where to listen; default /run/containerd/s/<hash>).
+
+The server (`serve`, the full mode) execs itself into the lean mode (lean.py: stdio copying in one
+epoll loop, no protobuf, no threads) once it has been idle for LEAN_AFTER seconds, and the lean mode
+execs `serve -state-fd N` back when a request, a connection, an exit or an OOM event comes: same
+pid, same fds, the state handed over in a memfd (handover.py)."""
 import json
 import os
 import signal
@@ -14,7 +19,10 @@ import sys
 import time
 
 _BOOL = {"debug", "v", "version", "info"}
-_VALUE = {"namespace", "id", "address", "publish-binary", "bundle", "socket"}
+_VALUE = {"namespace", "id", "address", "publish-binary", "bundle", "socket", "state-fd"}
+LEAN_AFTER = 1.5        # seconds without a request, exit or event before the server goes lean
+                        # ($PYRUNC_SHIM_LEAN_AFTER overrides it: tests make the shim flip often)
+QUIESCE_TIMEOUT = 0.5   # how long copies in progress may take to finish when it tries
 
 
 class UsageError(Exception):
@@ -67,11 +75,8 @@ def cmd_start(opts):
         probe.close()
     listener = listen_unix(path)
     bundle = opts.get("bundle") or os.getcwd()
-    argv = [sys.executable, "-m", "pyrunc_shim.containerd_main"]
-    for k in ("namespace", "id", "address", "publish-binary"):
-        if opts.get(k):
-            argv += [f"-{k}", opts[k]]
-    argv += ["-bundle", bundle, "-socket", path] + (["-debug"] if opts.get("debug") else []) + ["serve"]
+    argv = [sys.executable, "-m", "pyrunc_shim.containerd_main"] + \
+        serve_flags(dict(opts, bundle=bundle, socket=path)) + ["serve"]
     env = dict(os.environ, PYRUNC_SHIM_LISTEN_FD=str(listener.fileno()))
     log_fd = _open_log_fifo(bundle)
     subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd=bundle, env=env,
@@ -82,6 +87,15 @@ def cmd_start(opts):
         f.write("unix://" + path)
     print("unix://" + path, end="")
     return 0
+
+
+def serve_flags(opts):
+    """The server's flags, the same in both modes (what ps shows, what each mode execs the other with)."""
+    flags = []
+    for k in ("namespace", "id", "address", "publish-binary", "bundle", "socket"):
+        if opts.get(k):
+            flags += [f"-{k}", opts[k]]
+    return flags + (["-debug"] if opts.get("debug") else [])
 
 
 def _open_log_fifo(bundle):
@@ -97,17 +111,22 @@ def _open_log_fifo(bundle):
 def cmd_serve(opts):
     import socket as _s
     import threading
-    from pyrunc_shim import sys as shimsys
+    from pyrunc_shim import handover, sys as shimsys
+    from pyrunc_shim.activity import Activity
     from pyrunc_shim.events import Publisher
     from pyrunc_shim.reaper import Reaper
     from pyrunc_shim.service import SERVICE, TaskService
     from pyrunc_shim.ttrpc.server import Server
 
-    shimsys.set_child_subreaper()
+    state = handover.load(int(opts["state-fd"])) if opts.get("state-fd") else None
+    shimsys.set_child_subreaper()  # kept across the execs of the lean mode; set again, harmless
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    fd = int(os.environ.pop("PYRUNC_SHIM_LISTEN_FD"))
+    if state is None:
+        fd = int(os.environ.pop("PYRUNC_SHIM_LISTEN_FD"))
+        os.set_inheritable(fd, False)
+    else:
+        fd = state["listener"]
     listener = _s.socket(fileno=fd)
-    os.set_inheritable(fd, False)
     debug = opts.get("debug")
 
     def log(msg):
@@ -117,13 +136,15 @@ def cmd_serve(opts):
                 sys.stderr.flush()
             except OSError:
                 pass
-    reaper = Reaper()
+    activity = Activity()
+    reaper = Reaper(activity, unclaimed=state["unclaimed"] if state else None)
     ns = opts.get("namespace", "default")
     pub = Publisher(ns, ttrpc_address=os.environ.get("TTRPC_ADDRESS", ""),
                     publish_binary=opts.get("publish-binary", ""), containerd_address=opts.get("address", ""),
-                    log=log, reaper=reaper)
-    server = Server(log=log)
-    done = threading.Event()
+                    log=log, reaper=reaper, activity=activity)
+    server = Server(log=log, activity=activity)
+    done = threading.Event()      # Shutdown asked: no more going lean
+    stopped = threading.Event()   # the server has closed
 
     def shutdown():
         # the socket name goes first: containerd may start a shim for a container of the same id
@@ -138,16 +159,66 @@ def cmd_serve(opts):
             pub.flush(10)
             server.close()
         threading.Thread(target=finish, daemon=True).start()
-    svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log)
+    svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log, activity=activity)
     server.register(SERVICE, svc.methods())
-    try:
-        server.serve(listener)
-    finally:
+    if state is not None:
+        server.adopt(state["conns"])
+        svc.restore(state["service"], server)
+        log(f"full mode again ({state.get('why', '?')}): {handover.describe(state)}")
+
+    def accept():
         try:
-            os.unlink(opts["socket"])
-        except OSError:
-            pass
+            server.serve(listener)
+        except Exception as e:
+            log(f"accept: {type(e).__name__}: {e}")
+        finally:
+            stopped.set()
+    threading.Thread(target=accept, name="accept", daemon=True).start()
+    flags = serve_flags(opts)
+    lean_after = float(os.environ.get("PYRUNC_SHIM_LEAN_AFTER") or LEAN_AFTER)
+    while not stopped.is_set():
+        left = activity.idle_left(lean_after)
+        if stopped.wait(0.25 if left is None else max(left, 0.05)) or done.is_set():
+            continue
+        if activity.idle_left(lean_after) != 0:
+            continue
+        why = svc.lean_blocker()
+        if why is None and activity.quiesce(lean_after, QUIESCE_TIMEOUT):
+            try:
+                why = _go_lean(svc, server, reaper, listener, flags, debug, done, log)
+            except Exception as e:  # a failed attempt leaves the full mode serving, never stops it
+                why = f"{type(e).__name__}: {e}"
+        if why:
+            log(f"not going lean: {why}")
+        activity.thaw()  # not lean: try again after lean_after more seconds
+    try:
+        os.unlink(opts["socket"])
+    except OSError:
+        pass
     os._exit(0)
+
+
+def _go_lean(svc, server, reaper, listener, flags, debug, done, log):
+    """Frozen and idle: unless something is waiting to be read (or reaped), exec the lean mode.
+    -> why not (it returns only when it does not go)."""
+    import select
+    from pyrunc_shim import handover
+    if done.is_set():
+        return "shutting down"
+    if handover.zombie_waiting():
+        return "a child has exited"
+    state = {"executable": sys.executable, "flags": flags, "debug": bool(debug), "listener": listener.fileno(),
+             "conns": server.export(), "unclaimed": reaper.export(), "service": svc.export()}
+    p = select.poll()
+    for fd in handover.wake_fds(state):
+        p.register(fd, select.POLLIN)
+    if p.poll(0):
+        return "input waiting"
+    why = svc.lean_blocker()
+    if why:
+        return why
+    log(f"going lean: {handover.describe(state)}")
+    handover.exec_into(state, handover.lean_argv)  # returns only by raising OSError
 
 
 def cmd_delete(opts):

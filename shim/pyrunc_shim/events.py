@@ -1,6 +1,7 @@
 """Task events to containerd, in order, the way containerd 1.6's shims send them:
 ttrpc containerd.services.events.ttrpc.v1.Events/Forward to $TTRPC_ADDRESS, else
-`<publish-binary> --address A publish --topic T --namespace N` with the Any on stdin."""
+`<publish-binary> --address A publish --topic T --namespace N` with the Any on stdin. An event keeps
+the shim busy (out of its lean mode) from publish() until it has been sent or given up on."""
 import queue
 import subprocess
 import threading
@@ -36,8 +37,9 @@ class Publisher:
     containerd restart does not lose a TaskExit."""
 
     def __init__(self, namespace, ttrpc_address="", publish_binary="", containerd_address="", log=None,
-                 reaper=None):
+                 reaper=None, activity=None):
         self.reaper = reaper
+        self.activity = activity
         self.namespace = namespace
         self.ttrpc_address = ttrpc_address
         self.publish_binary = publish_binary
@@ -52,6 +54,8 @@ class Publisher:
 
     def publish(self, name, **fields):
         msg = getattr(events_pb2, name)(**fields)
+        if self.activity is not None:
+            self.activity.begin()
         self._idle.clear()
         self._q.put((TOPICS[name], msg))
 
@@ -73,6 +77,8 @@ class Publisher:
                     time.sleep(0.2 * (attempt + 1))
             if self._q.empty():
                 self._idle.set()
+            if self.activity is not None:
+                self.activity.end()
 
     def _send(self, topic, msg):
         if self.ttrpc_address:

@@ -1,9 +1,15 @@
 """Reaps every child (the shim is a subreaper, so container processes reparented to it too) and
 records each exit with its time. Exits nobody has claimed yet stay queued: a container init that
-exits before Create/Start has learnt its pid is not lost (containerd's preStart queue)."""
+exits before Create/Start has learnt its pid is not lost (containerd's preStart queue).
+
+The thread waits with waitid(WNOWAIT), which reaps nothing, and reaps inside an activity section:
+a shim that execs into its lean mode never does so between reaping an exit and recording it, and
+a zombie left for later is still there for the next program (lean mode sees it and comes back)."""
 import os
 import threading
 import time
+
+from pyrunc_shim.activity import Activity
 
 _KEEP_UNCLAIMED = 600.0  # seconds an exit of an unknown pid is kept for a late claim
 
@@ -16,9 +22,10 @@ def exit_code(status):
 
 
 class Reaper:
-    def __init__(self):
+    def __init__(self, activity=None, unclaimed=None):
+        self.activity = activity or Activity()
         self._cond = threading.Condition()
-        self._exits = {}       # pid -> (code, time) not yet claimed
+        self._exits = dict(unclaimed or {})  # pid -> (code, time) not yet claimed
         self._watchers = {}    # pid -> callback(code, time)
         self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
         self._thread.start()
@@ -26,13 +33,24 @@ class Reaper:
     def _loop(self):
         while True:
             try:
-                pid, status = os.waitpid(-1, 0)
+                os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
                 with self._cond:
                     self._cond.wait(0.2)  # no child yet: woken by kick() when one is spawned
                 continue
             except InterruptedError:
                 continue
+            with self.activity.section:
+                self._reap()
+
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
             if not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
                 continue
             now = time.time()
@@ -71,3 +89,8 @@ class Reaper:
         if not done.wait(timeout):
             raise TimeoutError(f"process {pid} did not exit in {timeout}s")
         return box[0]
+
+    def export(self):
+        """Exits reaped and not claimed yet (the watchers are the service's, rebuilt by it)."""
+        with self._cond:
+            return dict(self._exits)

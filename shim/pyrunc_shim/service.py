@@ -1,22 +1,26 @@
 """containerd.task.v2.Task: the container (init) and its execs, each a Process driven through the
 runtime's command line. Exits come from the Reaper; TaskExit is never published before the
 process's TaskStart/TaskExecStarted (an exit that races Start is held until Start has answered),
-nor before what the process wrote has been copied out (ctr stops reading once Wait answers)."""
+nor before what the process wrote has been copied out (ctr stops reading once Wait answers).
+A Wait holds no thread: its Reply is kept with the process and sent when the exit is announced.
+export()/restore() carry the container, its processes and the Replies owed through the lean mode."""
 import json
 import os
 import signal
 import threading
 import time
 
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import empty_pb2
 
 from pyrunc_shim import errors, sys as shimsys
+from pyrunc_shim.activity import Activity
 from pyrunc_shim.errors import ShimError
 from pyrunc_shim.events import pack_any, timestamp
 from pyrunc_shim.pb.containerd import (runc_options_pb2, runtimeoptions_pb2, shim_pb2, types_pb2)
 from pyrunc_shim.runtime import Runtime
 from pyrunc_shim.stdio import ProcessIO
 from pyrunc_shim.ttrpc import framing
+from pyrunc_shim.ttrpc.server import Later
 
 SERVICE = "containerd.task.v2.Task"
 CREATED, RUNNING, STOPPED, PAUSED = (types_pb2.CREATED, types_pb2.RUNNING, types_pb2.STOPPED,
@@ -35,7 +39,15 @@ class Process:
         self.announced = threading.Event()  # ...and its output copied: Wait answers, TaskExit went out
         self.started_published = False
         self.pending_exit = False
+        self.waiters = []                   # server Replies owed to Wait requests
         self.lock = threading.Lock()
+
+    def export(self):
+        return {"cid": self.cid, "exec_id": self.exec_id, "spec": self.spec, "pid": self.pid,
+                "status": self.status, "exit_status": self.exit_status, "exited_at": self.exited_at,
+                "exited": self.exited.is_set(), "announced": self.announced.is_set(),
+                "started": self.started_published, "pending_exit": self.pending_exit,
+                "waits": [r.export() for r in self.waiters if r.alive()]}
 
 
 def load_options(any_msg, bundle):
@@ -68,8 +80,8 @@ def load_options(any_msg, bundle):
 
 class TaskService:
     def __init__(self, reaper, publisher, namespace="default", default_binary="pyrunc",
-                 runtime_root=None, on_shutdown=None, log=None, log_writer=None, attach=None,
-                 on_init_exit=None):
+                 runtime_root=None, on_shutdown=None, log=None, on_init_exit=None, activity=None):
+        self.activity = activity or Activity()
         self.reaper = reaper
         self.events = publisher
         self.namespace = namespace
@@ -78,7 +90,6 @@ class TaskService:
         self.on_shutdown = on_shutdown
         self.on_init_exit = on_init_exit
         self.log = log or (lambda m: None)
-        self.log_writer, self.attach = log_writer, attach
         self.lock = threading.RLock()
         self.init = None
         self.init_deleted = False
@@ -86,7 +97,7 @@ class TaskService:
         self.runtime = None
         self.bundle = None
         self.mounted = []
-        self.oom_thread = None
+        self.oom = None
 
     # -- helpers -----------------------------------------------------------------------------
     def methods(self):
@@ -122,18 +133,26 @@ class TaskService:
                     except ProcessLookupError:
                         pass
         # off the reaper's thread: runtime commands wait on it meanwhile
+        self.activity.begin()
         threading.Thread(target=self._announce_exit, args=(proc,), daemon=True).start()
 
     def _announce_exit(self, proc):
-        proc.io.drain(IO_DRAIN_TIMEOUT)
-        with proc.lock:
-            publish = proc.started_published
-            proc.pending_exit = not publish
-        if publish:
-            self._publish_exit(proc)
-        proc.announced.set()
-        if proc is self.init and self.on_init_exit:
-            self.on_init_exit(proc)
+        try:
+            proc.io.drain(IO_DRAIN_TIMEOUT)
+            with proc.lock:
+                publish = proc.started_published
+                proc.pending_exit = not publish
+            if publish:
+                self._publish_exit(proc)
+            with proc.lock:
+                proc.announced.set()
+                waiters, proc.waiters = proc.waiters, []
+            for r in waiters:
+                r.send(self._wait_response(proc))
+            if proc is self.init and self.on_init_exit:
+                self.on_init_exit(proc)
+        finally:
+            self.activity.end()
 
     def _publish_exit(self, proc):
         self.events.publish("TaskExit", container_id=proc.cid, id=proc.exec_id or proc.cid, pid=proc.pid,
@@ -172,8 +191,7 @@ class TaskService:
                 self.bundle = req.bundle
                 self.runtime = Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup")))
                 io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
-                               env=self._logger_env(req.id, ns), log_writer=self.log_writer,
-                               attach=self.attach)
+                               env=self._logger_env(req.id, ns), activity=self.activity)
                 proc = Process(req.id, "", io)
                 args = ["create", "--bundle", req.bundle, "--pid-file", os.path.join(req.bundle, "init.pid")]
                 if io.console_socket:
@@ -291,7 +309,7 @@ class TaskService:
             if not req.exec_id:
                 raise errors.invalid("exec: exec_id is empty")
             io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
-                           env=self._logger_env(req.id, self.namespace))
+                           env=self._logger_env(req.id, self.namespace), activity=self.activity)
             self.execs[req.exec_id] = Process(req.id, req.exec_id, io, spec=req.spec.value)
             self.events.publish("TaskExecAdded", container_id=req.id, exec_id=req.exec_id)
             return empty_pb2.Empty()
@@ -383,7 +401,17 @@ class TaskService:
 
     def Wait(self, req, md):
         p = self._proc(req.id, req.exec_id)
-        p.announced.wait()
+        return Later(lambda reply: self._add_waiter(p, reply))
+
+    def _add_waiter(self, p, reply):
+        with p.lock:
+            if not p.announced.is_set():
+                p.waiters.append(reply)
+                return
+        reply.send(self._wait_response(p))
+
+    @staticmethod
+    def _wait_response(p):
         return shim_pb2.WaitResponse(exit_status=p.exit_status, exited_at=timestamp(p.exited_at))
 
     def Stats(self, req, md):
@@ -428,4 +456,67 @@ class TaskService:
     # -- OOM ---------------------------------------------------------------------------------
     def _watch_oom(self, proc):
         from pyrunc_shim import oom
-        oom.watch(proc.pid, lambda: self.events.publish("TaskOOM", container_id=proc.cid), self.log)
+        self.oom = oom.watch(proc.pid, self._oom_callback(proc.cid), self.log, self.activity)
+
+    def _oom_callback(self, cid):
+        return lambda: self.events.publish("TaskOOM", container_id=cid)
+
+    # -- handover to and from the lean mode --------------------------------------------------
+    def _procs(self):
+        return ([self.init] if self.init is not None else []) + list(self.execs.values())
+
+    def lean_blocker(self):
+        """Why the shim cannot go lean now (None: it can, as far as the service knows)."""
+        for p in self._procs():
+            if not p.io.settled:
+                return f"process {p.exec_id or p.cid}: created, its stdio not handed to the runtime yet"
+            if p.exited.is_set() and not p.announced.is_set():
+                return f"process {p.exec_id or p.cid}: exit being announced"
+        return None
+
+    def export(self):
+        """-> the service's part of the handover state: the container and its processes."""
+        procs = []
+        for p in self._procs():
+            st = p.export()
+            st["io"] = p.io.export()
+            procs.append(st)
+        rt = self.runtime
+        return {"namespace": self.namespace, "default_binary": self.default_binary,
+                "runtime_root": self.runtime_root, "bundle": self.bundle, "mounted": list(self.mounted),
+                "runtime": [rt.binary, rt.root, rt.bundle, rt.systemd_cgroup] if rt else None,
+                "init": self.init is not None, "init_deleted": self.init_deleted, "procs": procs,
+                "oom": self.oom.export() if self.oom is not None else None}
+
+    def restore(self, st, server):
+        """Take the container over from the previous program: processes (exits watched again,
+        copying restarted, Waits still owed), runtime, mounts, the OOM watch."""
+        from pyrunc_shim import oom
+        self.namespace, self.default_binary = st["namespace"], st["default_binary"]
+        self.runtime_root, self.bundle, self.mounted = st["runtime_root"], st["bundle"], st["mounted"]
+        self.init_deleted = st["init_deleted"]
+        if st["runtime"]:
+            self.runtime = Runtime(self.reaper, *st["runtime"])
+        procs = []
+        for i, ps in enumerate(st["procs"]):
+            p = Process(ps["cid"], ps["exec_id"], ProcessIO.restore(ps["io"], self.activity), spec=ps["spec"])
+            p.pid, p.status, p.exit_status, p.exited_at = ps["pid"], ps["status"], ps["exit_status"], ps["exited_at"]
+            p.started_published, p.pending_exit = ps["started"], ps["pending_exit"]
+            if ps["exited"]:
+                p.exited.set()
+            if ps["announced"]:
+                p.announced.set()
+            p.waiters = [r for r in (server.reply_to(fd, sid) for fd, sid in ps["waits"]) if r is not None]
+            if i == 0 and st["init"]:
+                self.init = p
+            else:
+                self.execs[p.exec_id] = p
+            procs.append(p)
+        for p in procs:  # all known before any exit is told (init's exit kills the execs)
+            if not p.exited.is_set() and p.pid:
+                self.reaper.watch(p.pid, lambda c, t, p=p: self._on_exit(p, c, t))
+            elif p.exited.is_set() and not p.announced.is_set():  # not handed over so, but never lose one
+                self.activity.begin()
+                threading.Thread(target=self._announce_exit, args=(p,), daemon=True).start()
+        if self.init is not None:
+            self.oom = oom.restore(st["oom"], self._oom_callback(self.init.cid), self.activity)

@@ -1,7 +1,11 @@
 """A process's stdio: the shim owns pipes (or the pty master) between the container and whatever
-containerd or the user asked for, so the container outlives any reader. Output goes to sinks:
-containerd's fifos, file:// and binary:// URIs, log files, attach clients. Terminals arrive through
-a console socket (the runtime sends the pty master with SCM_RIGHTS)."""
+containerd asked for, so the container outlives any reader. Output goes to one sink per stream:
+containerd's fifos, file:// and binary:// URIs; stdin comes from containerd's fifo. Terminals arrive
+through a console socket (the runtime sends the pty master with SCM_RIGHTS).
+
+Every copy is a pump.Pump (non-blocking, one pending chunk) driven by a thread inside an activity
+section; export() gives the fds and pending bytes to the lean mode, which copies the same way, and
+restore() takes them back."""
 import fcntl
 import os
 import select
@@ -11,52 +15,9 @@ import subprocess
 import termios
 import threading
 
-from pyrunc_shim import attach as attach_mod
+from pyrunc_shim.activity import Activity
 from pyrunc_shim.errors import invalid
-
-_CHUNK = 1 << 16
-
-
-class _FdSink:
-    def __init__(self, fd):
-        self.fd = fd
-
-    def write(self, data):
-        if self.fd < 0:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self.fd, view):]
-        except OSError:  # the reader went away for good: keep draining the container
-            self.close()
-
-    def close(self):
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-class _LogSink:
-    def __init__(self, writer, stream):
-        self.writer, self.stream = writer, stream
-
-    def write(self, data):
-        self.writer.write(self.stream, data)
-
-    def close(self):
-        self.writer.flush(self.stream)
-
-
-class _AttachSink:
-    def __init__(self, server, stream):
-        self.server, self.stream = server, stream
-
-    def write(self, data):
-        self.server.broadcast(self.stream, data)
-
-    def close(self):
-        pass
+from pyrunc_shim.pump import WRITE, Pump
 
 
 class _PathURI:
@@ -76,18 +37,18 @@ def _urlparse(uri):
 
 
 def _open_uri(uri, stream, env, binaries):
-    """One output destination -> a sink (or None for "discard")."""
+    """One output destination -> an fd to write to (-1: discard)."""
     if not uri:
-        return None
+        return -1
     u = _urlparse(uri)
     if u.scheme == "file":
         os.makedirs(os.path.dirname(u.path), exist_ok=True)
-        return _FdSink(os.open(u.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640))
+        return os.open(u.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     if u.scheme == "binary":
         return binaries.sink(u, stream, env)
     if u.scheme in ("", "fifo"):
         # O_RDWR: never blocks on open, and a reader that comes and goes cannot make writes fail
-        return _FdSink(os.open(u.path or uri, os.O_RDWR | os.O_CLOEXEC))
+        return os.open(u.path or uri, os.O_RDWR | os.O_CLOEXEC)
     raise invalid(f"stdio URI {uri!r}: unsupported scheme {u.scheme!r} (fifo path, file://, binary://)")
 
 
@@ -115,59 +76,72 @@ class _BinaryLogger:
                 os.dup2(ready_w, 5)
             self.proc = subprocess.Popen(args, preexec_fn=fds, env=env, close_fds=False,
                                          stdin=subprocess.DEVNULL)
+            self.proc.returncode = 0  # the reaper waits for it, never Popen
             self.reaper.kick()
             for fd in (out_r, err_r, ready_w):
                 os.close(fd)
             os.read(ready_r, 1)  # EOF once the logger closed fd 5
             os.close(ready_r)
             self.fds = {"stdout": out_w, "stderr": err_w}
-        return _FdSink(self.fds.pop(stream))
+        return self.fds.pop(stream)
 
 
 class _Copier:
-    """One output copier's pipe (or pty master), as drain() sees it."""
+    """A pump and the thread that drives it; cond is held while a chunk moves, so drain() never
+    sees the source empty while what came out of it is still on its way to the sink."""
 
-    def __init__(self, fd):
-        self.fd = fd
+    def __init__(self, pump, stream):
+        self.pump, self.stream = pump, stream
         self.cond = threading.Condition()
+        self.thread = None
 
     def drained(self):
-        """Nothing left unread (called with cond held: fd is not closed under us)."""
-        if self.fd < 0:
+        """Nothing left unread or unwritten (called with cond held)."""
+        if self.pump.src < 0:
             return True
+        if self.pump.pending and self.pump.dst >= 0:
+            return False
         try:
-            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0] == 0
+            return struct.unpack("i", fcntl.ioctl(self.pump.src, termios.FIONREAD, b"\0\0\0\0"))[0] == 0
         except OSError:
             return True
 
 
+def _nonblocking(*fds):
+    for fd in fds:
+        if fd >= 0:
+            os.set_blocking(fd, False)
+
+
 class ProcessIO:
     """stdin/stdout/stderr of one container process. runtime_fds() are handed to the runtime command
-    (create or exec); start_copy() starts the copiers once the runtime has them."""
+    (create or exec); after_runtime() starts the copying once the runtime has them."""
 
-    def __init__(self, reaper, stdin="", stdout="", stderr="", terminal=False, env=None,
-                 log_writer=None, attach=None, stdin_open=False):
+    def __init__(self, reaper, stdin="", stdout="", stderr="", terminal=False, env=None, activity=None):
+        self.activity = activity or Activity()
         self.terminal = terminal
         self.stdin_uri, self.stdout_uri, self.stderr_uri = stdin, stdout, stderr
-        self._binaries = _BinaryLogger(reaper)
-        self.sinks = {"stdout": [], "stderr": []}
-        for stream, uri in (("stdout", stdout), ("stderr", stderr)):
-            s = _open_uri(uri, stream, env, self._binaries)
-            if s is not None:
-                self.sinks[stream].append(s)
-            if log_writer is not None:
-                self.sinks[stream].append(_LogSink(log_writer, stream))
-        self.attach = attach
-        if attach is not None:
-            self.sinks["stdout"].append(_AttachSink(attach, attach_mod.STDOUT))
-            self.sinks["stderr"].append(_AttachSink(attach, attach_mod.STDERR))
-        self._threads = []
+        self.settled = False  # the runtime has the child's ends and the copying runs (or was aborted)
         self._copiers = []
+        self._stdin = None           # the stdin pump (fifo -> stdin_w) and its lock
         self._stdin_w = -1
         self._stdin_lock = threading.Lock()
         self.console = -1
+        self._term_err = -1          # a terminal's stderr sink: nothing goes there, closed at EOF
         self.console_socket = None
         self._child_fds = []
+        if reaper is None:  # restore() fills the rest
+            return
+        binaries = _BinaryLogger(reaper)
+        self._sinks = {}
+        try:
+            for stream, uri in (("stdout", stdout), ("stderr", stderr)):
+                self._sinks[stream] = _open_uri(uri, stream, env, binaries)
+        except BaseException:
+            for fd in self._sinks.values():
+                if fd >= 0:
+                    os.close(fd)
+            raise
         if terminal:
             import tempfile  # terminals only: tempfile pulls shutil, random and hashlib
             self._tmp = tempfile.mkdtemp(prefix="pyrunc-shim-console-")
@@ -178,10 +152,8 @@ class ProcessIO:
             self._child_fds = [os.open(os.devnull, os.O_RDWR)] * 1
             self.fds = (self._child_fds[0],) * 3
             return
-        want_stdin = bool(stdin) or stdin_open
-        if want_stdin:
+        if stdin:
             r, self._stdin_w = os.pipe()
-            os.set_inheritable(r, False)
             in_fd = r
         else:
             in_fd = os.open(os.devnull, os.O_RDONLY)
@@ -210,13 +182,31 @@ class ProcessIO:
             if not fds:
                 raise invalid("console socket: the runtime sent no pty master")
             self.console = fds[0]
+            os.set_blocking(self.console, False)
             self._stdin_w = os.dup(self.console)
-            self._spawn(self._copy_out, os.dup(self.console), "stdout")
+            self._term_err = self._sinks["stderr"]
+            self._copiers.append(_Copier(Pump(os.dup(self.console), self._sinks["stdout"]), "stdout"))
         else:
-            self._spawn(self._copy_out, self._out_r, "stdout")
-            self._spawn(self._copy_out, self._err_r, "stderr")
+            for stream, src in (("stdout", self._out_r), ("stderr", self._err_r)):
+                self._copiers.append(_Copier(Pump(src, self._sinks[stream]), stream))
+        for c in self._copiers:
+            _nonblocking(c.pump.src, c.pump.dst)
         if self.stdin_uri:
-            self._spawn(self._copy_in, self.stdin_uri)
+            _nonblocking(self._stdin_w)
+            path = _urlparse(self.stdin_uri).path or self.stdin_uri
+            # non-blocking: the open returns before the client opens its end (poll reports no
+            # hang-up until a writer has come and gone)
+            src = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._stdin = Pump(src, self._stdin_w, owns_dst=False)
+        self.settled = True
+        self._start_threads()
+
+    def _start_threads(self):
+        for c in self._copiers:
+            c.thread = threading.Thread(target=self._copy_out, args=(c,), daemon=True)
+            c.thread.start()
+        if self._stdin is not None:
+            threading.Thread(target=self._copy_in, args=(self._stdin,), daemon=True).start()
 
     def abort(self):
         """The runtime command failed: close everything."""
@@ -234,87 +224,77 @@ class ProcessIO:
             os.close(self._out_r)
             os.close(self._err_r)
         self.close_stdin()
-        for ss in self.sinks.values():
-            for s in ss:
-                s.close()
-
-    def _spawn(self, fn, *args):
-        if fn == self._copy_out:
-            self._copiers.append(_Copier(args[0]))
-            args += (self._copiers[-1],)
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        t.start()
-        if fn == self._copy_out:
-            self._threads.append(t)
-
-    def _copy_out(self, fd, stream, copier):
-        sinks = self.sinks[stream]
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        try:
-            while True:
-                poller.poll()
-                # a chunk is read and written out under the lock: drain() never sees the pipe
-                # empty while what came out of it is still on its way to the sinks
-                with copier.cond:
-                    try:
-                        data = os.read(fd, _CHUNK)
-                    except OSError:  # EIO: the pty's last slave closed
-                        break
-                    if not data:
-                        break
-                    for s in sinks:
-                        s.write(data)
-                    copier.cond.notify_all()
-        finally:
-            with copier.cond:
-                copier.fd = -1
+        for fd in self._sinks.values():
+            if fd >= 0:
                 os.close(fd)
-                copier.cond.notify_all()
-            for s in sinks:
-                s.close()
-            if self.terminal:  # one copier carries both streams of a pty
-                for s in self.sinks["stderr"]:
-                    s.close()
+        self._sinks = {}
+        self.settled = True
 
-    def _copy_in(self, uri):
-        path = _urlparse(uri).path or uri
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # blocks until the client opens its end
-        except OSError:
-            return
-        try:
-            while True:
-                data = os.read(fd, _CHUNK)
-                if not data:
-                    break
-                self.write_stdin(data)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-            if not self.terminal:
-                self.close_stdin()
-
-    def write_stdin(self, data):
-        with self._stdin_lock:
-            if self._stdin_w < 0:
-                return
+    def _copy_out(self, c):
+        pump = c.pump
+        poller = select.poll()
+        while True:
+            with c.cond:
+                want = pump.wants()
+            if want is None:
+                break
+            poller.register(*want)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._stdin_w, view):]
-            except OSError:
-                pass
+                # a sink that stays full is looked at again each second: close() may drop it
+                poller.poll(1000 if want[1] == WRITE else None)
+            finally:
+                poller.unregister(want[0])
+            with self.activity.section, c.cond:
+                alive = pump.step()
+                c.cond.notify_all()
+            if not alive:
+                break
+        with c.cond:
+            c.cond.notify_all()
+        if self.terminal:  # one pump carries both streams of a pty
+            self._close_term_err()
+
+    def _close_term_err(self):
+        with self._stdin_lock:
+            if self._term_err >= 0:
+                os.close(self._term_err)
+                self._term_err = -1
+
+    def _copy_in(self, pump):
+        poller = select.poll()
+        while True:
+            with self._stdin_lock:
+                want = pump.wants()
+            if want is None:
+                return
+            poller.register(*want)
+            try:
+                poller.poll(1000 if want[1] == WRITE else None)
+            finally:
+                poller.unregister(want[0])
+            with self.activity.section, self._stdin_lock:
+                if pump.step():
+                    continue
+                if not self.terminal:  # EOF on the fifo is EOF on the container's stdin
+                    self._close_stdin_locked()
 
     def close_stdin(self):
         with self._stdin_lock:
-            if self._stdin_w >= 0:
-                if self.terminal:
+            if self._stdin_w >= 0 and self.terminal:
+                try:
                     os.write(self._stdin_w, b"\x04")  # EOF on a tty is ^D, the master stays open
-                else:
-                    os.close(self._stdin_w)
-                    self._stdin_w = -1
+                except OSError:
+                    pass
+            else:
+                self._close_stdin_locked()
+
+    def _close_stdin_locked(self):
+        if self._stdin is not None:
+            self._stdin.dst = -1
+            self._stdin.pending = b""
+        if self._stdin_w >= 0:
+            os.close(self._stdin_w)
+            self._stdin_w = -1
 
     def resize(self, width, height):
         if self.console < 0:
@@ -336,18 +316,42 @@ class ProcessIO:
 
     def wait(self, timeout):
         """Wait for the output to be drained (the container and everything holding its stdio exited)."""
-        for t in self._threads:
-            t.join(timeout)
-        return not any(t.is_alive() for t in self._threads)
+        for c in self._copiers:
+            if c.thread is not None:
+                c.thread.join(timeout)
+        return not any(c.thread is not None and c.thread.is_alive() for c in self._copiers)
 
     def close(self):
         with self._stdin_lock:
-            if self._stdin_w >= 0:
-                os.close(self._stdin_w)
-                self._stdin_w = -1
+            self._close_stdin_locked()
+            if self._term_err >= 0:
+                os.close(self._term_err)
+                self._term_err = -1
         if self.console >= 0:
             os.close(self.console)
             self.console = -1
-        for ss in self.sinks.values():
-            for s in ss:
-                s.close()
+        for c in self._copiers:
+            with c.cond:
+                c.pump.drop_dst()
+
+    # -- handover -------------------------------------------------------------------------------
+    def export(self):
+        """-> this io's part of the handover state (handover.py names its fds); only a settled io
+        (copying) can be handed over."""
+        out = [[c.stream] + c.pump.export() for c in self._copiers if c.pump.src >= 0]
+        stdin = self._stdin.export() if self._stdin is not None and self._stdin.src >= 0 else None
+        return {"terminal": self.terminal, "uris": [self.stdin_uri, self.stdout_uri, self.stderr_uri],
+                "console": self.console, "stdin_w": self._stdin_w, "term_err": self._term_err,
+                "out": out, "in": stdin}
+
+    @classmethod
+    def restore(cls, st, activity):
+        io = cls(None, *st["uris"], terminal=st["terminal"], activity=activity)
+        io.console, io._stdin_w, io._term_err = st["console"], st["stdin_w"], st["term_err"]
+        for stream, *pump in st["out"]:
+            io._copiers.append(_Copier(Pump.restore(pump), stream))
+        if st["in"] is not None:
+            io._stdin = Pump.restore(st["in"])
+        io.settled = True
+        io._start_threads()
+        return io

@@ -1,0 +1,87 @@
+"""handover.py: the state's fds, the memfd round trip, and a real exec into another program that gets
+exactly the named fds (and no other) with the state."""
+import marshal
+import os
+import subprocess
+import sys
+import textwrap
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(_REPO, "shim"))
+
+import pytest  # noqa: E402
+
+from pyrunc_shim import handover  # noqa: E402
+
+
+def _state(**service):
+    io = {"terminal": False, "uris": ["", "", ""], "console": -1, "stdin_w": 21, "term_err": -1,
+          "out": [["stdout", 22, 23, b"", True], ["stderr", 24, -1, b"x", True]], "in": [25, 21, b"", False]}
+    svc = {"procs": [{"cid": "c", "exec_id": "", "io": io}], "oom": {"v1": 26, "dir": "/x"}}
+    svc.update(service)
+    return {"listener": 3, "conns": [4, 5], "service": svc}
+
+
+def test_fds_are_exactly_those_the_state_names():
+    st = _state()
+    assert handover.wake_fds(st) == [3, 4, 5, 26]
+    assert handover.state_fds(st) == [3, 4, 5, 21, 22, 23, 24, 25, 26]
+    st = _state(oom={"v2": "/sys/fs/cgroup/x/memory.events", "last": 0})
+    assert handover.wake_fds(st) == [3, 4, 5]
+
+
+def test_load_reads_the_memfd_and_makes_the_fds_close_on_exec_again():
+    r, w = os.pipe()
+    os.set_inheritable(r, True)
+    st = {"v": handover.VERSION, "fds": [r], "pending": b"\x00\xff" * 40000}
+    fd = os.memfd_create("t", 0)
+    os.write(fd, marshal.dumps(st))
+    assert handover.load(fd) == st
+    assert not os.get_inheritable(r)
+    with pytest.raises(OSError):
+        os.fstat(fd)  # closed by load
+    os.close(r)
+    os.close(w)
+
+
+def test_load_refuses_another_version():
+    fd = os.memfd_create("t", 0)
+    os.write(fd, marshal.dumps({"v": handover.VERSION + 1, "fds": []}))
+    with pytest.raises(handover.BadState):
+        handover.load(fd)
+
+
+def test_exec_into_passes_the_named_fds_and_closes_the_others(tmp_path):
+    """A child execs itself (exec_into) into a small program that reports its fds and its state."""
+    report = tmp_path / "report"
+    child = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {os.path.join(_REPO, "shim")!r})
+        from pyrunc_shim import handover
+        if sys.argv[-1] == "after":
+            st = handover.load(handover.state_fd(sys.argv))
+            fds = []
+            for f in os.listdir("/proc/self/fd"):
+                try:
+                    if int(f) > 2 and not os.readlink(f"/proc/self/fd/{{f}}").startswith("/proc/"):
+                        fds.append(int(f))
+                except OSError:
+                    pass  # listdir's own fd, closed since
+            with open({str(report)!r}, "w") as f:
+                f.write(repr((st["marker"], st["fds"], sorted(fds), os.read(st["listener"], 5))))
+            sys.exit(0)
+        keep_r, keep_w = os.pipe()
+        drop_r, drop_w = os.pipe()
+        os.write(keep_w, b"hello")
+        st = {{"executable": sys.executable, "flags": [], "marker": "m", "listener": keep_r, "conns": [],
+              "service": {{"procs": [], "oom": None}}}}
+        handover.exec_into(st, lambda state, fd: [sys.executable, sys.argv[0], handover.STATE_FLAG, str(fd),
+                                                  "after"])
+    """)
+    script = tmp_path / "child.py"
+    script.write_text(child)
+    cp = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    marker, named, open_fds, data = eval(report.read_text())
+    assert marker == "m" and data == b"hello"
+    assert len(named) == 1 and open_fds == named  # the listener pipe; the other one (close-on-exec) is gone
