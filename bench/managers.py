@@ -81,7 +81,8 @@ class Containerd:
     def argv(self, runtime):
         self.seq += 1
         return ["ctr", "--address", self.address, "-n", NAMESPACE, "run", "--rm", "--runc-binary",
-                runtime.binary, IMAGE, "%s-%d" % (runtime.name, self.seq), "true"]
+                runtime.binary, "--runc-root", os.path.join(self.base, "runc"),
+                IMAGE, "%s-%d" % (runtime.name, self.seq), "true"]
 
     def close(self):
         if self.proc is None:

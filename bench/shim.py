@@ -154,7 +154,9 @@ def idle_rss_containerd(runtime_type, n):
         tar = os.path.join(c.dir, "busybox.tar")
         build_docker_archive(tar, IMAGE)
         c.ctr("image", "import", tar)
-        extra = ["--runtime-config-path", c.runtime_config(RUNC)] if "pyrunc" in runtime_type else []
+        # the stock shim's default runc root (/run/containerd/runc/<ns>) would outlive the benchmark
+        extra = ["--runtime-config-path", c.runtime_config(RUNC)] if "pyrunc" in runtime_type else \
+            ["--runc-root", os.path.join(c.dir, "runc")]
         for i in range(n):
             c.ctr("run", "-d", "--runtime", runtime_type, *extra, IMAGE, f"idle{i}", "sleep", "100000")
         deadline = time.monotonic() + 60

@@ -132,7 +132,18 @@ class Daemon:
         problems += [f"mount {m}" for m in unmount_under(self.base)]
         problems += [f"cgroup {c}" for c in remove_cgroups(cgroup_name)]
         shutil.rmtree(self.base, ignore_errors=True)
+        remove_empty_run_dirs()
         return problems
+
+
+def remove_empty_run_dirs():
+    """containerd 1.6 keeps shim sockets and ctr's fifos under fixed paths whatever its config says:
+    remove them once empty (rmdir: anything still in them is some live daemon's)."""
+    for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc", "/run/containerd"):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def stop_pid(pid, sig=15, timeout=30):

@@ -91,7 +91,9 @@ def new_id(rt):
 
 
 def run(containerd, rt, *args, detach=False, id=None):
-    return containerd.ctr("run", "--runc-binary", rt.path, *(["-d"] if detach else ["--rm"]),
+    # --runc-root: the stock shim's default (/run/containerd/runc/<namespace>) would outlive the test
+    return containerd.ctr("run", "--runc-binary", rt.path, "--runc-root", os.path.join(containerd.base, "runc"),
+                          *(["-d"] if detach else ["--rm"]),
                           "--snapshotter", "overlayfs", IMAGE, id or new_id(rt), *args, check=False)
 
 

@@ -122,7 +122,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             subprocess.run(["umount", "-l", m], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         # the shims' socket dir and ctr's fifo dir are fixed paths: remove them when left empty
-        for d in ("/run/containerd/s", "/run/containerd/fifo"):
+        for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
             try:
                 os.rmdir(d)
             except OSError:
