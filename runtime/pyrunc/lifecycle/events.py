@@ -36,6 +36,8 @@ def stats_once(store, container_id):
 
 def stream(store, container_id, interval, emit):
     """Call emit(event) for each event until the container stops."""
+    from pyrunc import startup
+    startup.long_running()
     from pyrunc.cgroups.stats import oom_kills
     state, cgroup = _cgroup(store, container_id)
     seen = oom_kills(cgroup)

@@ -29,6 +29,8 @@ def reap(pid):
 
 def wait_foreground(pid, master=None):
     """Forward signals to pid, proxy the pty master (if any) to our terminal, return its status."""
+    from pyrunc import startup
+    startup.long_running()  # the container may run for days
     forwarded = FORWARDED if master is None else tuple(s for s in FORWARDED if s != signal.SIGWINCH)
     for sig in forwarded:
         signal.signal(sig, lambda signum, frame: _forward(pid, signum))
