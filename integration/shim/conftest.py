@@ -2,6 +2,7 @@
 and the runtime under the shim (pyrunc, and runc for comparison)."""
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -30,3 +31,30 @@ def containerd():
 @pytest.fixture(params=["pyrunc", "runc"])
 def binary(request):
     return PYRUNC if request.param == "pyrunc" else RUNC
+
+
+@pytest.fixture
+def make_shim():
+    """make(args, binary, cid, terminal=False, memory_limit=None): a shim started as containerd
+    starts it, on a fresh busybox bundle running args; every shim is closed and checked at teardown."""
+    from integration.helpers.bundle import config_for, make_bundle
+    from integration.shim.shimclient import Shim
+    d = tempfile.mkdtemp(prefix="pyrunc-shim-it-")
+    made = []
+
+    def make(args, binary, cid, terminal=False, memory_limit=None):
+        bundle = os.path.join(d, cid)
+        cfg = config_for(list(args))
+        cfg["process"]["terminal"] = terminal
+        if memory_limit:
+            cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
+        make_bundle(bundle, config=cfg)
+        s = Shim(binary, cid, bundle, os.path.join(d, "root"))
+        made.append(s)
+        return s
+    yield make
+    problems = []
+    for s in made:
+        problems += s.close()
+    shutil.rmtree(d, ignore_errors=True)
+    assert not problems, problems

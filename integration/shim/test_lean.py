@@ -6,44 +6,24 @@ transitions, terminals, client disconnects."""
 import json
 import os
 import random
-import shutil
-import tempfile
 import threading
 import time
 
 import pytest
 from google.protobuf import any_pb2, empty_pb2
 
-from integration.helpers.bundle import config_for, make_bundle
 from integration.shim.conftest import PYRUNC
-from integration.shim.shimclient import Shim, mapped_files, rss_kib
+from integration.shim.shimclient import mapped_files, rss_kib
 from pyrunc_shim.pb.containerd import shim_pb2, types_pb2
 from pyrunc_shim.ttrpc.client import Client
 
 
 @pytest.fixture
-def env(request):
-    d = tempfile.mkdtemp(prefix="pyrunc-shim-lean-")
-    made = []
-
-    def make(args, terminal=False, binary=PYRUNC, memory_limit=None):
-        # an id (and so a cgroup) of its own: other sessions on this machine run containers too
-        cid = f"lean{os.getpid()}-{len(made)}"
-        bundle = os.path.join(d, cid)
-        cfg = config_for(list(args))
-        cfg["process"]["terminal"] = terminal
-        if memory_limit:
-            cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
-        make_bundle(bundle, config=cfg)
-        s = Shim(binary, cid, bundle, os.path.join(d, "root"))
-        made.append(s)
-        return s
-    yield make
-    problems = []
-    for s in made:
-        problems += s.close()
-    shutil.rmtree(d, ignore_errors=True)
-    assert not problems, problems
+def env(make_shim):
+    # an id (and so a cgroup) of its own per shim: other sessions on this machine run containers too
+    made = iter(range(10 ** 6))
+    return lambda args, terminal=False, binary=PYRUNC, memory_limit=None: make_shim(
+        args, binary, f"lean{os.getpid()}-{next(made)}", terminal, memory_limit)
 
 
 def _read(path, want, timeout=30):

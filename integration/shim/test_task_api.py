@@ -1,38 +1,18 @@
 """Every Task method through the project's own ttrpc client, against a shim started as containerd
 starts it, with pyrunc and runc under the shim; events checked at a stand-in events service."""
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
 
-from integration.helpers.bundle import config_for, make_bundle
-from integration.shim.shimclient import Shim
 from pyrunc_shim.pb.containerd import runc_options_pb2, shim_pb2, types_pb2
 from pyrunc_shim.ttrpc import framing
 from pyrunc_shim.ttrpc.framing import TtrpcError
 
 
 @pytest.fixture
-def env(binary):
-    d = tempfile.mkdtemp(prefix="pyrunc-shim-it-")
-    made = []
-
-    def make(args, cid="c1", terminal=False):
-        bundle = os.path.join(d, cid)
-        cfg = config_for(list(args))
-        cfg["process"]["terminal"] = terminal
-        make_bundle(bundle, config=cfg)
-        s = Shim(binary, cid, bundle, os.path.join(d, "root"))
-        made.append(s)
-        return s
-    yield make
-    problems = []
-    for s in made:
-        problems += s.close()
-    shutil.rmtree(d, ignore_errors=True)
-    assert not problems, problems
+def env(make_shim, binary):
+    return lambda args, cid="c1", terminal=False: make_shim(args, binary, cid, terminal)
 
 
 def _read(path, want, timeout=30):

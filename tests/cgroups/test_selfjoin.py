@@ -58,7 +58,7 @@ def _expected(m):
     return out
 
 
-def test_child_joins_every_hierarchy(cgroup_name):
+def _assert_child_joins_every_hierarchy(cgroup_name):
     m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
     m.create()
     try:
@@ -69,6 +69,10 @@ def test_child_joins_every_hierarchy(cgroup_name):
             assert seen.get(key) == path, (key, seen)
     finally:
         m.destroy()
+
+
+def test_child_joins_every_hierarchy(cgroup_name):
+    _assert_child_joins_every_hierarchy(cgroup_name)
 
 
 @pytest.mark.skipif(not any(h.version == "v2" for h in HIERARCHIES), reason="no cgroup2 hierarchy")
@@ -76,16 +80,7 @@ def test_v2_move_falls_back_to_the_runtime(cgroup_name, monkeypatch):
     """A kernel without CLONE_INTO_CGROUP: the runtime moves the child through cgroup.procs."""
     from pyrunc.sys import calls
     monkeypatch.setattr(calls, "fork_into_cgroup", lambda fd: None)
-    m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
-    m.create()
-    try:
-        kind, report = _run_child(m.self_join())
-        assert kind == "OK", report
-        seen = mountinfo.parse_self_cgroup(report)
-        for key, path in _expected(m).items():
-            assert seen.get(key) == path, (key, seen)
-    finally:
-        m.destroy()
+    _assert_child_joins_every_hierarchy(cgroup_name)
 
 
 @pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/cpuset"), reason="no cgroup v1 cpuset hierarchy")
