@@ -29,7 +29,8 @@ def cmd_pull(args):
     from pyctr.image.pull import pull
     ref = reference.parse(args.image)
     with _store(args) as store:
-        image_id = pull(store, _client(args, ref), ref, platform=args.platform, quiet=args.quiet)
+        image_id = pull(store, _client(args, ref), ref, platform=args.platform, quiet=args.quiet,
+                        unpack=not args.no_unpack)
     print(image_id if args.quiet else f"Status: downloaded {ref.familiar()}\n{image_id}")
 
 
@@ -78,10 +79,18 @@ def _size(n):
 
 
 def _image_size(store, image_id):
-    total = 0
-    for c in store.chain(image_id):
+    """Uncompressed size of the unpacked layers, as Docker shows; a layer that is still only a blob
+    (pulled with --no-unpack) counts its blob's size, as containerd shows."""
+    total, blobs = 0, None
+    for i, c in enumerate(store.chain(image_id)):
         info = store.layerdb.get(c)
-        total += int(info["size"] or 0) if info else 0
+        if info:
+            total += int(info["size"] or 0)
+            continue
+        if blobs is None:
+            blobs = store.layer_blobs(image_id)
+        if i < len(blobs) and store.content.has(blobs[i]):
+            total += store.content.size(blobs[i])
     return total
 
 
@@ -153,6 +162,8 @@ def cmd_inspect(args):
                 "UpperDir": store.overlay.diff(top["cache-id"]) if top else "",
                 "LowerDir": ":".join(store.overlay.lowerdirs(top["cache-id"])) if top else ""}},
             "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
+            # false after `pull --no-unpack` until the layers are first used
+            "Unpacked": all(store.layerdb.get(c) for c in chain),
         })
     print(json.dumps(out, indent=4))
 
@@ -290,6 +301,9 @@ def build_parser():
     sp = sub.add_parser("pull", help="pull an image from a registry")
     reg(sp)
     sp.add_argument("--platform", help="os/arch[/variant] (default: this host)")
+    sp.add_argument("--no-unpack", "--skip-unpack", dest="no_unpack", action="store_true",
+                    help="only fetch and verify the blobs (as `ctr pull --skip-unpack`); the layers are "
+                         "unpacked the first time the image is mounted, bundled or exported")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_pull)

@@ -53,6 +53,12 @@ class Client:
             conns[key] = c
         return c
 
+    def reset(self):
+        """Close this thread's connections (a response left half-read makes its connection unusable)."""
+        for c in (getattr(self._local, "conns", None) or {}).values():
+            c.close()
+        self._local.conns = {}
+
     def _send(self, method, url, headers, body):
         import http.client
         parts = urllib.parse.urlsplit(url)

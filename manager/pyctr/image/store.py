@@ -295,6 +295,12 @@ class Store:
         m = self.manifest_digest(image_id)
         if m and self.content.has(m):
             out.add(m)
-            manifest = json.loads(self.content.read(m))
-            out.update(layer["digest"] for layer in manifest.get("layers", []))
+            out.update(self.layer_blobs(image_id))
         return out
+
+    def layer_blobs(self, image_id):
+        """Digests of the image's layer blobs, bottom first, from its manifest ([] without one)."""
+        m = self.manifest_digest(image_id)
+        if not m or not self.content.has(m):
+            return []
+        return [layer["digest"] for layer in json.loads(self.content.read(m)).get("layers", [])]
