@@ -74,27 +74,33 @@ class Download:
         self._say(status="Extracting" if self._followed else "Download complete")
 
     def _copy(self, resp, w):
-        size, done = self.size, 0
+        """The body into w in CHUNK-sized pieces: each is hashed and written once, as it fills."""
+        size, done, eof = self.size, 0, False
         mv = memoryview(bytearray(CHUNK))
-        while True:
+        while not eof:
             if self.cancel.is_set():
                 raise Cancelled(f"download of {self.what} cancelled")
-            try:
-                n = resp.readinto(mv)
-            except Exception as e:  # http.client.IncompleteRead, timeouts, resets
-                raise RegistryError(f"download of {self.what} interrupted after {done} bytes: "
-                                    f"{e.__class__.__name__}") from None
-            if not n:
-                break
-            done += n
+            filled = 0
+            while filled < CHUNK:
+                try:
+                    n = resp.readinto(mv[filled:])
+                except Exception as e:  # httpconn.IncompleteRead, timeouts, resets
+                    raise RegistryError(f"download of {self.what} interrupted after {done + filled} "
+                                        f"bytes: {e.__class__.__name__}") from None
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            done += filled
             if size is not None and done > size:
                 raise DigestMismatch(self.what, f"{size} bytes", f"more than {size} bytes")
-            w.write(mv[:n])
-            with self._cond:
-                self._written = done
-                self._cond.notify_all()
-            if self.progress:
-                self.progress.update(self.digest, done=done, status="Downloading")
+            if filled:
+                w.write(mv[:filled])
+                with self._cond:
+                    self._written = done
+                    self._cond.notify_all()
+                if self.progress:
+                    self.progress.update(self.digest, done=done, status="Downloading")
         if size is not None and done != size:
             raise RegistryError(f"download of {self.what} interrupted: got {done} of {size} bytes")
 
@@ -177,6 +183,8 @@ class _Follower(io.RawIOBase):
         if avail <= 0 and finished:
             return 0
         n = os.preadv(self.fd, [memoryview(b)[:min(len(b), avail)]], self.pos)
+        if not n:
+            raise PyctrError(f"{self.dl.what}: the ingest file is shorter than what was downloaded")
         self.pos += n
         return n
 

@@ -17,10 +17,16 @@ from pyctr.image.fetch import Download, fetch
 from pyctr.image.progress import Progress
 
 
-def _stage(store, download, diff_id, progress):
+def _stage(store, download, diff_id):
     """Apply the layer as it downloads; the staged layer is returned only once the blob is filed."""
-    with download.reader() as src:
-        staged = store.stage_layer(lambda: src, diff_id, what=download.digest)
+    try:
+        with download.reader() as src:
+            staged = store.stage_layer(lambda: src, diff_id, what=download.digest)
+    except BaseException:
+        # A corrupted blob is reported as such (a digest mismatch), whatever extracting it ran
+        # into first: the download's error, if it has one, wins.
+        download.wait()
+        raise
     try:
         download.wait()  # the extractor may stop before the blob's last bytes (zstd frames, padding)
     except BaseException:
@@ -44,7 +50,7 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
     """Pull ref into store (which the caller has locked); returns the image id. unpack=False
     leaves the layers as blobs in the content store (unpack.ensure_unpacked applies them)."""
     import sys
-    from concurrent.futures import ThreadPoolExecutor
+    from pyctr.image.tasks import Pool
     progress = Progress(out or sys.stderr, quiet)
     client.ping()
     body, doc, mt, mdigest = _verified_manifest(client, ref.ref, ref.digest)
@@ -60,15 +66,17 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
     for layer in layers:
         progress.add(layer["digest"], layer.get("size") or 0)
     cancel = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="fetch") as pool:
+    with Pool(parallel, "fetch") as pool:
         try:
             if unpack:
                 fetch(client, store, cfg_desc, "config")
                 _unpack_while_fetching(store, client, pool, cfg_desc, layers, progress, cancel)
             else:
-                # nothing waits for the config: it downloads beside the layers
-                downloads = [pool.submit(fetch, client, store, d, what, progress, cancel)
-                             for d, what in [(cfg_desc, "config")] + [(lay, "layer") for lay in layers]]
+                # nothing waits for the config: it downloads on this thread while the pool
+                # fetches the layers
+                downloads = [pool.submit(fetch, client, store, lay, "layer", progress, cancel)
+                             for lay in layers]
+                fetch(client, store, cfg_desc, "config", cancel=cancel)
                 for f in downloads:
                     f.result()
         except BaseException:
@@ -119,5 +127,5 @@ def _unpack_while_fetching(store, client, pool, cfg_desc, layers, progress, canc
         dl = Download(client, store, layer, "layer", progress, cancel)
         pool.submit(dl.run)
         jobs.append((layer["digest"], chain,
-                     lambda dl=dl, d=diff_id: _stage(store, dl, d, progress)))
+                     lambda dl=dl, d=diff_id: _stage(store, dl, d)))
     commit_in_order(store, jobs, progress, on_error=cancel.set)

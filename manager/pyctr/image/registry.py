@@ -1,7 +1,7 @@
-"""A registry HTTP API v2 client (distribution-spec) on the standard library's http.client.
+"""A registry HTTP API v2 client (distribution-spec) on httpconn (a small HTTP/1.1 client).
 
-http.client rather than requests or urllib: no dependency, a small import, and full control over
-redirects, which matters: the Authorization header is sent only to the registry host itself, never
+Not requests or urllib: no dependency, a small import, and full control over redirects, which
+matters: the Authorization header is sent only to the registry host itself, never
 to a host a redirect points at (spec.md#api). Anonymous, basic and bearer-token auth; tokens are
 cached per scope. Connections are kept alive per thread (layers download in parallel).
 """
@@ -39,18 +39,14 @@ class Client:
     # --- transport ---------------------------------------------------------------------------------
 
     def _conn(self, scheme, host):
-        import http.client
+        from pyctr.image.httpconn import Connection
         conns = getattr(self._local, "conns", None)
         if conns is None:
             conns = self._local.conns = {}
         key = (scheme, host)
         c = conns.get(key)
         if c is None:
-            if scheme == "https":
-                c = http.client.HTTPSConnection(host, timeout=self.timeout)
-            else:
-                c = http.client.HTTPConnection(host, timeout=self.timeout)
-            conns[key] = c
+            c = conns[key] = Connection(scheme, host, timeout=self.timeout)
         return c
 
     def reset(self):
@@ -60,7 +56,7 @@ class Client:
         self._local.conns = {}
 
     def _send(self, method, url, headers, body):
-        import http.client
+        from pyctr.image.httpconn import RemoteDisconnected
         parts = urllib.parse.urlsplit(url)
         path = parts.path + ("?" + parts.query if parts.query else "")
         for attempt in (0, 1):
@@ -68,13 +64,12 @@ class Client:
             try:
                 if hasattr(body, "seek"):
                     body.seek(0)
-                c.request(method, path, body=body, headers=headers)
-                return c.getresponse()
-            except (ConnectionError, http.client.HTTPException, OSError) as e:
+                return c.request(method, path, headers, body)
+            except OSError as e:  # httpconn.ProtocolError included
                 c.close()
                 self._local.conns.pop((parts.scheme, parts.netloc), None)
-                if attempt or not isinstance(e, (http.client.RemoteDisconnected, BrokenPipeError,
-                                                 ConnectionResetError)):
+                # a keep-alive connection the server dropped: once more on a fresh one
+                if attempt or not isinstance(e, (RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
                     raise RegistryError(f"{method} {url}: {e.__class__.__name__}: {e}") from None
 
     def url(self, path):

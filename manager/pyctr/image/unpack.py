@@ -23,9 +23,9 @@ def commit_in_order(store, jobs, progress=None, on_error=None):
     commits in order on this thread. On any failure every staging dir is removed (on_error() is
     called first, to make the stages still running give up) and the error is raised; the layers
     committed before it stay (prune removes them if no image uses them)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from pyctr.image.tasks import Pool
     parent = None
-    with ThreadPoolExecutor(max_workers=appliers(), thread_name_prefix="apply") as pool:
+    with Pool(appliers(), "apply") as pool:
         staged = [pool.submit(stage) if stage else None for _, _, stage in jobs]
         committed = set()
         try:
