@@ -47,8 +47,9 @@ def _verified_manifest(client, ref_str, expected=None):
 
 
 def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, unpack=True):
-    """Pull ref into store (which the caller has locked); returns the image id. unpack=False
-    leaves the layers as blobs in the content store (unpack.ensure_unpacked applies them)."""
+    """Pull ref into store (which the caller has locked); returns the image id. Every blob is
+    fetched into the content store; unpack=False leaves the layers there (unpack.ensure_unpacked
+    applies them on first use)."""
     import sys
     from pyctr.image.tasks import Pool
     progress = Progress(out or sys.stderr, quiet)
@@ -66,25 +67,23 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
     for layer in layers:
         progress.add(layer["digest"], layer.get("size") or 0)
     cancel = threading.Event()
+    downloads = [Download(client, store, layer, "layer", progress, cancel) for layer in layers]
     with Pool(parallel, "fetch") as pool:
         try:
+            # every blob the content store lacks is fetched (save and push need them), the layers
+            # while the config downloads on this thread
+            for dl in downloads:
+                pool.submit(dl.run)
+            fetch(client, store, cfg_desc, "config", cancel=cancel)
+            config_bytes = store.content.read(cfg_desc["digest"])
+            diff_ids = _diff_ids(config_bytes, cfg_desc, layers)
             if unpack:
-                fetch(client, store, cfg_desc, "config")
-                _unpack_while_fetching(store, client, pool, cfg_desc, layers, progress, cancel)
-            else:
-                # nothing waits for the config: it downloads on this thread while the pool
-                # fetches the layers
-                downloads = [pool.submit(fetch, client, store, lay, "layer", progress, cancel)
-                             for lay in layers]
-                fetch(client, store, cfg_desc, "config", cancel=cancel)
-                for f in downloads:
-                    f.result()
+                _unpack_while_fetching(store, downloads, diff_ids, progress, cancel)
+            for dl in downloads:
+                dl.wait()
         except BaseException:
             cancel.set()
             raise
-    config_bytes = store.content.read(cfg_desc["digest"])
-    if not unpack:
-        _diff_ids(config_bytes, cfg_desc, layers)  # the same checks as a pull that unpacks
     if index_body is not None:
         store.content.put(index_body, index_digest, "index")
     store.content.put(body, mdigest, "manifest")
@@ -114,18 +113,14 @@ def _diff_ids(config_bytes, cfg_desc, layers):
     return diff_ids
 
 
-def _unpack_while_fetching(store, client, pool, cfg_desc, layers, progress, cancel):
-    """Download the layers the store lacks (pool) and extract each while it downloads."""
+def _unpack_while_fetching(store, downloads, diff_ids, progress, cancel):
+    """Extract each layer the layer store lacks while it downloads; commit them in order."""
     from pyctr.image.unpack import commit_in_order
-    diff_ids = _diff_ids(store.content.read(cfg_desc["digest"]), cfg_desc, layers)
     jobs = []
-    for layer, chain, diff_id in zip(layers, _digest.chain_ids(diff_ids), diff_ids):
+    for dl, chain, diff_id in zip(downloads, _digest.chain_ids(diff_ids), diff_ids):
         if store.layerdb.get(chain):
-            progress.update(layer["digest"], status="Already exists")
-            jobs.append((layer["digest"], chain, None))
-            continue
-        dl = Download(client, store, layer, "layer", progress, cancel)
-        pool.submit(dl.run)
-        jobs.append((layer["digest"], chain,
-                     lambda dl=dl, d=diff_id: _stage(store, dl, d)))
+            progress.update(dl.digest, status="Already exists")
+            jobs.append((dl.digest, chain, None))
+        else:
+            jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _stage(store, dl, d)))
     commit_in_order(store, jobs, progress, on_error=cancel.set)
