@@ -211,3 +211,15 @@ def test_split_netloc():
     assert httpconn.split_netloc("registry", 443) == ("registry", 443)
     assert httpconn.split_netloc("[::1]:5000", 80) == ("::1", 5000)
     assert httpconn.split_netloc("[::1]", 80) == ("::1", 80)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:5000/v2/", "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
+    "https://auth.example/token?service=reg&scope=repository:a/b:pull",
+    "http://h:1/v2/r/blobs/uploads/abc?_state=xyz&digest=sha256:00#frag", "https://h", "https://h?x=1",
+    "HTTP://Host:80/p"])
+def test_split_url_agrees_with_urlsplit(url):
+    import urllib.parse
+    from pyctr.image.registry import split_url
+    p = urllib.parse.urlsplit(url)
+    assert split_url(url) == (p.scheme, p.netloc, (p.path or "/") + ("?" + p.query if p.query else ""))

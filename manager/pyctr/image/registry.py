@@ -7,7 +7,6 @@ cached per scope. Connections are kept alive per thread (layers download in para
 """
 import json
 import threading
-import urllib.parse
 
 from pyctr.errors import AuthError, RegistryError
 from pyctr.image import auth as _auth
@@ -57,17 +56,16 @@ class Client:
 
     def _send(self, method, url, headers, body):
         from pyctr.image.httpconn import RemoteDisconnected
-        parts = urllib.parse.urlsplit(url)
-        path = parts.path + ("?" + parts.query if parts.query else "")
+        scheme, netloc, path = split_url(url)
         for attempt in (0, 1):
-            c = self._conn(parts.scheme, parts.netloc)
+            c = self._conn(scheme, netloc)
             try:
                 if hasattr(body, "seek"):
                     body.seek(0)
                 return c.request(method, path, headers, body)
             except OSError as e:  # httpconn.ProtocolError included
                 c.close()
-                self._local.conns.pop((parts.scheme, parts.netloc), None)
+                self._local.conns.pop((scheme, netloc), None)
                 # a keep-alive connection the server dropped: once more on a fresh one
                 if attempt or not isinstance(e, (RemoteDisconnected, BrokenPipeError, ConnectionResetError)):
                     raise RegistryError(f"{method} {url}: {e.__class__.__name__}: {e}") from None
@@ -102,10 +100,10 @@ class Client:
 
     def _request_following(self, method, url, headers, body, extra_scopes):
         headers.setdefault("User-Agent", USER_AGENT)
-        origin = urllib.parse.urlsplit(url).netloc
+        origin = split_url(url)[1]
         for _ in range(10):
             h = dict(headers)
-            if urllib.parse.urlsplit(url).netloc == origin:
+            if split_url(url)[1] == origin:
                 auth = self._auth_header(extra_scopes)
                 if auth:
                     h["Authorization"] = auth
@@ -116,6 +114,7 @@ class Client:
             resp.read()
             if not location:
                 raise RegistryError(f"{method} {url}: redirect {resp.status} without a Location")
+            import urllib.parse
             url = urllib.parse.urljoin(url, location)
             if resp.status == 303:
                 method, body = "GET", None
@@ -161,6 +160,7 @@ class Client:
             query.append(("service", params["service"]))
         for s in scopes:
             query.append(("scope", s))
+        import urllib.parse
         sep = "&" if "?" in realm else "?"
         url = realm + sep + urllib.parse.urlencode(query)
         headers = {"User-Agent": USER_AGENT}
@@ -228,6 +228,7 @@ class Client:
 
     def mount_blob(self, digest, source_repo):
         """Cross-repository mount; True if the registry mounted it (201)."""
+        import urllib.parse
         q = urllib.parse.urlencode({"mount": digest, "from": source_repo})
         resp = self.request("POST", f"/v2/{self.repo}/blobs/uploads/?{q}", {"Content-Length": "0"}, b"",
                             ok=(201, 202), extra_scopes=(f"repository:{source_repo}:pull",))
@@ -237,6 +238,7 @@ class Client:
         return False, resp.getheader("Location")
 
     def upload_blob(self, digest, f, size, location=None):
+        import urllib.parse
         if location is None:
             resp = self.request("POST", f"/v2/{self.repo}/blobs/uploads/", {"Content-Length": "0"}, b"",
                                 ok=(202,))
@@ -255,6 +257,17 @@ class Client:
                             {"Content-Type": media_type, "Content-Length": str(len(body))}, body, ok=(201, 200))
         resp.read()
         return resp.getheader("Docker-Content-Digest")
+
+
+def split_url(url):
+    """(scheme, host[:port], path?query) of an absolute URL. urllib.parse (1.5 ms of imports) is
+    loaded only where a URL is joined or a query encoded: redirects, tokens, uploads."""
+    scheme, _, rest = url.partition("://")
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, path = rest[:cut], rest[cut:].split("#", 1)[0]
+    if path.startswith("?"):
+        path = "/" + path
+    return scheme.lower(), netloc, path or "/"
 
 
 def _error_detail(text):
