@@ -162,7 +162,6 @@ def run(rounds, images, workdir=None, driver="overlay"):
             image = f"{reg.host}/bench/img{nlayers}x{nfiles}:1"
             subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"docker-archive:{archive}",
                             f"docker://{image}"], check=True, capture_output=True)
-            shutil.rmtree(src)
             raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{image}"],
                                             check=True, capture_output=True).stdout)
             compressed = sum(d["size"] for d in raw["layers"])
@@ -195,7 +194,7 @@ def run(rounds, images, workdir=None, driver="overlay"):
                         if r:
                             times[n].append(dt)
                             cpu[n].append(ru2.ru_utime - ru.ru_utime + ru2.ru_stime - ru.ru_stime)
-            for d in (root, oci, bundle):
+            for d in (root, oci, bundle, src):  # src only now: deleting a tree slows what follows
                 shutil.rmtree(d, ignore_errors=True)
             reset_cstorage(graphroot, runroot, driver)
             rows = {}
