@@ -1,24 +1,29 @@
-"""Pull time from a local registry: `pyctr pull` vs `skopeo copy docker://... oci:DIR`, in one run.
-Prints medians and the ratio; never asserts.
+"""Pull time from a local registry: pyctr vs skopeo (and umoci), on several images, in one run.
+Prints medians and ratios; never asserts.
 
-    .venv/bin/python3 bench/pyctr_pull.py [--layers 3] [--files 1000] [--rounds 7] [--json FILE]
+    .venv/bin/python3 bench/pyctr_pull.py [--images 3x1000,5x1000,3x8000] [--rounds 7] [--json FILE]
 
 A docker-registry on 127.0.0.1 (the test suite's helper: temp config and storage) gets one image
-pushed by skopeo: a busybox layer and LAYERS-1 data layers of FILES files each (skopeo gzips them on
-the way, as registries hold them). Each round runs both in rotating order, each into a fresh store
-(pyctr: an empty --root; skopeo: an empty OCI layout dir); clearing and `sync` are untimed. The first
-round is a warmup and is discarded.
+per --images entry LAYERSxFILES, pushed by skopeo (which gzips the layers, as registries hold
+them): a busybox layer and LAYERS-1 data layers of FILES files each (4 KiB, every tenth 64 KiB).
+For each image and each comparison below, each round runs that comparison's rows once in rotating
+order, each into a fresh store; clearing and `sync` are untimed; the first round is a warmup and is
+discarded. The blob-copy rounds run first (see GROUPS). Two comparisons:
 
-pyctr's time includes what `skopeo copy` does not do: applying every layer into overlay2 (skopeo only
-stores the blobs). So a third row, `skopeo+umoci`, times `skopeo copy` followed by `umoci unpack` of
-the copied image into a rootfs: the same work as a pull that unpacks.
+Full pull (a usable layer store at the end):
+  pyctr pull             download, verify, apply every layer into overlay2 (extracting while it
+                         downloads, two layers at a time)
+  skopeo→c/storage       `skopeo copy docker://... containers-storage:[overlay@G+R]img`: what
+                         `podman pull` does (download, verify, apply into containers/storage's
+                         overlay driver with its metadata); a fresh graphroot and runroot each round,
+                         removed untimed with `podman system reset -f`, then any mount left under
+                         them is detached before the trees go (the driver bind-mounts its home)
+  skopeo+umoci           `skopeo copy ... oci:DIR` then `umoci unpack` into a rootfs
 
-A fourth row, `skopeo→c/storage`, is what `podman pull` does: `skopeo copy` into containers-storage
-(`containers-storage:[overlay@GRAPHROOT+RUNROOT]img`, a fresh graphroot and runroot every round),
-which downloads, verifies and applies every layer into an overlay layer store with its own metadata:
-the like-for-like comparison for a pull that leaves a usable image store. Each round's store is
-removed untimed with `podman system reset -f`, then any mount left under the graphroot (the overlay
-driver bind-mounts its home onto itself) is detached before the tree is removed.
+Blob copy (fetch and verify only, nothing unpacked):
+  pyctr pull --no-unpack blobs verified into the content store, config and tag recorded (as
+                         `ctr pull --skip-unpack`); the layers are unpacked on first use
+  skopeo copy            `skopeo copy docker://... oci:DIR`: blobs verified into an OCI layout
 """
 import argparse
 import json
@@ -86,26 +91,6 @@ def summary(samples):
             "samples": samples}
 
 
-def profile_split(pyctr, root, image, env, work):
-    """One more pull under cProfile: how much of it is applying layers, how much the rest (the
-    registry round trips, downloads, digest checks, store bookkeeping, interpreter start)."""
-    import pstats
-    shutil.rmtree(root, ignore_errors=True)
-    prof = os.path.join(work, "pull.prof")
-    with open(pyctr) as f:
-        python = f.readline()[2:].strip()
-    t = time.perf_counter()
-    subprocess.run([python, "-m", "cProfile", "-o", prof, pyctr, "--root", root, "pull", "--insecure", "--quiet",
-                    image], env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - t
-    st = pstats.Stats(prof).stats
-    apply_s = sum(v[3] for k, v in st.items() if k[2] == "apply_layer" and k[0].endswith("layer.py"))
-    fetch_s = sum(v[3] for k, v in st.items() if k[2] == "fetch_blob" and k[0].endswith("pull.py"))
-    shutil.rmtree(root, ignore_errors=True)
-    return {"wall_s": wall, "apply_layer_s": apply_s, "fetch_blob_s_summed_over_threads": fetch_s,
-            "wall_minus_apply_s": wall - apply_s}
-
-
 def _mounts_under(path):
     """Mount points at or below path, deepest first (from /proc/self/mountinfo)."""
     out = []
@@ -130,7 +115,26 @@ def reset_cstorage(graphroot, runroot, driver):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def run(rounds, nlayers, nfiles, workdir=None, profile=False, driver="overlay"):
+# Each comparison's rows are interleaved with each other, the blob copies first: after a row that
+# leaves a large tree to delete, file and block allocation on this shared disk stays slow for a
+# while, and a rotation that always puts the same row after skopeo+umoci made it pay for that.
+GROUPS = (("pyctr pull --no-unpack", "skopeo copy"), ("pyctr pull", "skopeo→c/storage", "skopeo+umoci"))
+ROWS = GROUPS[1] + GROUPS[0]
+RATIOS = (("pyctr pull", "skopeo→c/storage"), ("pyctr pull", "skopeo+umoci"),
+          ("pyctr pull --no-unpack", "skopeo copy"))
+
+
+def parse_images(text):
+    out = []
+    for item in text.split(","):
+        layers, _, files = item.strip().partition("x")
+        if not (layers.isdigit() and files.isdigit() and int(layers) >= 1):
+            raise SystemExit(f"--images: {item!r} is not LAYERSxFILES")
+        out.append((int(layers), int(files)))
+    return out
+
+
+def run(rounds, images, workdir=None, driver="overlay"):
     from integration.manager.registry import Registry
     for tool in ("skopeo", "docker-registry", "umoci", "podman"):
         if not shutil.which(tool):
@@ -143,115 +147,104 @@ def run(rounds, nlayers, nfiles, workdir=None, profile=False, driver="overlay"):
     # runroot holds sockets and lock files: kept short (< 50 chars); graphroot on the same fs as work
     runroot = tempfile.mkdtemp(prefix="pyctr-bp-", dir="/run")
     graphroot = os.path.join(work, "cstorage")
+    root = os.path.join(work, "pyctr-root")
     try:
-        archive, uncompressed = make_archive(work, nlayers, nfiles)
         reg = Registry(os.path.join(work, "registry"))
-        image = f"{reg.host}/bench/img:1"
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"docker-archive:{archive}",
-                        f"docker://{image}"], check=True, capture_output=True)
-        blobs = subprocess.run(["du", "-sb", reg.storage], check=True, capture_output=True,
-                               text=True).stdout.split()[0]
-        root = os.path.join(work, "pyctr-root")
-        oci = os.path.join(work, "oci")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
         env["REGISTRY_AUTH_FILE"] = os.path.join(work, "auth.json")
-        bundle = os.path.join(work, "bundle")
-        skopeo = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}", f"oci:{oci}:img"]
-        cmds = {"pyctr pull": [[pyctr, "--root", root, "pull", "--insecure", "--quiet", image]],
-                "skopeo copy": [skopeo],
-                # the same work as a pull that unpacks: fetch, then layers applied into a rootfs
-                "skopeo+umoci": [skopeo, ["umoci", "unpack", "--image", f"{oci}:img", bundle]],
-                # what `podman pull` does: fetch, verify, apply into an overlay layer store
-                "skopeo→c/storage": [["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}",
-                                      f"containers-storage:[{driver}@{graphroot}+{runroot}]img"]]}
-        names = list(cmds)
-        times = {n: [] for n in names}
-        cpu = {n: [] for n in names}
-        for r in range(rounds + 1):
-            for n in names[r % len(names):] + names[:r % len(names)]:
-                for d in (root, oci, bundle):
-                    shutil.rmtree(d, ignore_errors=True)
-                reset_cstorage(graphroot, runroot, driver)
-                os.makedirs(runroot, mode=0o700, exist_ok=True)
-                subprocess.run(["sync"], check=True)
-                ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t = time.perf_counter()
-                for argv in cmds[n]:
-                    cp = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True)
-                    if cp.returncode:
-                        raise SystemExit(f"{n} failed: {cp.stderr.decode(errors='replace')}")
-                dt = time.perf_counter() - t
-                ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if r:
-                    times[n].append(dt)
-                    cpu[n].append(ru2.ru_utime - ru.ru_utime + ru2.ru_stime - ru.ru_stime)
-        for d in (root, oci, bundle):
-            shutil.rmtree(d, ignore_errors=True)
-        reset_cstorage(graphroot, runroot, driver)
-        split = profile_split(pyctr, root, image, env, work) if profile else None
-        results = {}
-        for n in names:
-            results[n] = summary(times[n])
-            results[n]["cpu_s"] = summary(cpu[n])
-        ratio = results["pyctr pull"]["median"] / results["skopeo copy"]["median"]
-        ratio2 = results["pyctr pull"]["median"] / results["skopeo+umoci"]["median"]
-        ratio3 = results["pyctr pull"]["median"] / results["skopeo→c/storage"]["median"]
-        return {"image": {"layers": nlayers, "files_per_data_layer": nfiles, "bytes_uncompressed": uncompressed,
-                          "registry_storage_bytes": int(blobs)},
-                "rounds": rounds, "results": results, "ratios": {"pyctr/skopeo copy time": ratio, "pyctr/(skopeo copy+umoci unpack) time": ratio2,
-                                                    f"pyctr/(skopeo copy to containers-storage {driver}) time": ratio3},
-                "containers_storage_driver": driver,
-                "bars_met": {"pyctr pull time <= skopeo copy time": ratio <= 1.0,
-                             "pyctr pull time <= skopeo copy + umoci unpack time": ratio2 <= 1.0,
-                             "pyctr pull time <= skopeo copy to containers-storage time": ratio3 <= 1.0},
-                "profile": split,
-                "versions": {"skopeo": subprocess.run(["skopeo", "--version"], capture_output=True,
-                                                      text=True).stdout.strip()}}
+        oci, bundle = os.path.join(work, "oci"), os.path.join(work, "bundle")
+        results = []
+        for nlayers, nfiles in images:
+            src = os.path.join(work, "src")
+            os.makedirs(src)
+            archive, uncompressed = make_archive(src, nlayers, nfiles)
+            image = f"{reg.host}/bench/img{nlayers}x{nfiles}:1"
+            subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"docker-archive:{archive}",
+                            f"docker://{image}"], check=True, capture_output=True)
+            raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{image}"],
+                                            check=True, capture_output=True).stdout)
+            compressed = sum(d["size"] for d in raw["layers"])
+            skopeo = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}", f"oci:{oci}:img"]
+            cmds = {"pyctr pull": [[pyctr, "--root", root, "pull", "--insecure", "--quiet", image]],
+                    "skopeo→c/storage": [["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}",
+                                          f"containers-storage:[{driver}@{graphroot}+{runroot}]img"]],
+                    "skopeo+umoci": [skopeo, ["umoci", "unpack", "--image", f"{oci}:img", bundle]],
+                    "pyctr pull --no-unpack": [[pyctr, "--root", root, "pull", "--insecure", "--quiet", "--no-unpack",
+                                                image]],
+                    "skopeo copy": [skopeo]}
+            times = {n: [] for n in ROWS}
+            cpu = {n: [] for n in ROWS}
+            for group in GROUPS:
+                for r in range(rounds + 1):
+                    for n in group[r % len(group):] + group[:r % len(group)]:
+                        for d in (root, oci, bundle):
+                            shutil.rmtree(d, ignore_errors=True)
+                        reset_cstorage(graphroot, runroot, driver)
+                        os.makedirs(runroot, mode=0o700, exist_ok=True)
+                        subprocess.run(["sync"], check=True)
+                        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        t = time.perf_counter()
+                        for argv in cmds[n]:
+                            cp = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True)
+                            if cp.returncode:
+                                raise SystemExit(f"{n} failed: {cp.stderr.decode(errors='replace')}")
+                        dt = time.perf_counter() - t
+                        ru2 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        if r:
+                            times[n].append(dt)
+                            cpu[n].append(ru2.ru_utime - ru.ru_utime + ru2.ru_stime - ru.ru_stime)
+            for d in (root, oci, bundle, src):  # src only now: deleting a tree slows what follows
+                shutil.rmtree(d, ignore_errors=True)
+            reset_cstorage(graphroot, runroot, driver)
+            rows = {}
+            for n in ROWS:
+                rows[n] = summary(times[n])
+                rows[n]["cpu_s"] = summary(cpu[n])
+            ratios = {f"{a} / {b}": rows[a]["median"] / rows[b]["median"] for a, b in RATIOS}
+            results.append({"image": {"layers": nlayers, "files_per_data_layer": nfiles,
+                                      "bytes_uncompressed": uncompressed, "bytes_compressed_layers": compressed},
+                            "rows": rows, "ratios": ratios,
+                            "bars_met": {k: v <= 1.0 for k, v in ratios.items()}})
+        return {"rounds": rounds, "containers_storage_driver": driver, "images": results,
+                "versions": {t: subprocess.run([t, "--version"], capture_output=True, text=True).stdout.strip()
+                             for t in ("skopeo", "umoci", "podman")}}
     finally:
         if reg:
             reg.stop()
         reset_cstorage(graphroot, runroot, driver)
-        root = os.path.join(work, "pyctr-root")
         if os.path.isdir(root):  # pull leaves no mounts, but never rmtree through one
             subprocess.run(["umount", "-R", root], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def report(res):
-    img = res["image"]
-    print(f"image: {img['layers']} layers, {img['bytes_uncompressed'] / 1e6:.1f} MB uncompressed, registry "
-          f"storage {img['registry_storage_bytes'] / 1e6:.1f} MB; median of {res['rounds']} interleaved rounds")
-    for n, s in res["results"].items():
-        print(f"  {n:<16} median {s['median'] * 1e3:7.0f} ms (min {s['min'] * 1e3:.0f}, max {s['max'] * 1e3:.0f}), "
-              f"cpu {s['cpu_s']['median'] * 1e3:.0f} ms")
-    for k, v in res["ratios"].items():
-        print(f"  {k}: {v:.2f}x")
-    for k, ok in res["bars_met"].items():
-        print(f"  bar {k}: {'met' if ok else 'MISSED'}")
-    p = res.get("profile")
-    if p:
-        print(f"  profiled pull (cProfile, slower): {p['wall_s'] * 1e3:.0f} ms, of which apply_layer "
-              f"{p['apply_layer_s'] * 1e3:.0f} ms; everything else {p['wall_minus_apply_s'] * 1e3:.0f} ms "
-              f"(compare with skopeo copy's median)")
+    print(f"median of {res['rounds']} interleaved rounds per image (ms; cpu = user+sys of the tool)")
+    for img in res["images"]:
+        i = img["image"]
+        print(f"image {i['layers']} layers x {i['files_per_data_layer']} files: {i['bytes_uncompressed'] / 1e6:.1f} MB "
+              f"uncompressed, {i['bytes_compressed_layers'] / 1e6:.1f} MB of layer blobs")
+        for n, s in img["rows"].items():
+            print(f"  {n:<24} {s['median'] * 1e3:7.0f} ms (min {s['min'] * 1e3:.0f}, max {s['max'] * 1e3:.0f}), "
+                  f"cpu {s['cpu_s']['median'] * 1e3:.0f} ms")
+        for k, v in img["ratios"].items():
+            print(f"  {k}: {v:.2f}x {'(bar met)' if v <= 1.0 else '(bar MISSED)'}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--layers", type=int, default=3, help="layers: busybox plus LAYERS-1 data layers")
-    ap.add_argument("--files", type=int, default=1000, help="files per data layer")
+    ap.add_argument("--images", default="3x1000,5x1000,3x8000",
+                    help="comma-separated LAYERSxFILES: busybox plus LAYERS-1 data layers of FILES files")
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds (one more warmup round is run)")
-    ap.add_argument("--json", metavar="FILE", help="write samples, medians, ratio and bar as JSON")
+    ap.add_argument("--json", metavar="FILE", help="write samples, medians and ratios as JSON")
     ap.add_argument("--workdir", help="where the temporary directory goes (default $TMPDIR or /tmp)")
-    ap.add_argument("--profile", action="store_true",
-                    help="afterwards, one pull under cProfile: time in apply_layer vs the rest")
     ap.add_argument("--driver", default="overlay", choices=("overlay", "vfs"),
                     help="containers-storage driver for the skopeo→c/storage row (vfs copies each layer "
                          "whole; overlay is podman's default and works on this host's ext4)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root (pyctr's store applies layers with their owners)")
-    res = run(a.rounds, a.layers, a.files, a.workdir, a.profile, a.driver)
+    res = run(a.rounds, parse_images(a.images), a.workdir, a.driver)
     report(res)
     if a.json:
         with open(a.json, "w") as f:

@@ -151,26 +151,45 @@ class Registry:
         self.log.close()
 
 
-def docker_archive(path, rootfs_tar, tag, cmd):
-    """A docker-archive written by hand (not by pyctr): what `docker save` produces."""
+def docker_archive(path, rootfs_tar, tag, cmd, more_layers=()):
+    """A docker-archive written by hand (not by pyctr): what `docker save` produces. more_layers:
+    uncompressed layer tarballs (bytes) on top of the rootfs. Returns the top layer's diff id."""
     import hashlib
+    import io
     import tarfile
-    data = open(rootfs_tar, "rb").read()
-    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    layers = [open(rootfs_tar, "rb").read()] + list(more_layers)
+    diff_ids = ["sha256:" + hashlib.sha256(data).hexdigest() for data in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
                          "config": {"Cmd": cmd, "Env": ["PATH=/bin:/usr/bin", "FROM_ARCHIVE=1"],
                                     "WorkingDir": "/tmp"},
-                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "hand-made"}]}).encode()
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "hand-made"}
+                                     for _ in layers]}).encode()
     cfg_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": ["l1/layer.tar"]}]).encode()
+    names = [f"l{i + 1}/layer.tar" for i in range(len(layers))]
+    manifest = json.dumps([{"Config": cfg_name, "RepoTags": [tag], "Layers": names}]).encode()
     with tarfile.open(path, "w") as tf:
-        for name, blob in ((cfg_name, config), ("l1/layer.tar", data), ("manifest.json", manifest)):
+        for name, blob in [(cfg_name, config)] + list(zip(names, layers)) + [("manifest.json", manifest)]:
             info = tarfile.TarInfo(name)
             info.size = len(blob)
-            import io
             tf.addfile(info, io.BytesIO(blob))
-    return diff_id
+    return diff_ids[-1]
+
+
+def layer_tar(*entries):
+    """An uncompressed layer: entries are (name, bytes) files, (name, None) directories."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            else:
+                info.size, info.mode = len(data), 0o644
+            tf.addfile(info, io.BytesIO(data or b""))
+    return buf.getvalue()
 
 
 class BrokenRegistry:

@@ -29,7 +29,8 @@ def cmd_pull(args):
     from pyctr.image.pull import pull
     ref = reference.parse(args.image)
     with _store(args) as store:
-        image_id = pull(store, _client(args, ref), ref, platform=args.platform, quiet=args.quiet)
+        image_id = pull(store, _client(args, ref), ref, platform=args.platform, quiet=args.quiet,
+                        unpack=not args.no_unpack)
     print(image_id if args.quiet else f"Status: downloaded {ref.familiar()}\n{image_id}")
 
 
@@ -78,10 +79,18 @@ def _size(n):
 
 
 def _image_size(store, image_id):
-    total = 0
-    for c in store.chain(image_id):
+    """Uncompressed size of the unpacked layers, as Docker shows; a layer that is still only a blob
+    (pulled with --no-unpack) counts its blob's size, as containerd shows."""
+    total, blobs = 0, None
+    for i, c in enumerate(store.chain(image_id)):
         info = store.layerdb.get(c)
-        total += int(info["size"] or 0) if info else 0
+        if info:
+            total += int(info["size"] or 0)
+            continue
+        if blobs is None:
+            blobs = store.layer_blobs(image_id)
+        if i < len(blobs) and store.content.has(blobs[i]):
+            total += store.content.size(blobs[i])
     return total
 
 
@@ -153,6 +162,8 @@ def cmd_inspect(args):
                 "UpperDir": store.overlay.diff(top["cache-id"]) if top else "",
                 "LowerDir": ":".join(store.overlay.lowerdirs(top["cache-id"])) if top else ""}},
             "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
+            # false after `pull --no-unpack` until the layers are first used
+            "Unpacked": all(store.layerdb.get(c) for c in chain),
         })
     print(json.dumps(out, indent=4))
 
@@ -272,9 +283,60 @@ def _usage(msg):
     return UsageError(msg)
 
 
-def build_parser():
+_VERBS = frozenset({"pull", "push", "login", "logout", "images", "ls", "image", "tag", "rmi", "inspect",
+                    "history", "save", "load", "import", "export", "mount", "umount", "unmount",
+                    "unbundle", "mounts", "bundle"})
+
+
+class _Unbuilt:
+    """Stands in for the subparser of a verb that is not being run: takes its definition, keeps
+    nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+
+def _verb(argv):
+    """The verb in argv (the first word after the global options), or None."""
+    args = iter(argv)
+    for a in args:
+        if a == "--":
+            return next(args, None)
+        if len(a) > 2 and "--root".startswith(a):  # --root and its abbreviations take a value
+            next(args, None)
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def _help_formatter(prog):
+    """argparse's HelpFormatter at the terminal's width as shutil.get_terminal_size finds it, but
+    without importing shutil (argparse would, for every argument added; it imports bz2 and lzma,
+    ~1.5 ms at every command)."""
     import argparse
-    p = argparse.ArgumentParser(prog="pyctr", description="Daemonless Docker-like image manager.")
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
+
+
+def build_parser(only=None):
+    """The command line; with only=VERB, just that verb's subcommand is built (building all of
+    them costs ~5 ms, at every command), which parses that verb's arguments the same way."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("formatter_class", _help_formatter)
+            super().__init__(*args, **kwargs)
+
+    p = Parser(prog="pyctr", description="Daemonless Docker-like image manager.")
     p.add_argument("--root", default=os.environ.get("PYCTR_ROOT", "/var/lib/pyctr"),
                    help="store root (default /var/lib/pyctr)")
     p.add_argument("--allow-device-nodes", action="store_true",
@@ -282,26 +344,32 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"pyctr version {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
 
+    def verb_parser(name, **kwargs):
+        return sub.add_parser(name, **kwargs) if only in (None, name) else _Unbuilt()
+
     def reg(sp):
         sp.add_argument("--insecure", "--tls-verify=false", dest="insecure", action="store_true",
                         help="plain HTTP to the registry (a local registry)")
         sp.add_argument("--authfile", help="Docker-style credentials file")
 
-    sp = sub.add_parser("pull", help="pull an image from a registry")
+    sp = verb_parser("pull", help="pull an image from a registry")
     reg(sp)
     sp.add_argument("--platform", help="os/arch[/variant] (default: this host)")
+    sp.add_argument("--no-unpack", "--skip-unpack", dest="no_unpack", action="store_true",
+                    help="only fetch and verify the blobs (as `ctr pull --skip-unpack`); the layers are "
+                         "unpacked the first time the image is mounted, bundled or exported")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_pull)
 
-    sp = sub.add_parser("push", help="push an image to a registry")
+    sp = verb_parser("push", help="push an image to a registry")
     reg(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.add_argument("image")
     sp.add_argument("destination", nargs="?")
     sp.set_defaults(fn=cmd_push)
 
-    sp = sub.add_parser("login", help="store credentials for a registry")
+    sp = verb_parser("login", help="store credentials for a registry")
     reg(sp)
     sp.add_argument("-u", "--username")
     sp.add_argument("-p", "--password")
@@ -309,18 +377,18 @@ def build_parser():
     sp.add_argument("server")
     sp.set_defaults(fn=cmd_login)
 
-    sp = sub.add_parser("logout", help="remove stored credentials")
+    sp = verb_parser("logout", help="remove stored credentials")
     sp.add_argument("--authfile")
     sp.add_argument("server")
     sp.set_defaults(fn=cmd_logout)
 
     for name in ("images", "ls"):
-        sp = sub.add_parser(name, help="list images")
+        sp = verb_parser(name, help="list images")
         sp.add_argument("-q", "--quiet", action="store_true")
         sp.add_argument("--format", choices=("table", "json"), default="table")
         sp.set_defaults(fn=cmd_images)
 
-    sp = sub.add_parser("image", help="image subcommands (prune, ls, rm)")
+    sp = verb_parser("image", help="image subcommands (prune, ls, rm)")
     isub = sp.add_subparsers(dest="image_verb", metavar="SUBCOMMAND")
     pp = isub.add_parser("prune", help="remove untagged images and unused layers")
     pp.add_argument("-a", "--all", action="store_true")
@@ -335,62 +403,62 @@ def build_parser():
     rp.add_argument("images", nargs="+")
     rp.set_defaults(fn=cmd_rmi)
 
-    sp = sub.add_parser("tag", help="add a name to an image")
+    sp = verb_parser("tag", help="add a name to an image")
     sp.add_argument("source")
     sp.add_argument("target")
     sp.set_defaults(fn=cmd_tag)
 
-    sp = sub.add_parser("rmi", help="remove images")
+    sp = verb_parser("rmi", help="remove images")
     sp.add_argument("-f", "--force", action="store_true")
     sp.add_argument("images", nargs="+")
     sp.set_defaults(fn=cmd_rmi)
 
-    sp = sub.add_parser("inspect", help="show image details as JSON")
+    sp = verb_parser("inspect", help="show image details as JSON")
     sp.add_argument("images", nargs="+")
     sp.set_defaults(fn=cmd_inspect)
 
-    sp = sub.add_parser("history", help="show an image's history")
+    sp = verb_parser("history", help="show an image's history")
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_history)
 
-    sp = sub.add_parser("save", help="write images as a docker-archive or an OCI archive")
+    sp = verb_parser("save", help="write images as a docker-archive or an OCI archive")
     sp.add_argument("-o", "--output")
     sp.add_argument("--format", default="docker-archive", choices=("docker-archive", "oci-archive"),
                     help="archive format (default docker-archive, what `docker save` writes)")
     sp.add_argument("images", nargs="+")
     sp.set_defaults(fn=cmd_save)
 
-    sp = sub.add_parser("load", help="load a docker-archive or OCI archive")
+    sp = verb_parser("load", help="load a docker-archive or OCI archive")
     sp.add_argument("-i", "--input")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(fn=cmd_load)
 
-    sp = sub.add_parser("import", help="make a one-layer image from a rootfs tarball")
+    sp = verb_parser("import", help="make a one-layer image from a rootfs tarball")
     sp.add_argument("-c", "--change", action="append", default=[])
     sp.add_argument("-m", "--message")
     sp.add_argument("file")
     sp.add_argument("reference", nargs="?")
     sp.set_defaults(fn=cmd_import)
 
-    sp = sub.add_parser("export", help="write an image's flattened filesystem as a tar")
+    sp = verb_parser("export", help="write an image's flattened filesystem as a tar")
     sp.add_argument("-o", "--output")
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_export)
 
-    sp = sub.add_parser("mount", help="overlay-mount an image with a fresh upper layer; prints the path")
+    sp = verb_parser("mount", help="overlay-mount an image with a fresh upper layer; prints the path")
     sp.add_argument("--name")
     sp.add_argument("image")
     sp.set_defaults(fn=cmd_mount)
 
     for name in ("umount", "unmount", "unbundle"):
-        sp = sub.add_parser(name, help="unmount a `mount` or `bundle` and delete its upper layer")
+        sp = verb_parser(name, help="unmount a `mount` or `bundle` and delete its upper layer")
         sp.add_argument("targets", nargs="+", metavar="NAME|PATH|BUNDLE")
         sp.set_defaults(fn=cmd_umount)
 
-    sp = sub.add_parser("mounts", help="list pyctr mounts")
+    sp = verb_parser("mounts", help="list pyctr mounts")
     sp.set_defaults(fn=cmd_mounts)
 
-    sp = sub.add_parser("bundle", help="make an OCI bundle (overlay rootfs + config.json) from an image")
+    sp = verb_parser("bundle", help="make an OCI bundle (overlay rootfs + config.json) from an image")
     sp.add_argument("-t", "--tty", action="store_true")
     sp.add_argument("image")
     sp.add_argument("directory")
@@ -402,11 +470,12 @@ def build_parser():
 def main(argv=None):
     from pyctr.errors import PyctrError
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    verb = _verb(argv)
+    parser = build_parser(verb if verb in _VERBS else None)
     args = parser.parse_args(argv)
     fn = getattr(args, "fn", None)
     if fn is None:
-        parser.print_help(sys.stderr)
+        build_parser().print_help(sys.stderr)  # all the verbs, not just the one given
         return 2
     try:
         fn(args)
@@ -427,3 +496,16 @@ def main(argv=None):
             raise
         print(f"Error: internal error in {args.verb}: {e.__class__.__name__}: {e}", file=sys.stderr)
         return 1
+
+
+def entry():
+    """The console script: exit without the interpreter's teardown, which is ~6 ms of module and
+    garbage collection at the end of every command (pyrunc's entry does the same). Everything a
+    command writes is closed or flushed by then; its worker threads have been joined."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        code = code or 1
+    os._exit(code)

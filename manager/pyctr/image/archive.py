@@ -146,6 +146,8 @@ def export(store, image_id, out):
     if not chain:
         raise PyctrError(f"image {image_id} has no layers")
     from pyctr.image.mount import read_only_view
+    from pyctr.image.unpack import ensure_unpacked
+    ensure_unpacked(store, image_id)
     with read_only_view(store, chain[-1]) as root:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
             for name in sorted(os.listdir(root)):

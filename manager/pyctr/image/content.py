@@ -17,18 +17,21 @@ class Writer:
         self.store, self.expected, self.what = store, expected, what
         fd_path = os.path.join(store.ingest, f"{os.getpid()}-{os.urandom(6).hex()}")
         self.tmp = fd_path
-        self.f = open(fd_path, "xb")
+        # unbuffered: what write() returns from is in the file, where a reader following the
+        # download (fetch.py) may read it at once
+        self.f = open(fd_path, "xb", buffering=0)
         self.h = hashlib.sha256()
         self.size = 0
 
     def write(self, data):
         self.h.update(data)
         self.size += len(data)
-        self.f.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[self.f.write(view):]
 
     def commit(self):
         digest = "sha256:" + self.h.hexdigest()
-        self.f.flush()
         os.fsync(self.f.fileno())
         self.f.close()
         if self.expected and digest != self.expected:

@@ -27,6 +27,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _CHUNK = 1 << 20
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -172,6 +173,25 @@ def clean_name(name, what, layer, entry):
     return parts
 
 
+def _creation_umask(dir_fd):
+    """The umask that decides the mode of files created below dir_fd, or None if something else
+    may (a default ACL on it, an unreadable /proc): then every file gets its fchmod."""
+    try:
+        os.getxattr(dir_fd, "system.posix_acl_default")
+        return None
+    except OSError as e:
+        if e.errno not in (errno.ENODATA, errno.ENOTSUP):
+            return None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class _Applier:
     def __init__(self, dest, layer, allow_devices):
         self.layer = layer
@@ -180,6 +200,8 @@ class _Applier:
         self.cache_key, self.cache_fd = None, None
         self.dirs = []   # (parts, member) to stamp once all children are written
         self.entry = ""
+        self.ids = (os.geteuid(), os.getegid())
+        self.umask = _creation_umask(self.root)
 
     def close(self):
         self._drop_cache()
@@ -257,19 +279,13 @@ class _Applier:
             if m.islnk():
                 self.hardlink(m, pfd, base)
                 continue
-            existing = self._lstat(base, pfd)
-            if existing is not None:
-                if m.isdir() and stat.S_ISDIR(existing.st_mode):
-                    self.dirs.append((parts, m))
-                    continue
-                self._remove(base, pfd, existing)
             if m.isreg():
                 self.regular(tf, m, pfd, base)
             elif m.isdir():
-                os.mkdir(base, 0o700, dir_fd=pfd)
+                self._create(lambda: os.mkdir(base, 0o700, dir_fd=pfd), base, pfd, keep_dir=True)
                 self.dirs.append((parts, m))
             elif m.issym():
-                os.symlink(m.linkname, base, dir_fd=pfd)
+                self._create(lambda: os.symlink(m.linkname, base, dir_fd=pfd), base, pfd)
                 self.owner_and_times(m, base, pfd, symlink=True)
             elif m.ischr() or m.isblk():
                 if not (m.ischr() and m.devmajor == 0 and m.devminor == 0) and not self.allow_devices:
@@ -277,10 +293,11 @@ class _Applier:
                     self.fail(f"device node ({kind} {m.devmajor}:{m.devminor}) refused "
                               f"(--allow-device-nodes to accept)")
                 kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(base, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+                self._create(lambda: os.mknod(base, kind | (m.mode & 0o7777),
+                                              os.makedev(m.devmajor, m.devminor), dir_fd=pfd), base, pfd)
                 self.owner_and_times(m, base, pfd)
             elif m.isfifo():
-                os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd)
+                self._create(lambda: os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd), base, pfd)
                 self.owner_and_times(m, base, pfd)
             else:
                 self.fail(f"unsupported tar entry type {m.type!r}")
@@ -341,21 +358,45 @@ class _Applier:
         finally:
             os.close(tfd)
 
+    def _create(self, make, base, pfd, keep_dir=False):
+        """make() the entry; if an earlier entry of this layer took its name, replace that (or keep
+        it, a directory where a directory is wanted). The staging dir starts empty, so the name is
+        nearly always free: trying first saves an lstat per entry."""
+        try:
+            return make()
+        except FileExistsError:
+            existing = self._lstat(base, pfd)
+            if existing is not None:
+                if keep_dir and stat.S_ISDIR(existing.st_mode):
+                    return None
+                self._remove(base, pfd, existing)
+            return make()
+
     def regular(self, tf, m, pfd, base):
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=pfd)
+        perm = m.mode & 0o777
+        fd = self._create(lambda: os.open(base, _CREATE_FLAGS, perm, dir_fd=pfd), base, pfd)
         try:
             if m.size:
                 src = tf.extractfile(m)
-                with open(fd, "wb", closefd=False, buffering=0) as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-            self.metadata(m, fd)
+                while True:  # os.write, not a FileIO: that would fstat every file
+                    chunk = src.read(_CHUNK)
+                    if not chunk:
+                        break
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+            self.metadata(m, fd, created=None if self.umask is None else perm & ~self.umask)
         finally:
             os.close(fd)
 
-    def metadata(self, m, fd):
-        os.fchown(fd, m.uid, m.gid)
-        os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
+    def metadata(self, m, fd, created=None):
+        """Owner, mode, xattrs and times from the tar header. created: the mode a file was just
+        created with by this process (owner: our ids, as no parent is setgid until the directories
+        are stamped at the end); its fchown and fchmod are skipped when they would change nothing."""
+        if created is None or (m.uid, m.gid) != self.ids:
+            os.fchown(fd, m.uid, m.gid)
+        if created is None or (m.mode & 0o7777) != created:
+            os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
         for key, value in m.pax_headers.items():
             if key.startswith("SCHILY.xattr."):
                 name = key[len("SCHILY.xattr."):]

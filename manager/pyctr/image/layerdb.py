@@ -5,9 +5,9 @@ mounts and bundles live under layerdb/mounts/<name>/{mount-id, parent, target}.
 An entry is written into a temp dir and renamed into place: it exists completely or not at all.
 """
 import os
-import shutil
 
 from pyctr.image.digest import split
+from pyctr.image.fsutil import rmtree
 
 
 class LayerDB:
@@ -47,7 +47,7 @@ class LayerDB:
         os.rename(tmp, self._dir(chain_id))
 
     def remove(self, chain_id):
-        shutil.rmtree(self._dir(chain_id), ignore_errors=True)
+        rmtree(self._dir(chain_id))
 
     def all(self):
         return ["sha256:" + n for n in os.listdir(self.layers)]
@@ -83,8 +83,8 @@ class LayerDB:
         return [m for m in (self.get_mount(n) for n in sorted(os.listdir(self.mounts))) if m]
 
     def remove_mount(self, name):
-        shutil.rmtree(os.path.join(self.mounts, name), ignore_errors=True)
+        rmtree(os.path.join(self.mounts, name))
 
     def clean_tmp(self):
         for n in os.listdir(self.tmp):
-            shutil.rmtree(os.path.join(self.tmp, n), ignore_errors=True)
+            rmtree(os.path.join(self.tmp, n))

@@ -17,12 +17,15 @@ def _layer(store, chain_id):
 def mount_rw(store, image_id, name, target=None):
     """Create a rw layer over the image's top layer and mount it at target (default: its merged/).
 
-    Recorded in layerdb/mounts/<name>; returns the mount point."""
+    Recorded in layerdb/mounts/<name>; returns the mount point. Layers not unpacked yet (a pull
+    with --no-unpack) are applied first."""
+    from pyctr.image.unpack import ensure_unpacked
     chain = store.chain(image_id)
     if not chain:
         raise PyctrError(f"image {image_id} has no layers to mount")
     if store.layerdb.get_mount(name):
         raise PyctrError(f"{name} is already mounted (pyctr umount it first)")
+    ensure_unpacked(store, image_id)
     top = _layer(store, chain[-1])
     mount_id = store.overlay.create_rw(top["cache-id"])
     target = target or os.path.join(store.overlay.dir(mount_id), "merged")

@@ -7,9 +7,9 @@ The short links keep `lowerdir=` inside one page of mount data. A layer is built
 renamed into overlay2/ only once its diff is complete, so overlay2/ never holds a half-written layer.
 """
 import os
-import shutil
 
 from pyctr.errors import PyctrError
+from pyctr.image.fsutil import rmtree
 
 _LINK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 ID_LENGTH = 26
@@ -57,7 +57,7 @@ class Overlay2:
         return cache_id, path
 
     def discard(self, staging_path):
-        shutil.rmtree(staging_path, ignore_errors=True)
+        rmtree(staging_path)
 
     def commit(self, cache_id, staging_path, parent=None):
         """Write link/lower/work for the staged layer and move it into overlay2/."""
@@ -112,7 +112,7 @@ class Overlay2:
                 os.unlink(os.path.join(self.links, short))
             except FileNotFoundError:
                 pass
-        shutil.rmtree(d, ignore_errors=True)
+        rmtree(d)
 
     def ids(self):
         return [n for n in os.listdir(self.home) if n != "l"]

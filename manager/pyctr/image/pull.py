@@ -1,106 +1,38 @@
-"""`pyctr pull`: manifest (or index -> platform manifest), config, layers in parallel, then apply.
+"""`pyctr pull`: manifest (or index -> platform manifest), config, layer blobs in parallel.
 
 Every blob is hashed while it streams into the content store and filed only if it matches its
-descriptor; each layer is applied (into a staging dir) as soon as its download is done, two at a
-time, and committed into overlay2/ in order.
+descriptor (fetch.py). A full pull extracts each layer into a staging dir while it downloads,
+following the download (two layers at a time, unpack.py), and commits it into overlay2/ in order
+only once both its blob digest and its diff id are verified. `--no-unpack` stops at the content
+store (as `ctr pull --skip-unpack` or `ctr content fetch`): blobs, config and tags recorded, the
+layers applied on first use.
 """
 import json
-import os
 import threading
 
-from pyctr.errors import DigestMismatch, PyctrError, RegistryError
+from pyctr.errors import DigestMismatch, PyctrError
 from pyctr.image import digest as _digest
 from pyctr.image import manifest as _m
-
-_CHUNK = 1 << 20
-
-
-class Progress:
-    """One line per layer; redrawn in place on a terminal, milestones only otherwise."""
-
-    def __init__(self, out, quiet=False):
-        self.out, self.quiet = out, quiet
-        self.tty = hasattr(out, "isatty") and out.isatty()
-        self.lock = threading.Lock()
-        self.lines = []
-        self.state = {}
-
-    def add(self, key, total):
-        with self.lock:
-            self.lines.append(key)
-            self.state[key] = (0, total, "Waiting")
-            if self.tty and not self.quiet:
-                self.out.write(self._fmt(key) + "\n")
-                self.out.flush()
-
-    def _fmt(self, key):
-        done, total, status = self.state[key]
-        short = key[7:19]
-        if status == "Downloading" and total:
-            width = 30
-            filled = int(width * done / total)
-            bar = "=" * filled + (">" if filled < width else "") + " " * (width - filled - 1)
-            return f"{short}: Downloading [{bar}] {done / 1e6:.1f}MB/{total / 1e6:.1f}MB"
-        return f"{short}: {status}"
-
-    def update(self, key, done=None, status=None):
-        if self.quiet:
-            return
-        with self.lock:
-            d, total, s = self.state[key]
-            self.state[key] = (d if done is None else done, total, status or s)
-            if self.tty:
-                up = len(self.lines) - self.lines.index(key)
-                self.out.write(f"\x1b[{up}A\r\x1b[2K{self._fmt(key)}\x1b[{up}B\r")
-                self.out.flush()
-            elif status:
-                self.out.write(self._fmt(key) + "\n")
-                self.out.flush()
-
-    def message(self, text):
-        if not self.quiet:
-            with self.lock:
-                self.out.write(text + "\n")
-                self.out.flush()
+from pyctr.image.fetch import Download, fetch
+from pyctr.image.progress import Progress
 
 
-def fetch_blob(client, store, desc, progress=None, what="blob"):
-    """Download desc into the content store, verifying digest and size; no-op if present."""
-    digest, size = desc["digest"], desc.get("size")
-    _digest.split(digest)
-    if store.content.has(digest):
-        if progress:
-            progress.update(digest, status="Already exists")
-        return
-    resp = client.get_blob(digest)
-    done = 0
-    with store.content.writer(digest, f"{what} {digest}") as w:
-        while True:
-            try:
-                chunk = resp.read(_CHUNK)
-            except Exception as e:  # http.client.IncompleteRead, timeouts, resets
-                raise RegistryError(f"download of {what} {digest} interrupted after {done} bytes: "
-                                    f"{e.__class__.__name__}") from None
-            if not chunk:
-                break
-            done += len(chunk)
-            if size is not None and done > size:
-                raise DigestMismatch(f"{what} {digest}", f"{size} bytes", f"more than {size} bytes")
-            w.write(chunk)
-            if progress:
-                progress.update(digest, done=done, status="Downloading")
-        if size is not None and done != size:
-            raise RegistryError(f"download of {what} {digest} interrupted: got {done} of {size} bytes")
-        w.commit()
-    if progress:
-        progress.update(digest, status="Download complete")
-
-
-def _stage(store, layer, diff_id, download, progress):
-    download.result()
-    progress.update(layer["digest"], status="Extracting")
-    path = store.content.path(layer["digest"])
-    return store.stage_layer(lambda: open(path, "rb"), diff_id, what=layer["digest"])
+def _stage(store, download, diff_id):
+    """Apply the layer as it downloads; the staged layer is returned only once the blob is filed."""
+    try:
+        with download.reader() as src:
+            staged = store.stage_layer(lambda: src, diff_id, what=download.digest)
+    except BaseException:
+        # A corrupted blob is reported as such (a digest mismatch), whatever extracting it ran
+        # into first: the download's error, if it has one, wins.
+        download.wait()
+        raise
+    try:
+        download.wait()  # the extractor may stop before the blob's last bytes (zstd frames, padding)
+    except BaseException:
+        store.discard_staged(staged)
+        raise
+    return staged
 
 
 def _verified_manifest(client, ref_str, expected=None):
@@ -114,10 +46,12 @@ def _verified_manifest(client, ref_str, expected=None):
     return body, doc, mt, actual
 
 
-def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3):
-    """Pull ref into store (which the caller has locked); returns the image id."""
+def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, unpack=True):
+    """Pull ref into store (which the caller has locked); returns the image id. Every blob is
+    fetched into the content store; unpack=False leaves the layers there (unpack.ensure_unpacked
+    applies them on first use)."""
     import sys
-    from concurrent.futures import ThreadPoolExecutor
+    from pyctr.image.tasks import Pool
     progress = Progress(out or sys.stderr, quiet)
     client.ping()
     body, doc, mt, mdigest = _verified_manifest(client, ref.ref, ref.digest)
@@ -130,50 +64,25 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3):
             raise PyctrError("nested image indexes are not supported")
     cfg_desc, layers = _m.check_manifest(doc)
     progress.message(f"{ref.familiar()}: pulling manifest {mdigest}")
-    fetch_blob(client, store, cfg_desc, what="config")
-    config_bytes = store.content.read(cfg_desc["digest"])
-    try:
-        config = json.loads(config_bytes)
-    except ValueError:
-        raise PyctrError(f"image config {cfg_desc['digest']} is not valid JSON") from None
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-    if len(diff_ids) != len(layers):
-        raise PyctrError(f"image config lists {len(diff_ids)} diff ids for {len(layers)} layers")
-    chains = _digest.chain_ids(diff_ids)
     for layer in layers:
         progress.add(layer["digest"], layer.get("size") or 0)
-    parent = None
-    # Layers download in parallel and are applied in parallel too (a layer's diff/ does not depend
-    # on the ones below it; creating files is mostly kernel time, which runs outside the GIL), each
-    # into its own staging dir; they are committed into overlay2/ strictly in order.
-    appliers = max(1, min(2, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool, \
-            ThreadPoolExecutor(max_workers=appliers, thread_name_prefix="apply") as apply_pool:
-        staged, downloads = [], []
-        for layer, chain, diff_id in zip(layers, chains, diff_ids):
-            if store.layerdb.get(chain):
-                staged.append(None)
-                progress.update(layer["digest"], status="Already exists")
-            else:
-                dl = pool.submit(fetch_blob, client, store, layer, progress, "layer")
-                downloads.append(dl)
-                staged.append(apply_pool.submit(_stage, store, layer, diff_id, dl, progress))
-        committed = set()
+    cancel = threading.Event()
+    downloads = [Download(client, store, layer, "layer", progress, cancel) for layer in layers]
+    with Pool(parallel, "fetch") as pool:
         try:
-            for i, (layer, fut) in enumerate(zip(layers, staged)):
-                if fut is not None:
-                    committed.add(i)  # commit_layer consumes the staging dir even when it fails
-                    parent, _ = store.commit_layer(parent, fut.result())
-                    progress.update(layer["digest"], status="Pull complete")
-                else:
-                    parent = chains[i]
+            # every blob the content store lacks is fetched (save and push need them), the layers
+            # while the config downloads on this thread
+            for dl in downloads:
+                pool.submit(dl.run)
+            fetch(client, store, cfg_desc, "config", cancel=cancel)
+            config_bytes = store.content.read(cfg_desc["digest"])
+            diff_ids = _diff_ids(config_bytes, cfg_desc, layers)
+            if unpack:
+                _unpack_while_fetching(store, downloads, diff_ids, progress, cancel)
+            for dl in downloads:
+                dl.wait()
         except BaseException:
-            for f in downloads + [f for f in staged if f is not None]:
-                f.cancel()
-            apply_pool.shutdown(wait=True)
-            for i, f in enumerate(staged):
-                if f is not None and i not in committed and not f.cancelled() and f.exception() is None:
-                    store.discard_staged(f.result())
+            cancel.set()
             raise
     if index_body is not None:
         store.content.put(index_body, index_digest, "index")
@@ -189,3 +98,29 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3):
     store.set_meta(image_id, "source", ref.name)
     progress.message(f"Digest: {ref.digest or (index_digest if index_body is not None else mdigest)}")
     return image_id
+
+
+def _diff_ids(config_bytes, cfg_desc, layers):
+    try:
+        config = json.loads(config_bytes)
+    except ValueError:
+        raise PyctrError(f"image config {cfg_desc['digest']} is not valid JSON") from None
+    if not isinstance(config, dict):
+        raise PyctrError(f"image config {cfg_desc['digest']} is not a JSON object")
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    if len(diff_ids) != len(layers):
+        raise PyctrError(f"image config lists {len(diff_ids)} diff ids for {len(layers)} layers")
+    return diff_ids
+
+
+def _unpack_while_fetching(store, downloads, diff_ids, progress, cancel):
+    """Extract each layer the layer store lacks while it downloads; commit them in order."""
+    from pyctr.image.unpack import commit_in_order
+    jobs = []
+    for dl, chain, diff_id in zip(downloads, _digest.chain_ids(diff_ids), diff_ids):
+        if store.layerdb.get(chain):
+            progress.update(dl.digest, status="Already exists")
+            jobs.append((dl.digest, chain, None))
+        else:
+            jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _stage(store, dl, d)))
+    commit_in_order(store, jobs, progress, on_error=cancel.set)

@@ -13,12 +13,12 @@ dirs): nothing half-written survives into the next command.
 """
 import json
 import os
-import shutil
 
 from pyctr.errors import DigestMismatch, ImageNotFound, PyctrError
 from pyctr.image import digest as _digest
 from pyctr.image import reference as _ref
 from pyctr.image.content import ContentStore
+from pyctr.image.fsutil import rmtree
 from pyctr.image.layerdb import LayerDB
 from pyctr.image.overlay2 import Overlay2
 
@@ -77,7 +77,7 @@ class Store:
         self.content.clean_ingest()
         self.layerdb.clean_tmp()
         for n in os.listdir(self.overlay.tmp):
-            shutil.rmtree(os.path.join(self.overlay.tmp, n), ignore_errors=True)
+            rmtree(os.path.join(self.overlay.tmp, n))
         known = {self.layerdb.get(c)["cache-id"] for c in self.layerdb.all()}
         known |= {m["mount-id"] for m in self.layerdb.list_mounts()}
         for cache_id in self.overlay.ids():
@@ -255,7 +255,7 @@ class Store:
             os.unlink(os.path.join(self.configs, hexpart))
         except FileNotFoundError:
             pass
-        shutil.rmtree(os.path.join(self.meta, hexpart), ignore_errors=True)
+        rmtree(os.path.join(self.meta, hexpart))
 
     def prune(self, all_images=False):
         """Delete untagged images (all unused with all_images), then layers and blobs nothing uses."""
@@ -295,6 +295,12 @@ class Store:
         m = self.manifest_digest(image_id)
         if m and self.content.has(m):
             out.add(m)
-            manifest = json.loads(self.content.read(m))
-            out.update(layer["digest"] for layer in manifest.get("layers", []))
+            out.update(self.layer_blobs(image_id))
         return out
+
+    def layer_blobs(self, image_id):
+        """Digests of the image's layer blobs, bottom first, from its manifest ([] without one)."""
+        m = self.manifest_digest(image_id)
+        if not m or not self.content.has(m):
+            return []
+        return [layer["digest"] for layer in json.loads(self.content.read(m)).get("layers", [])]

@@ -1,0 +1,200 @@
+"""Blob downloads from a registry into the content store, readable while they are written.
+
+A blob streams from the response into an ingest file through one reused buffer (readinto, the
+hash and the write all take memoryviews: no per-chunk copy), and is filed under blobs/ only once
+its size and digest match its descriptor (content.py). A `Download` can be followed: `reader()`
+gives the bytes as they land, so a pull extracts a layer while it downloads; the reader reports
+end-of-file only after the whole blob was verified and filed, and raises the download's error
+instead if it failed, so nothing built from a bad blob can look finished.
+"""
+import io
+import os
+import threading
+
+from pyctr.errors import DigestMismatch, PyctrError, RegistryError
+from pyctr.image import digest as _digest
+
+CHUNK = 1 << 20
+
+
+class Cancelled(PyctrError):
+    """The pull is being abandoned (another layer failed, or it was interrupted)."""
+
+
+class Download:
+    """One blob from client into store (run() in a worker thread); at most one reader follows it."""
+
+    def __init__(self, client, store, desc, what="blob", progress=None, cancel=None):
+        self.client, self.store, self.progress = client, store, progress
+        self.digest, self.size = desc["digest"], desc.get("size")
+        _digest.split(self.digest)
+        self.what = f"{what} {self.digest}"
+        self.cancel = cancel or threading.Event()
+        self._cond = threading.Condition()
+        self._fd = None        # read fd on the ingest file, for the reader (survives the rename)
+        self._written = 0
+        self._state = "pending"  # -> "running" -> "done" (filed) | "present" (was there) | "failed"
+        self._error = None
+        self._followed = False
+
+    # --- the download ------------------------------------------------------------------------------
+
+    def run(self):
+        try:
+            self._run()
+        except BaseException as e:
+            with self._cond:
+                self._state, self._error = "failed", e
+                self._close_fd()
+                self._cond.notify_all()
+            raise
+
+    def _run(self):
+        if self.store.content.has(self.digest):
+            self._set("present")
+            self._say(status="Already exists")
+            return
+        if self.cancel.is_set():
+            raise Cancelled(f"download of {self.what} cancelled")
+        resp = self.client.get_blob(self.digest)
+        complete = False
+        try:
+            with self.store.content.writer(self.digest, self.what) as w:
+                with self._cond:
+                    self._fd = os.open(w.tmp, os.O_RDONLY | os.O_CLOEXEC)
+                    self._state = "running"
+                    self._cond.notify_all()
+                self._copy(resp, w)
+                complete = True
+                w.commit()
+        finally:
+            if not complete:  # the rest of the body is still on the wire: the connection is unusable
+                self.client.reset()
+        self._set("done")
+        self._say(status="Extracting" if self._followed else "Download complete")
+
+    def _copy(self, resp, w):
+        """The body into w in CHUNK-sized pieces: each is hashed and written once, as it fills."""
+        size, done, eof = self.size, 0, False
+        mv = memoryview(bytearray(CHUNK))
+        while not eof:
+            if self.cancel.is_set():
+                raise Cancelled(f"download of {self.what} cancelled")
+            filled = 0
+            while filled < CHUNK:
+                try:
+                    n = resp.readinto(mv[filled:])
+                except Exception as e:  # httpconn.IncompleteRead, timeouts, resets
+                    raise RegistryError(f"download of {self.what} interrupted after {done + filled} "
+                                        f"bytes: {e.__class__.__name__}") from None
+                if not n:
+                    eof = True
+                    break
+                filled += n
+            done += filled
+            if size is not None and done > size:
+                raise DigestMismatch(self.what, f"{size} bytes", f"more than {size} bytes")
+            if filled:
+                w.write(mv[:filled])
+                with self._cond:
+                    self._written = done
+                    self._cond.notify_all()
+                if self.progress:
+                    self.progress.update(self.digest, done=done, status="Downloading")
+        if size is not None and done != size:
+            raise RegistryError(f"download of {self.what} interrupted: got {done} of {size} bytes")
+
+    def _set(self, state):
+        with self._cond:
+            self._state = state
+            self._close_fd()
+            self._cond.notify_all()
+
+    def _close_fd(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _say(self, **kw):
+        if self.progress:
+            self.progress.update(self.digest, **kw)
+
+    def wait(self):
+        """Until the blob is filed (or was there); raises what made the download fail."""
+        with self._cond:
+            while self._state in ("pending", "running"):
+                self._cond.wait()
+            if self._state == "failed":
+                raise self._error
+
+    # --- following it ------------------------------------------------------------------------------
+
+    def reader(self):
+        return _Follower(self)
+
+    def _take(self):
+        """Wait until the blob is being written (its ingest fd, which the reader owns from now on)
+        or is filed (None: read it from the content store)."""
+        with self._cond:
+            while True:
+                if self._state == "failed":
+                    raise self._error
+                if self._state in ("done", "present"):
+                    return None
+                if self._state == "running":
+                    self._followed = True
+                    fd, self._fd = self._fd, None
+                    return fd
+                self._cond.wait()
+
+    def _wait_for(self, pos):
+        """Bytes written so far once more than pos are, or once the blob is finished."""
+        with self._cond:
+            while True:
+                if self._state == "failed":
+                    raise self._error
+                if self._written > pos or self._state != "running":
+                    return self._written, self._state != "running"
+                self._cond.wait()
+
+
+class _Follower(io.RawIOBase):
+    """A raw binary file of the blob's bytes as the Download writes them (see the module doc)."""
+
+    def __init__(self, download):
+        super().__init__()
+        self.dl = download
+        self.fd, self.pos = None, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        if self.fd is None:
+            fd = self.dl._take()
+            if fd is None:  # filed before we came: a plain file from here on
+                fd = os.open(self.dl.store.content.path(self.dl.digest), os.O_RDONLY | os.O_CLOEXEC)
+                self.dl = None
+            self.fd = fd
+        if self.dl is None:
+            return os.readv(self.fd, [b])
+        written, finished = self.dl._wait_for(self.pos)
+        avail = written - self.pos
+        if avail <= 0 and finished:
+            return 0
+        n = os.preadv(self.fd, [memoryview(b)[:min(len(b), avail)]], self.pos)
+        if not n:
+            raise PyctrError(f"{self.dl.what}: the ingest file is shorter than what was downloaded")
+        self.pos += n
+        return n
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        super().close()
+
+
+def fetch(client, store, desc, what="blob", progress=None, cancel=None):
+    """Download desc into the content store (verified); a no-op if it is there already."""
+    Download(client, store, desc, what, progress, cancel).run()
