@@ -96,12 +96,21 @@ def podman_base(image_archive):
     unmount_under(base)
     shutil.rmtree(base, ignore_errors=True)
     # podman passes no --root: the runtimes made their default roots. Remove the ones that were not
-    # there before (rmdir: a root that still holds state is a leak the per-test check reports).
+    # there before, once conmon's exit commands (`podman container cleanup`, run in the background
+    # after a container exits) have deleted what they delete; a root still holding state after
+    # that is a leak.
+    leaks = []
     for root in made_roots:
+        deadline = time.monotonic() + 15
+        while os.path.isdir(root) and os.listdir(root) and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
             os.rmdir(root)
-        except OSError:
+        except FileNotFoundError:
             pass
+        except OSError:
+            leaks.append(f"{root}: {sorted(os.listdir(root))}")
+    assert not leaks, f"runtime state left in the default roots: {leaks}"
 
 
 @pytest.fixture
