@@ -187,27 +187,19 @@ def _containerd_shims(address):
     """-> ({container id: [shim pids]}, how many pyrunc shims run their lean mode) for the idle*
     containers of the containerd at address (containerd-shim-runc-v2, or pyrunc's shim in either
     mode: `python -m pyrunc_shim.containerd_main ... serve` or `python -S .../lean.py ... lean`)."""
+    from integration.shim.containerd import shim_processes
     shims, lean = {}, 0
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"-id" not in argv or b"-address" not in argv or argv[argv.index(b"-address") + 1] != address.encode():
-            continue
+    for pid, argv in shim_processes(address):
         cid = argv[argv.index(b"-id") + 1].decode()
         if not cid.startswith("idle"):
             continue
         if b"runc-v2" in argv[0]:
-            shims.setdefault(cid, []).append(int(p))
+            shims.setdefault(cid, []).append(pid)
         elif any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
-            shims.setdefault(cid, []).append(int(p))
+            shims.setdefault(cid, []).append(pid)
             lean += 1
         elif b"pyrunc_shim.containerd_main" in argv[:3] and b"serve" in argv:
-            shims.setdefault(cid, []).append(int(p))
+            shims.setdefault(cid, []).append(pid)
     return shims, lean
 
 

@@ -3,18 +3,13 @@ skopeo): blobs, config and tags only; the layers unpacked the first time somethi
 (bundle, export) and the image usable meanwhile (images, inspect, save, push, rmi, prune). Also a
 full pull that extracts while downloading: a corrupted blob whose bytes extract cleanly is still
 refused before its layer is committed."""
-import gzip
 import hashlib
 import json
 import os
-import signal
 import tarfile
-import time
-
-import pytest
 
 from integration.helpers.runtime import DEFAULT_RUNTIME, describe
-from integration.manager.registry import BrokenRegistry, docker_archive, layer_tar
+from integration.manager.registry import docker_archive, layer_tar
 from integration.manager.test_pyctr_registry import run_bundle, skopeo
 
 
@@ -95,35 +90,6 @@ def test_no_unpack_corrupted_blob_refused(pyctr, registry, rootfs_tar, tmp_path)
     assert layer not in blobs(pyctr)
     assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []
     assert "nu/bad" not in pyctr.run("images").stdout and pyctr.layers() == []
-
-
-@pytest.mark.parametrize("how", ["connection-closed", "killed"])
-def test_no_unpack_interrupted_fetch_leaves_nothing_half_written(pyctr, rootfs_tar, how):
-    raw = open(rootfs_tar, "rb").read()
-    fake = BrokenRegistry(gzip.compress(raw, 1), "sha256:" + hashlib.sha256(raw).hexdigest(),
-                          stall=(how == "killed"))
-    ref = f"127.0.0.1:{fake.port}/broken/bb:1"
-    try:
-        if how == "connection-closed":
-            cp = pyctr.fail("pull", "--insecure", "--no-unpack", ref)
-            assert "interrupted" in cp.stderr, cp.stderr
-        else:
-            proc = pyctr.popen("pull", "--insecure", "--no-unpack", ref)
-            ingest = os.path.join(pyctr.root, "content/ingest")
-            deadline = time.monotonic() + 120
-            while not (os.path.isdir(ingest) and os.listdir(ingest)):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "the pull never started writing"
-                time.sleep(0.05)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    finally:
-        fake.stop()
-    assert fake.layer_digest not in blobs(pyctr)
-    assert "broken/bb" not in pyctr.run("images").stdout
-    pyctr.run("image", "prune")  # takes the store lock: clears what the killed pull left
-    assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []
-    assert blobs(pyctr) == [] and pyctr.layers() == [] and pyctr.overlay_dirs() == []
 
 
 def test_rmi_and_prune_of_an_image_unpacked_later(pyctr, registry, rootfs_tar, tmp_path):

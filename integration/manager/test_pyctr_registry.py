@@ -117,18 +117,19 @@ def test_corrupted_blob_detected(pyctr, registry, rootfs_tar, tmp_path):
     assert "c/bb" not in pyctr.run("images").stdout
 
 
+@pytest.mark.parametrize("flags", [(), ("--no-unpack",)], ids=["pull", "no-unpack"])
 @pytest.mark.parametrize("how", ["connection-closed", "killed"])
-def test_interrupted_pull_leaves_no_half_written_layer(pyctr, rootfs_tar, tmp_path, how):
+def test_interrupted_pull_leaves_no_half_written_layer(pyctr, rootfs_tar, tmp_path, how, flags):
     raw = open(rootfs_tar, "rb").read()
     layer_gz = gzip.compress(raw, 1) + os.urandom(0)
     fake = BrokenRegistry(layer_gz, "sha256:" + hashlib.sha256(raw).hexdigest(), stall=(how == "killed"))
     ref = f"127.0.0.1:{fake.port}/broken/bb:1"
     try:
         if how == "connection-closed":
-            cp = pyctr.fail("pull", "--insecure", ref)
+            cp = pyctr.fail("pull", "--insecure", *flags, ref)
             assert "interrupted" in cp.stderr, cp.stderr
         else:
-            proc = pyctr.popen("pull", "--insecure", ref)
+            proc = pyctr.popen("pull", "--insecure", *flags, ref)
             ingest = os.path.join(pyctr.root, "content/ingest")
             deadline = time.monotonic() + 120
             while not (os.path.isdir(ingest) and os.listdir(ingest)):
@@ -141,6 +142,7 @@ def test_interrupted_pull_leaves_no_half_written_layer(pyctr, rootfs_tar, tmp_pa
         fake.stop()
     assert pyctr.layers() == []
     assert not os.path.exists(os.path.join(pyctr.root, "content/blobs/sha256", fake.layer_digest[7:]))
+    assert "broken/bb" not in pyctr.run("images").stdout
     # the next command that takes the store lock clears what the killed one left
     pyctr.run("image", "prune")
     assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []

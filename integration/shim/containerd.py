@@ -12,6 +12,21 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 NS = "pyrunc-test"
 
 
+def shim_processes(address):
+    """(pid, argv as bytes) of every shim process serving the containerd at address: those with
+    -id and `-address <address>` in their command line (any shim binary, either pyrunc mode)."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"-id" in argv and b"-address" in argv and argv[argv.index(b"-address") + 1] == address.encode():
+            yield int(p), argv
+
+
 class Containerd:
     def __init__(self):
         for tool in ("containerd", "ctr"):
@@ -66,18 +81,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
     def shim_pid(self, cid):
         """The pid of the pyrunc shim serving container cid for this containerd (either mode)."""
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                with open(f"/proc/{p}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if any(b"pyrunc_shim" in a for a in argv[:3]) and b"-id" in argv and b"-address" in argv \
-                    and argv[argv.index(b"-id") + 1].decode() == cid \
-                    and argv[argv.index(b"-address") + 1].decode() == self.address:
-                return int(p)
+        for pid, argv in shim_processes(self.address):
+            if any(b"pyrunc_shim" in a for a in argv[:3]) and argv[argv.index(b"-id") + 1].decode() == cid:
+                return pid
         raise AssertionError(f"no pyrunc shim process for {cid}")
 
     def runtime_config(self, binary):
