@@ -8,7 +8,6 @@ import os
 import resource
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import time
 
@@ -32,10 +31,9 @@ def _run(argv, timeout=300, env=None):
 
 def build_image(repo, rootfs, workdir):
     """docker-archive of `rootfs` as IMAGE, via pyctr import + save; returns its path."""
+    from integration.helpers.bundle import write_rootfs_tar  # the repo is on sys.path (lifecycle.py)
     tar = os.path.join(workdir, "rootfs.tar")
-    with tarfile.open(tar, "w") as tf:
-        for name in sorted(os.listdir(rootfs)):
-            tf.add(os.path.join(rootfs, name), arcname=name)
+    write_rootfs_tar(rootfs, tar)
     store = os.path.join(workdir, "pyctr")
     pyctr = os.path.join(repo, ".venv", "bin", "pyctr")
     archive = os.path.join(workdir, "image.tar")

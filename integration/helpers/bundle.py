@@ -41,6 +41,16 @@ def make_rootfs(rootfs):
     return rootfs
 
 
+def write_rootfs_tar(rootfs, path):
+    """A rootfs tarball (what `pyctr import` / `docker import` take): the tree's top-level entries,
+    sorted, as relative names."""
+    import tarfile
+    with tarfile.open(path, "w") as tf:
+        for name in sorted(os.listdir(rootfs)):
+            tf.add(os.path.join(rootfs, name), arcname=name)
+    return path
+
+
 _ROOTFS_CACHE = {}
 
 

@@ -3,12 +3,11 @@ mounts are undone at teardown, failing the test if any was left), `registry`/`to
 (a real docker-registry on 127.0.0.1), `rootfs_tar` (a busybox rootfs tarball)."""
 import os
 import subprocess
-import tarfile
 
 import pytest
 
 from integration.helpers import mountinfo
-from integration.helpers.bundle import make_rootfs
+from integration.helpers.bundle import make_rootfs, write_rootfs_tar
 from integration.helpers.runtime import REPO, assert_no_traceback, describe, execute
 from integration.manager.registry import Registry, TokenServer
 
@@ -102,7 +101,5 @@ def rootfs_tar(tmp_path_factory):
     with open(os.path.join(rootfs, "etc", "motd"), "w") as f:
         f.write("made for pyctr tests\n")
     path = str(d / "rootfs.tar")
-    with tarfile.open(path, "w") as tf:
-        for name in sorted(os.listdir(rootfs)):
-            tf.add(os.path.join(rootfs, name), arcname=name)
+    write_rootfs_tar(rootfs, path)
     return path

@@ -11,11 +11,10 @@ cannot do `exec`: detected, not hard-coded, so they turn green by themselves onc
 import os
 import shutil
 import subprocess
-import tarfile
 
 import pytest
 
-from integration.helpers.bundle import make_rootfs
+from integration.helpers.bundle import make_rootfs, write_rootfs_tar
 from integration.helpers.runtime import DEFAULT_RUNTIME, REPO, describe, execute
 
 PYCTR = os.path.join(REPO, ".venv", "bin", "pyctr")
@@ -73,9 +72,7 @@ def image_archive(tmp_path_factory):
     with open(os.path.join(rootfs, "etc", "motd"), "w") as f:
         f.write("made for pyrunc peer tests\n")
     rootfs_tar = str(d / "rootfs.tar")
-    with tarfile.open(rootfs_tar, "w") as tf:
-        for name in sorted(os.listdir(rootfs)):
-            tf.add(os.path.join(rootfs, name), arcname=name)
+    write_rootfs_tar(rootfs, rootfs_tar)
     store = str(d / "pyctr")
     archive = str(d / "busybox.tar")
     for argv in (["import", "-c", 'CMD ["/bin/sh"]', rootfs_tar, IMAGE], ["save", "-o", archive, IMAGE]):
