@@ -4,11 +4,15 @@
 Usage (as root):  .venv/bin/python3 bench/lifecycle.py [--iterations 30] [--runtimes pyrunc,runc,crun]
 
 Every iteration runs each operation once per runtime, round-robin (the runtime order rotates every
-iteration), so machine noise falls on all runtimes alike. Timed operations, each the wall time of
-one `<runtime> --root ROOT ...` command (time.perf_counter around subprocess.run):
+iteration), so machine noise falls on all runtimes alike. Each timed single command starts after
+--settle ms of quiet (default 250), so that no runtime's command rides on, or pays for, kernel state
+the command before it left (see SETTLE). Timed operations, each the wall time of one
+`<runtime> --root ROOT ...` command (time.perf_counter around subprocess.run):
 
   run     `run -b BUNDLE ID`, process.args ["true"], terminal false, stdio /dev/null (foreground:
           returns when `true` has exited); the delete afterwards is untimed
+  run, back to back
+          the same `run`, --burst times in a row per runtime with no settle (a burst of starts)
   create  `create -b BUNDLE ID` (init waits on exec.fifo; `true` has not run yet)
   state   `state ID` of that created container
   start   `start ID` (returns once the process has been started)
@@ -50,7 +54,17 @@ LOCK_FILE = "/run/pyrunc-bench.lock"
 OPS = ("run", "create", "state", "start", "delete", "exec", "kill", "delete --force")
 DERIVED = ("create+start+delete",)
 BATCH = "create+start x50"          # summed wall of --batch create+start pairs back to back (set in main)
+BURST = "run, back to back"         # each `run` of --burst runs in a row, no settle between them
 MANAGER_ROWS = ("ctr run", "podman run")
+# Seconds of quiet before every timed command of the single-command rows (set from --settle in
+# main). A runtime that writes a pid to cgroup.procs takes the kernel's cgroup_threadgroup_rwsem for
+# writing, which first waits for an RCU grace period (~10-20 ms here) unless a writer was there
+# within the last grace period or so. Back to back, one runtime's command thus pays for, or rides
+# on, the one before it: with the rotation, crun always ran right after runc and found the lock warm,
+# while runc always ran after pyrunc (which never takes it) and found it cold. A settle makes every
+# timed command start from the same quiet kernel, as when containers are started at ordinary spacing;
+# the back-to-back regime (a burst of starts) has its own rows (BURST, BATCH).
+SETTLE = 0.25
 CMD_TIMEOUT = 60
 EXIT_TIMEOUT = 30
 PR_SET_CHILD_SUBREAPER = 36
@@ -84,7 +98,7 @@ class Runtime:
         self.failed_at = None        # "warmup 2" / "iteration 7" if it failed during the benchmark
         self.fixups = []
         self.seq = 0
-        self.samples = {op: [] for op in OPS + (BATCH, ) + MANAGER_ROWS}
+        self.samples = {op: [] for op in OPS + (BURST, BATCH) + MANAGER_ROWS}
         self.notes = {"left_after_run": 0, "cgroup_left_after_delete": 0}
         self.has_exec = False
         self.batch_bundles = []
@@ -131,8 +145,10 @@ class Runtime:
         write_config(self.bundle, self.config)
         return cid
 
-    def cmd(self, *args, capture=False, timeout=CMD_TIMEOUT):
+    def cmd(self, *args, capture=False, timeout=CMD_TIMEOUT, settle=False):
         """Run `<binary> --root ROOT args...`; returns (rc, seconds, stdout bytes, stderr text).
+
+        settle: sleep SETTLE seconds first (untimed), so the command starts from a quiet kernel.
 
         stdin and stdout are /dev/null (stdout is a pipe only for `state`), stderr goes to a file, not
         a pipe: a created container inherits it and would keep a pipe open.
@@ -140,6 +156,8 @@ class Runtime:
         self._err.seek(0)
         self._err.truncate()
         argv = [self.binary, "--root", self.root, *args]
+        if settle and SETTLE:
+            time.sleep(SETTLE)
         rc, dt, out = run_timed(argv, timeout, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
                                 stderr=self._err, env=RUNTIME_ENV)
@@ -149,8 +167,8 @@ class Runtime:
             err = self._err.read()[-4000:].decode(errors="replace").strip()
         return rc, dt, out, err
 
-    def must(self, *args, expect=0, capture=False):
-        rc, dt, out, err = self.cmd(*args, capture=capture)
+    def must(self, *args, expect=0, capture=False, settle=False):
+        rc, dt, out, err = self.cmd(*args, capture=capture, settle=settle)
         if rc != expect:
             raise RuntimeFailed("`%s %s` exited %s (expected %s)%s" % (
                 self.name, " ".join(args), rc, expect, (": " + err) if err else ""))
@@ -163,7 +181,7 @@ class Runtime:
 
     def op_run(self, record):
         cid = self.new_container()
-        dt, _ = self.must("run", "-b", self.bundle, cid)
+        dt, _ = self.must("run", "-b", self.bundle, cid, settle=True)
         if record:
             self.samples["run"].append(dt * 1000)
         # Untimed. runc and crun remove a foreground `run`'s container themselves when it exits.
@@ -174,8 +192,8 @@ class Runtime:
 
     def op_lifecycle(self, record):
         cid = self.new_container()
-        t_create, _ = self.must("create", "-b", self.bundle, cid)
-        t_state, out = self.must("state", cid, capture=True)
+        t_create, _ = self.must("create", "-b", self.bundle, cid, settle=True)
+        t_state, out = self.must("state", cid, capture=True, settle=True)
         try:
             st = json.loads(out)
         except ValueError:
@@ -183,9 +201,9 @@ class Runtime:
         if st.get("id") != cid or st.get("status") != "created" or not st.get("pid"):
             raise RuntimeFailed("`%s state %s` after create: id=%r status=%r pid=%r" % (
                 self.name, cid, st.get("id"), st.get("status"), st.get("pid")))
-        t_start, _ = self.must("start", cid)
+        t_start, _ = self.must("start", cid, settle=True)
         wait_exit(int(st["pid"]))               # untimed
-        t_delete, _ = self.must("delete", cid)
+        t_delete, _ = self.must("delete", cid, settle=True)
         if self.exists(cid):
             raise RuntimeFailed("`%s delete %s` exited 0 but %s is still there" % (
                 self.name, cid, os.path.join(self.root, cid)))
@@ -204,15 +222,15 @@ class Runtime:
         pid = int(json.loads(out)["pid"])
         t_exec = None
         if self.has_exec:
-            t_exec, _ = self.must("exec", cid, "true")
-        t_kill, _ = self.must("kill", cid, "KILL")
+            t_exec, _ = self.must("exec", cid, "true", settle=True)
+        t_kill, _ = self.must("kill", cid, "KILL", settle=True)
         wait_exit(pid)                                          # untimed
         self.must("delete", cid)
         self.check_gone(cid, record)
         cid = self.new_container(("sleep", "1000"))
         self.must("create", "-b", self.bundle, cid)
         self.must("start", cid)
-        t_force, _ = self.must("delete", "--force", cid)
+        t_force, _ = self.must("delete", "--force", cid, settle=True)
         if self.exists(cid):
             raise RuntimeFailed("`%s delete --force %s` exited 0 but the container is still there" % (
                 self.name, cid))
@@ -223,6 +241,18 @@ class Runtime:
             self.samples["delete --force"].append(t_force * 1000)
             if t_exec is not None:
                 self.samples["exec"].append(t_exec * 1000)
+
+    def op_burst(self, record, n):
+        """`run` n times in a row with no settle: a burst of container starts, where a runtime's
+        cgroup.procs write finds the lock its own previous run left warm."""
+        for _ in range(n):
+            cid = self.new_container()
+            dt, _ = self.must("run", "-b", self.bundle, cid)
+            if record:
+                self.samples[BURST].append(dt * 1000)
+            if self.exists(cid):
+                self.must("delete", "-f", cid)
+            self.check_gone(cid, record)
 
     def op_batch(self, record, iteration):
         """create+start of len(batch_bundles) containers back to back; wait and delete untimed."""
@@ -717,7 +747,7 @@ def runtime_samples(rt):
 
 
 def all_rows():
-    return OPS + DERIVED + (BATCH,) + MANAGER_ROWS
+    return OPS[:1] + (BURST,) + OPS[1:] + DERIVED + (BATCH,) + MANAGER_ROWS
 
 
 def report(runtimes, env, args, wall):
@@ -734,6 +764,8 @@ def report(runtimes, env, args, wall):
     out.append("pyrunc lifecycle benchmark: %s iterations (+%d warmup), round-robin, %.0f s wall" % (
         args.iterations if done == args.iterations else "%d of %d" % (done, args.iterations),
         args.warmup, wall))
+    out.append("settle: %g ms of quiet before each timed single command and manager run; "
+               "'%s' and '%s' are back to back" % (args.settle, BURST, BATCH))
     out.append("machine: %s, %d CPUs, kernel %s, cgroups %s, python %s" % (
         platform.machine(), os.cpu_count(), platform.release(), cgroup_mode(),
         platform.python_version()))
@@ -965,6 +997,13 @@ def parse_args(argv):
     ap.add_argument("--profile", action="store_true",
                     help="also print pyrunc's -X importtime breakdown for `state` and `run`")
     ap.add_argument("--profile-top", type=int, default=15, help="entries per --profile list")
+    ap.add_argument("--settle", type=float, default=250, metavar="MS",
+                    help="quiet time before each timed single command and manager run (default 250; "
+                         "0 = back to back, as before)")
+    ap.add_argument("--burst", type=int, default=10,
+                    help="`run`s in a row per runtime for the back-to-back row (default 10)")
+    ap.add_argument("--burst-iterations", type=int, default=5,
+                    help="timed bursts per runtime (default 5; 0 skips the row)")
     ap.add_argument("--batch", type=int, default=50,
                     help="containers per back-to-back create+start batch (default 50)")
     ap.add_argument("--batch-iterations", type=int, default=5,
@@ -982,14 +1021,17 @@ def parse_args(argv):
         ap.error("--iterations must be >= 1 and --warmup >= 0")
     if args.batch < 1 or args.batch_iterations < 0 or args.manager_iterations < 0:
         ap.error("--batch must be >= 1, --batch-iterations and --manager-iterations >= 0")
+    if args.settle < 0 or args.burst < 1 or args.burst_iterations < 0:
+        ap.error("--settle must be >= 0, --burst >= 1 and --burst-iterations >= 0")
     args.names = names
     return args
 
 
 def main(argv=None):
-    global BATCH
+    global BATCH, SETTLE
     args = parse_args(sys.argv[1:] if argv is None else argv)
     BATCH = "create+start x%d" % args.batch
+    SETTLE = args.settle / 1000
     if args.png:
         try:
             import matplotlib  # noqa: F401  (fail now, not after minutes of benchmarking)
@@ -1047,6 +1089,8 @@ def main(argv=None):
             order = live[k:] + live[:k]           # rotate so no runtime always goes first
             steps = ["op_run", "op_lifecycle", "op_running"]
             n = i - args.warmup
+            if record and n < args.burst_iterations:
+                steps.append("op_burst")
             if record and n < args.batch_iterations:
                 steps.append("op_batch")
             for step in steps:
@@ -1056,6 +1100,8 @@ def main(argv=None):
                     try:
                         if step == "op_batch":
                             rt.op_batch(record, n)
+                        elif step == "op_burst":
+                            rt.op_burst(record, args.burst)
                         else:
                             getattr(rt, step)(record)
                     except (RuntimeFailed, OSError, ValueError, TypeError, KeyError) as e:
@@ -1091,7 +1137,8 @@ def main(argv=None):
                     print("--profile failed: %s: %s" % (type(e).__name__, e))
         if args.json:
             json_data = {
-                "iterations": args.iterations, "warmup": args.warmup,
+                "iterations": args.iterations, "warmup": args.warmup, "settle_ms": args.settle,
+                "burst": args.burst, "batch": args.batch,
                 "machine": {"arch": platform.machine(), "cpus": os.cpu_count(),
                             "kernel": platform.release(), "cgroups": cgroup_mode(),
                             "python": platform.python_version()},
@@ -1136,6 +1183,7 @@ def main(argv=None):
 
 OP_DOC = {
     "run": "wall ms of `RT --root R run -b BUNDLE ID`, args [true], stdio /dev/null; delete untimed",
+    BURST: "wall ms of each `run` of --burst runs in a row (no settle between them); delete untimed",
     "create": "wall ms of `RT --root R create -b BUNDLE ID`",
     "state": "wall ms of `RT --root R state ID` of the created container (stdout to a pipe)",
     "start": "wall ms of `RT --root R start ID` (returns once the process is started)",
@@ -1175,6 +1223,8 @@ def time_manager(m, rt, env, record=True):
     rt._err.seek(0)
     rt._err.truncate()
     argv = m.argv(rt)
+    if SETTLE:
+        time.sleep(SETTLE)
     rc, dt, _ = run_timed(argv, CMD_TIMEOUT * 2, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=rt._err, env=RUNTIME_ENV)
     if rc != 0:
