@@ -2,6 +2,7 @@
 starts it, with pyrunc and runc under the shim; events checked at a stand-in events service."""
 import os
 import time
+import uuid
 
 import pytest
 
@@ -12,7 +13,11 @@ from pyrunc_shim.ttrpc.framing import TtrpcError
 
 @pytest.fixture
 def env(make_shim, binary):
-    return lambda args, cid="c1", terminal=False: make_shim(args, binary, cid, terminal)
+    """A shim per call; the container id gets a unique suffix (use s.cid), because with no
+    cgroupsPath the runtimes put the container in the cgroup /<id> of every hierarchy, which a
+    fixed id would share with any other run of these tests on the machine."""
+    suffix = uuid.uuid4().hex[:8]
+    return lambda args, cid="c1", terminal=False: make_shim(args, binary, f"{cid}-{suffix}", terminal)
 
 
 def _read(path, want, timeout=30):
@@ -29,28 +34,28 @@ def test_lifecycle_and_events(env):
     s = env(["sh", "-c", "echo hello; exec sleep 1000"])
     out = os.path.join(s.dir, "out.log")
     pid = s.create(stdout="file://" + out)
-    st = s.call("State", shim_pb2.StateRequest(id="c1"))
+    st = s.call("State", shim_pb2.StateRequest(id=s.cid))
     assert (st.status, st.pid) == (types_pb2.CREATED, pid)
-    assert s.call("Start", shim_pb2.StartRequest(id="c1")).pid == pid
+    assert s.call("Start", shim_pb2.StartRequest(id=s.cid)).pid == pid
     assert "hello" in _read(out, "hello")
-    assert s.call("State", shim_pb2.StateRequest(id="c1")).status == types_pb2.RUNNING
-    assert [p.pid for p in s.call("Pids", shim_pb2.PidsRequest(id="c1")).processes] == [pid]
-    assert s.call("Connect", shim_pb2.ConnectRequest(id="c1")).task_pid == pid
-    assert s.call("Stats", shim_pb2.StatsRequest(id="c1")).stats.type_url == "io.containerd.cgroups.v1.Metrics"
-    s.call("Kill", shim_pb2.KillRequest(id="c1", signal=9))
-    w = s.call("Wait", shim_pb2.WaitRequest(id="c1"))
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.RUNNING
+    assert [p.pid for p in s.call("Pids", shim_pb2.PidsRequest(id=s.cid)).processes] == [pid]
+    assert s.call("Connect", shim_pb2.ConnectRequest(id=s.cid)).task_pid == pid
+    assert s.call("Stats", shim_pb2.StatsRequest(id=s.cid)).stats.type_url == "io.containerd.cgroups.v1.Metrics"
+    s.call("Kill", shim_pb2.KillRequest(id=s.cid, signal=9))
+    w = s.call("Wait", shim_pb2.WaitRequest(id=s.cid))
     assert w.exit_status == 137
-    st = s.call("State", shim_pb2.StateRequest(id="c1"))
+    st = s.call("State", shim_pb2.StateRequest(id=s.cid))
     assert (st.status, st.exit_status) == (types_pb2.STOPPED, 137)
-    d = s.call("Delete", shim_pb2.DeleteRequest(id="c1"))
+    d = s.call("Delete", shim_pb2.DeleteRequest(id=s.cid))
     assert (d.pid, d.exit_status) == (pid, 137)
     with pytest.raises(TtrpcError) as e:
-        s.call("State", shim_pb2.StateRequest(id="c1"))
+        s.call("State", shim_pb2.StateRequest(id=s.cid))
     assert e.value.code == framing.NOT_FOUND
     s.events.wait_for("/tasks/delete")
     assert s.events.topics() == ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]
     assert all(ns == "pyrunc-test" for _, _, ns in s.events.events)
-    s.call("Shutdown", shim_pb2.ShutdownRequest(id="c1"))
+    s.call("Shutdown", shim_pb2.ShutdownRequest(id=s.cid))
     deadline = time.monotonic() + 30
     while os.path.exists(s.socket) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -75,11 +80,11 @@ def test_early_exit_is_queued_until_start_answered(env, binary):
 def test_client_disconnect_and_reconnect(env):
     s = env(["sleep", "1000"])
     s.create()
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
     s.reconnect()   # the first client goes away (as containerd restarting does)
-    assert s.call("State", shim_pb2.StateRequest(id="c1")).status == types_pb2.RUNNING
-    s.call("Kill", shim_pb2.KillRequest(id="c1", signal=9))
-    assert s.call("Wait", shim_pb2.WaitRequest(id="c1")).exit_status == 137
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.RUNNING
+    s.call("Kill", shim_pb2.KillRequest(id=s.cid, signal=9))
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 137
 
 
 def test_errors(env):
@@ -89,7 +94,7 @@ def test_errors(env):
     assert e.value.code == framing.NOT_FOUND
     s.create()
     with pytest.raises(TtrpcError) as e:
-        s.call("Checkpoint", shim_pb2.CheckpointTaskRequest(id="c1"))
+        s.call("Checkpoint", shim_pb2.CheckpointTaskRequest(id=s.cid))
     assert e.value.code == framing.UNIMPLEMENTED
     with pytest.raises(TtrpcError) as e:
         s.client.call("containerd.task.v2.Task", "NoSuch", shim_pb2.StateRequest(), shim_pb2.StateResponse)
@@ -99,8 +104,8 @@ def test_errors(env):
         s.call("State", big)
     assert e.value.code == framing.RESOURCE_EXHAUSTED
     with pytest.raises(TtrpcError) as e:  # a running container cannot be deleted
-        s.call("Start", shim_pb2.StartRequest(id="c1"))
-        s.call("Delete", shim_pb2.DeleteRequest(id="c1"))
+        s.call("Start", shim_pb2.StartRequest(id=s.cid))
+        s.call("Delete", shim_pb2.DeleteRequest(id=s.cid))
     assert e.value.code == framing.FAILED_PRECONDITION
 
 
@@ -110,12 +115,12 @@ def test_stdin_and_closeio(env):
     os.mkfifo(fifo)
     out = os.path.join(s.dir, "out")
     s.create(stdin=fifo, stdout="file://" + out)
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
     w = os.open(fifo, os.O_WRONLY)
     os.write(w, b"line1\n")
     assert "line1" in _read(out, "line1")
-    s.call("CloseIO", shim_pb2.CloseIORequest(id="c1", stdin=True))
-    assert s.call("Wait", shim_pb2.WaitRequest(id="c1")).exit_status == 0
+    s.call("CloseIO", shim_pb2.CloseIORequest(id=s.cid, stdin=True))
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 0
     os.close(w)
     assert _read(out, "eof") == "line1\neof\n"
 
@@ -123,19 +128,19 @@ def test_stdin_and_closeio(env):
 def test_exec(env, binary):
     s = env(["sleep", "1000"])
     s.create()
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
     out = os.path.join(s.dir, "exec.out")
     spec = {"args": ["sh", "-c", "echo in-exec; exit 4"], "cwd": "/", "env": ["PATH=/bin"],
             "user": {"uid": 0, "gid": 0}}
     import json
     from google.protobuf import any_pb2
     s.call("Exec", shim_pb2.ExecProcessRequest(
-        id="c1", exec_id="e1", stdout="file://" + out,
+        id=s.cid, exec_id="e1", stdout="file://" + out,
         spec=any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
                          value=json.dumps(spec).encode())))
-    s.call("Start", shim_pb2.StartRequest(id="c1", exec_id="e1"))
-    assert s.call("Wait", shim_pb2.WaitRequest(id="c1", exec_id="e1")).exit_status == 4
-    assert s.call("Delete", shim_pb2.DeleteRequest(id="c1", exec_id="e1")).exit_status == 4
+    s.call("Start", shim_pb2.StartRequest(id=s.cid, exec_id="e1"))
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid, exec_id="e1")).exit_status == 4
+    assert s.call("Delete", shim_pb2.DeleteRequest(id=s.cid, exec_id="e1")).exit_status == 4
     assert _read(out, "in-exec") == "in-exec\n"
     s.events.wait_for("/tasks/exec-started")
     t = s.events.topics()
@@ -145,11 +150,11 @@ def test_exec(env, binary):
 def test_pause_resume(env, binary):
     s = env(["sleep", "1000"])
     s.create()
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
-    s.call("Pause", shim_pb2.PauseRequest(id="c1"))
-    assert s.call("State", shim_pb2.StateRequest(id="c1")).status == types_pb2.PAUSED
-    s.call("Resume", shim_pb2.ResumeRequest(id="c1"))
-    assert s.call("State", shim_pb2.StateRequest(id="c1")).status == types_pb2.RUNNING
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
+    s.call("Pause", shim_pb2.PauseRequest(id=s.cid))
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.PAUSED
+    s.call("Resume", shim_pb2.ResumeRequest(id=s.cid))
+    assert s.call("State", shim_pb2.StateRequest(id=s.cid)).status == types_pb2.RUNNING
     s.events.wait_for("/tasks/resumed")
 
 
@@ -157,22 +162,22 @@ def test_terminal_and_resize(env, binary):
     s = env(["sh", "-c", "sleep 1; stty size; exit 0"], terminal=True)
     out = os.path.join(s.dir, "tty.out")
     s.create(stdout="file://" + out, terminal=True)
-    s.call("ResizePty", shim_pb2.ResizePtyRequest(id="c1", width=91, height=37))
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
-    assert s.call("Wait", shim_pb2.WaitRequest(id="c1")).exit_status == 0
+    s.call("ResizePty", shim_pb2.ResizePtyRequest(id=s.cid, width=91, height=37))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 0
     assert "37 91" in _read(out, "37 91")
 
 
 def test_update(env, binary):
     s = env(["sleep", "1000"])
     s.create()
-    s.call("Start", shim_pb2.StartRequest(id="c1"))
+    s.call("Start", shim_pb2.StartRequest(id=s.cid))
     from google.protobuf import any_pb2
     res = any_pb2.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
                       value=b'{"pids": {"limit": 50}}')
-    s.call("Update", shim_pb2.UpdateTaskRequest(id="c1", resources=res))
+    s.call("Update", shim_pb2.UpdateTaskRequest(id=s.cid, resources=res))
     # The limit reached the container's cgroup (found from its init's /proc/<pid>/cgroup).
-    pid = s.call("State", shim_pb2.StateRequest(id="c1")).pid
+    pid = s.call("State", shim_pb2.StateRequest(id=s.cid)).pid
     with open(f"/proc/{pid}/cgroup") as f:
         pids_path = next(line.split(":", 2)[2].strip() for line in f if ":pids:" in line)
     with open(f"/sys/fs/cgroup/pids{pids_path}/pids.max") as f:
