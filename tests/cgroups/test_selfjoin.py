@@ -79,7 +79,7 @@ def test_child_joins_every_hierarchy(cgroup_name):
 def test_v2_move_falls_back_to_the_runtime(cgroup_name, monkeypatch):
     """A kernel without CLONE_INTO_CGROUP: the runtime moves the child through cgroup.procs."""
     from pyrunc.sys import calls
-    monkeypatch.setattr(calls, "fork_into_cgroup", lambda fd: None)
+    monkeypatch.setattr(calls, "clone_fork", lambda namespaces=0, cgroup_fd=None: None)
     _assert_child_joins_every_hierarchy(cgroup_name)
 
 
