@@ -138,6 +138,7 @@ def main():
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = os.path.join(work, "pycache")
         env["AB_STDERR"] = os.path.join(work, "stderr")
+        env["PYRUNC_CACHE_DIR"] = os.path.join(work, "spec-cache")  # validators of these installs die with them
         root = os.path.join(work, "root")
         samples = {}
         for n in range(opts.warmup + opts.runs):
