@@ -33,7 +33,8 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 def install(ref, dest, work):
-    """pip-install pyrunc at ref (or the working tree) into dest; return the entry script's path."""
+    """pip-install pyrunc at ref (or the working tree) into dest, compiled as pip compiles it into
+    .venv; return the path of an entry script like scripts/fast-entry's."""
     src = REPO
     if ref != "WORKTREE":
         src = os.path.join(work, "src-" + os.path.basename(dest))
@@ -41,11 +42,15 @@ def install(ref, dest, work):
         archive = subprocess.run(["git", "-C", REPO, "archive", ref], check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                    "--no-compile", "--target", dest, src], check=True)
+                    "--target", dest, src], check=True)
     site = [p for p in sys.path if p.endswith("site-packages")]
     entry = dest + ".entry"
+    # As that version's scripts/fast-entry writes it: with pyrunc/importer.py when it has one.
+    own_finder = ("from pyrunc import importer\nimporter.install()\n"
+                  if os.path.exists(os.path.join(dest, "pyrunc", "importer.py")) else "")
     with open(entry, "w") as f:
         f.write(f"#!{sys.executable} -S\nimport sys\nsys.path.extend({[dest] + site!r})\n"
+                + own_finder +
                 "from pyrunc.cli import entry\nsys.exit(entry())\n")
     os.chmod(entry, 0o755)
     return entry

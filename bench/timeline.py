@@ -52,6 +52,12 @@ def mark(label):
         lastflt[pid] = flt
     os.write(2, f"{pid:>7} {(now - T0) / 1e6:7.2f} +{delta:5.2f} {faults}{label}\n".encode())
 mark("harness start (interpreter already up)")
+try:
+    from pyrunc import importer  # as .venv/bin/pyrunc starts (scripts/fast-entry)
+except ImportError:
+    pass
+else:
+    importer.install()
 from pyrunc.cli import main
 mark("import pyrunc.cli")
 import importlib
