@@ -93,3 +93,19 @@ def test_path_taken_and_the_container_it_makes(subreaper, runtime, tmp_path, int
     assert {path for _, _, path in host} == {seen["cgroups_path"]}
     assert {path for _, _, path in cgroups} == {"/"}
     assert {names for _, names, _ in host} == {key for _, _, key in mountinfo.cgroup_hierarchies()}
+
+
+def test_state_appears_only_once_init_is_ready(runtime, tmp_path):
+    """create writes state.json's content while init works and puts it in place once init is
+    ready: a createRuntime hook (init started, not ready yet) sees no container, `state` after
+    create sees all of it."""
+    log = tmp_path / "during"
+    config = runtime.config(["true"])
+    hook = (f"{runtime.binary} --root {runtime.root} state \"$(sed 's/.*\"id\": *\"\\([^\"]*\\)\".*/\\1/')\" "
+            f">/dev/null 2>&1; echo $? > {log}")
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]}
+    c = runtime.container(config)
+    assert log.read_text() == "1\n"  # `state` during create: no such container yet
+    st = c.state()
+    assert st["status"] == "created" and st["pid"] > 0 and st["id"] == c.id
+    c.delete()

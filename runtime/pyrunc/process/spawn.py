@@ -177,6 +177,8 @@ def spawn(args):
     receiver = sync.Receiver(read_fd)
     init_pid, ready, hooks_pending = started.init_pid, False, False
     try:
+        if init_pid is not None and args.on_init_pid is not None:
+            args.on_init_pid(init_pid)
         # Two writers may share the pipe (intermediate and init), so "ready" may overtake "init_pid".
         while init_pid is None or not ready:
             message = receiver.next()
@@ -188,6 +190,8 @@ def spawn(args):
                 init_pid = message["pid"]
                 os.waitpid(started.intermediate, 0)
                 started.intermediate = None
+                if args.on_init_pid is not None:
+                    args.on_init_pid(init_pid)
             elif message["type"] == sync.READY:
                 ready = True
             elif message["type"] == sync.USERNS:
