@@ -79,7 +79,7 @@ def test_child_joins_every_hierarchy(cgroup_name):
 def test_v2_move_falls_back_to_the_runtime(cgroup_name, monkeypatch):
     """A kernel without CLONE_INTO_CGROUP: the runtime moves the child through cgroup.procs."""
     from pyrunc.sys import calls
-    monkeypatch.setattr(calls, "fork_into_cgroup", lambda fd: None)
+    monkeypatch.setattr(calls, "clone_fork", lambda namespaces=0, cgroup_fd=None: None)
     _assert_child_joins_every_hierarchy(cgroup_name)
 
 
@@ -99,3 +99,32 @@ def test_missing_cgroup_fails_before_any_fork(cgroup_name):
     with pytest.raises(StepError) as e:
         SelfJoin([("v1", f"/sys/fs/cgroup/pids/{cgroup_name}/absent")])
     assert str(e.value).startswith(f"open cgroup /sys/fs/cgroup/pids/{cgroup_name}/absent/tasks")
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/cpuset"), reason="no cgroup v1 cpuset hierarchy")
+def test_init_made_by_one_clone_reports_a_failed_join(cgroup_name):
+    """process/spawn.py's direct path: init, born by the clone, joins v1 itself; a refusal goes to
+    the runtime over the sync pipe as for the intermediate, and init exits before doing anything."""
+    from pyrunc.linux.namespaces import NamespacePlan
+    from pyrunc.process import spawn, sync
+    from pyrunc.process.init import InitArgs
+    cgdir = os.path.join("/sys/fs/cgroup/cpuset", cgroup_name)
+    os.mkdir(cgdir)  # cpuset.cpus stays empty: ENOSPC for a new member
+    read_fd, write_fd = os.pipe()
+    args = InitArgs({}, "/nonexistent", "/nonexistent", NamespacePlan([]), None, -1, write_fd)
+    try:
+        started = spawn._clone_init(args, SelfJoin([("v1", cgdir)]), 0, read_fd)
+    finally:
+        os.close(write_fd)
+    assert started is not None, "this kernel has clone3"
+    try:
+        receiver = sync.Receiver(read_fd)
+        message = receiver.next()
+        assert receiver.next() is None  # nothing more: it exited
+    finally:
+        os.close(read_fd)
+        _, status = os.waitpid(started.init_pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
+    assert message["type"] == sync.ERROR
+    assert message["message"].startswith(f"join cgroup {cgdir}/tasks:"), message
+    assert message["message"].endswith("no space left on device"), message

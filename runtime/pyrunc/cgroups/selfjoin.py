@@ -39,15 +39,24 @@ class SelfJoin:
     def fork(self):
         """os.fork(), the child already in the v2 cgroup when the kernel can do that."""
         if self._v2_fd is not None:
-            from pyrunc.sys.calls import fork_into_cgroup
+            from pyrunc.sys.calls import clone_fork
             try:
-                pid = fork_into_cgroup(self._v2_fd)
+                pid = clone_fork(cgroup_fd=self._v2_fd)
             except OSError as e:
                 raise StepError("join cgroup", self._v2_dir, e) from None
             if pid is not None:
                 return pid
             self._v2_pending = True
         return os.fork()
+
+    def clone(self, namespaces):
+        """A child born in new namespaces (CLONE_NEW* flags) and in the v2 cgroup, which then joins
+        v1 by join_child(); None when the kernel has no clone3 (nothing was started)."""
+        from pyrunc.sys.calls import clone_fork
+        try:
+            return clone_fork(namespaces, self._v2_fd)
+        except OSError as e:
+            raise StepError("clone container init", self._v2_dir, e) from None
 
     def join_child(self):
         """In the child, before it enters any namespace: join every v1 hierarchy."""

@@ -88,29 +88,37 @@ def create(ctx, container_id, opts):
         if idmap.needed(args.config):
             # Mount indexes must match the list init walks (create_extras may have appended one).
             args.idmapped = idmap.prepare(args.config, opts.bundle)
+        states = []
+
+        def stage_state(init_pid):
+            # While init builds the container (the runtime would only wait): state.json's content,
+            # written aside, is put in place once init is ready, so a reader never sees it earlier.
+            from pyrunc.state.status import start_time
+            states.append({
+                "ociVersion": config.get("ociVersion", ""),
+                "id": container_id,
+                "pid": init_pid,
+                "init_start_time": start_time(init_pid),
+                "bundle": opts.bundle,
+                "rootfs": rootfs,
+                "created": _rfc3339_nano(time.time_ns()),
+                "annotations": config.get("annotations") or {},
+                "cgroup": cgroup.to_state(),
+                "private_pid_ns": namespaces.private("pid"),
+                "config": config,
+            })
+            store.stage(container_id, states[0])
+        args.on_init_pid = stage_state
         try:
             pid = spawn(args)
         finally:
             idmap.close_all(args.idmapped)
         extras.after_spawn(pid)
-        from pyrunc.state.status import start_time
-        state = {
-            "ociVersion": config.get("ociVersion", ""),
-            "id": container_id,
-            "pid": pid,
-            "init_start_time": start_time(pid),
-            "bundle": opts.bundle,
-            "rootfs": rootfs,
-            "created": _rfc3339_nano(time.time_ns()),
-            "annotations": config.get("annotations") or {},
-            "cgroup": cgroup.to_state(),
-            "private_pid_ns": namespaces.private("pid"),
-            "config": config,
-        }
+        state = states[0]
         if args.seccomp_listener_fd is not None:
             from pyrunc.linux.seccomp.notify import send_listener
             send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
-        store.save(container_id, state)
+        store.commit(container_id)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file
             write_pid_file(opts.pid_file, pid)

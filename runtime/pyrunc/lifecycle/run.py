@@ -8,7 +8,8 @@ from pyrunc.lifecycle.start import start
 
 def run(ctx, container_id, opts, keep=False):
     if not opts.detach:
-        # Init is a grandchild (the intermediate exits): as subreaper we inherit it and can wait.
+        # Init may be a grandchild (when an intermediate forks it, process/spawn.py): as subreaper
+        # we inherit it when the intermediate exits, and can wait for it.
         from pyrunc.sys import consts as c
         from pyrunc.sys.calls import prctl
         prctl(c.PR_SET_CHILD_SUBREAPER, 1)

@@ -25,6 +25,7 @@ class InitArgs:
         self.seccomp = None  # in init: a prepared filter still to load just before execve
         self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
         self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
+        self.on_init_pid = None  # called by spawn with init's pid as soon as it is known, while init works
 
 
 def preload(config):

@@ -68,6 +68,22 @@ class StateStore:
         except OSError as e:
             raise StepError("write state", final, e) from None
 
+    def stage(self, container_id, state):
+        """Write state.json's content aside; commit() puts it in place (readers see it then)."""
+        staged = self.path(container_id, STATE_FILE + ".staged")
+        try:
+            with open(staged, "wb") as f:
+                f.write(json.dumps(state).encode())
+        except OSError as e:
+            raise StepError("write state", staged, e) from None
+
+    def commit(self, container_id):
+        final = self.path(container_id, STATE_FILE)
+        try:
+            os.rename(final + ".staged", final)
+        except OSError as e:
+            raise StepError("write state", final, e) from None
+
     def exists(self, container_id):
         return os.path.isdir(self.path(container_id))
 

@@ -156,17 +156,19 @@ _CLONE_INTO_CGROUP = 0x200000000
 _SIGCHLD = 17
 
 
-def fork_into_cgroup(cgroup_fd):
-    """os.fork(), the child born in the cgroup2 directory cgroup_fd (clone3 CLONE_INTO_CGROUP).
+def clone_fork(namespaces=0, cgroup_fd=None):
+    """os.fork() through clone3: the child born in new namespaces (CLONE_NEW* flags) and, with
+    cgroup_fd, in that cgroup2 directory (CLONE_INTO_CGROUP).
 
     A cgroup.procs write would take the kernel's global migration lock and wait for an RCU grace
     period (5-15 ms); a child created in place takes neither. Python's fork bookkeeping runs
     around the call as os.fork does it, with the GIL held throughout (PyDLL). Returns None when
-    the kernel lacks clone3 or CLONE_INTO_CGROUP (before 5.7): the caller forks and moves the child.
-    Only for a single-threaded caller: glibc's fork handlers do not run.
+    the kernel lacks clone3 or CLONE_INTO_CGROUP (before 5.7): nothing was started, the caller
+    takes another way. Only for a single-threaded caller: glibc's fork handlers do not run.
     """
     api = ctypes.pythonapi
-    args = _CloneArgs(flags=_CLONE_INTO_CGROUP, exit_signal=_SIGCHLD, cgroup=cgroup_fd)
+    flags = namespaces | (_CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
+    args = _CloneArgs(flags=flags, exit_signal=_SIGCHLD, cgroup=cgroup_fd or 0)
     raw = ctypes.PyDLL(None, use_errno=True).syscall
     raw.restype = ctypes.c_long
     api.PyOS_BeforeFork()
@@ -180,4 +182,4 @@ def fork_into_cgroup(cgroup_fd):
         return pid
     if err in (errno.ENOSYS, errno.E2BIG):
         return None
-    raise syscall_error(err, "clone3", f"CLONE_INTO_CGROUP fd {cgroup_fd}")
+    raise syscall_error(err, "clone3", f"CLONE_INTO_CGROUP fd {cgroup_fd}" if cgroup_fd is not None else None)
