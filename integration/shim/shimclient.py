@@ -133,6 +133,9 @@ class Shim:
         problems = []
         try:
             self.call("Kill", shim_pb2.KillRequest(id=self.cid, signal=9, all=True), timeout=30)
+            # As containerd does: Delete only after the exit. A delete racing the dying processes
+            # leaves runc's cgroup directories behind (they are still populated when it rmdirs).
+            self.call("Wait", shim_pb2.WaitRequest(id=self.cid), timeout=30)
         except Exception:
             pass
         try:
