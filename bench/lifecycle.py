@@ -1124,7 +1124,8 @@ def main(argv=None):
         if args.png:
             import bench_chart
             bench_chart.draw(args.png, summaries, [rt.name for rt in runtimes], all_rows(),
-                             "pyrunc vs runc vs crun: median ms (lower is better); %d iterations" % args.iterations)
+                             "pyrunc vs runc vs crun: median ms (lower is better); %d iterations, %g ms settle "
+                             "before each single command (back-to-back rows: none)" % (args.iterations, args.settle))
             log("wrote %s" % args.png)
         if args.profile:
             prt = next((rt for rt in runtimes if rt.name == "pyrunc"), None)
