@@ -29,6 +29,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # lifecycle
+
+from lifecycle import reap_children  # noqa: E402
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -67,16 +71,6 @@ def timed(argv, env):
     return wall, ru.ru_utime * 1000, ru.ru_stime * 1000, ru.ru_minflt, os.waitstatus_to_exitcode(status)
 
 
-def reap_orphans():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def iteration(mode, side, entry, root, bundles, n, env, samples, cgroup_parent):
     cid = f"ab-{side}-{n}"
     base = [entry, "--root", root]
@@ -97,12 +91,12 @@ def iteration(mode, side, entry, root, bundles, n, env, samples, cgroup_parent):
         do("start", ["start", cid])
         do("kill", ["kill", cid, "KILL"])
         for _ in range(2000):  # init is ours (subreaper): reap it, then delete sees it stopped
-            reap_orphans()
+            reap_children()
             if not os.path.exists(f"/proc/{state_pid(root, cid)}"):
                 break
             time.sleep(0.0005)
         do("delete", ["delete", cid])
-    reap_orphans()
+    reap_children()
 
 
 def state_pid(root, cid):
