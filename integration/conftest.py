@@ -144,16 +144,29 @@ def runtime(request, runtime_root, tmp_path, rootfs_template):
 
 # --- namespace holders and host mounts ------------------------------------------------------------
 
+def _mount_points():
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f}
+
+
 @pytest.fixture
 def netns():
-    """A named network namespace (`ip netns add`); yields its path, deleted afterwards."""
+    """A named network namespace (`ip netns add`); yields its path, deleted afterwards. The first
+    `ip netns add` on a machine makes /run/netns and bind-mounts it onto itself: both are undone
+    when this fixture caused them and no other namespace is left there."""
     name = f"pyrunc-test-{os.getpid()}-{next(_root_counter)}"
+    existed = os.path.isdir("/run/netns")
+    mounted = "/run/netns" in _mount_points()
     cp = execute(["ip", "netns", "add", name])
     assert cp.returncode == 0, f"ip netns add failed: {cp.stderr}"
     try:
         yield f"/run/netns/{name}"
     finally:
         execute(["ip", "netns", "delete", name])
+        if not mounted and "/run/netns" in _mount_points() and not os.listdir("/run/netns"):
+            execute(["umount", "/run/netns"])
+            if not existed:
+                os.rmdir("/run/netns")
 
 
 @pytest.fixture
