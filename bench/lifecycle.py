@@ -1055,6 +1055,10 @@ def main(argv=None):
     set_subreaper()
 
     env = Environment()
+    # The runtimes' default roots: `crun --version` (the probe) makes /run/crun whatever --root
+    # says, and podman passes no --root. The ones missing now are removed at the end once empty.
+    from managers import _FixedDirs
+    default_roots = _FixedDirs(("/run/pyrunc", "/run/runc", "/run/crun"))
     workdir = tempfile.mkdtemp(prefix="pyrunc-bench-", dir=args.workdir)
     binaries = {"pyrunc": args.pyrunc, "runc": args.runc, "crun": args.crun}
     runtimes = [Runtime(n, binaries[n], workdir) for n in args.names]
@@ -1168,6 +1172,7 @@ def main(argv=None):
             except Exception as e:
                 log("cleanup %s: %s" % (m.name, e))
         cleanup(runtimes, env, workdir)
+        default_roots.remove()
         try:
             os.unlink(LOCK_FILE)        # still holding it, so no other instance is running
         except OSError:
