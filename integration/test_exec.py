@@ -231,44 +231,23 @@ def test_exec_gets_the_containers_seccomp_filter(runtime, no_new_privileges):
     assert "cross-device" in cp.stderr.lower() or "Invalid cross-device link" in cp.stderr, cp.stderr
 
 
-def _exec_child(init_pid):
-    """Host pid of a process in the container's pid namespace whose parent is outside it: the exec'd
-    process before execve (its intermediate joined the namespace and forked it), as the host sees it."""
-    pidns = os.readlink(f"/proc/{init_pid}/ns/pid")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == init_pid:
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != pidns:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-            ppid = int(status["PPid"])
-            if ppid and os.readlink(f"/proc/{ppid}/ns/pid") != pidns:
-                return status["NSpid"].split()[-1]
-        except (OSError, KeyError, ValueError):
-            continue
-    return None
-
-
 def test_exec_process_unreachable_before_execve(runtime, probe_binary):
-    """While the exec'd process is in the container but still runs the runtime's code (held before
-    execve: the container made /etc/passwd a FIFO, which the HOME lookup opens), a process of the
+    """While the exec'd process is in the container but still runs the runtime's code (held by the
+    test's tracer at the entry of its execve: integration/helpers/ptrace_hold.py), a process of the
     container cannot open its /proc/<pid>/exe, environ or fds: it is non-dumpable.
 
     The container has a user namespace that maps host root to its root, and CAP_SYS_PTRACE in it: the
     same uid (no uid change that would itself reset dumpability) and ptrace rights over the exec'd
     process's credentials would otherwise let it in; only non-dumpability says no."""
     from integration.helpers.probe import install
-    script = ("cp /etc/passwd /etc/passwd.real && rm /etc/passwd && mkfifo /etc/passwd && touch /shared/ready; "
-              "while [ ! -s /shared/pid ]; do sleep 0.05; done; "
+    from integration.helpers.ptrace_hold import run_holding_execve
+    script = ("touch /shared/ready; while [ ! -s /shared/pid ]; do sleep 0.05; done; "
               "/bin/probe peek $(cat /shared/pid) > /shared/peek.tmp; /bin/probe peek $$ > /shared/control; "
-              "mv /shared/peek.tmp /shared/peek; cat /etc/passwd.real > /etc/passwd; exec sleep 1000")
+              "mv /shared/peek.tmp /shared/peek; exec sleep 1000")
     config = runtime.config(["sh", "-c", script])
     config["linux"]["namespaces"].append({"type": "user"})
     config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
     config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
-    config["root"]["readonly"] = False
     for kind in ("bounding", "effective", "permitted"):
         config["process"]["capabilities"][kind].append("CAP_SYS_PTRACE")
     c = runtime.container(config, create=False, shared=True)
@@ -276,23 +255,26 @@ def test_exec_process_unreachable_before_execve(runtime, probe_binary):
     c.create()
     c.start()
     c.wait_file("ready")
-    init = c.pid
+    pidns = os.readlink(f"/proc/{c.pid}/ns/pid")
+    peek = {}
+
+    def in_container(pid):  # not a helper of the runtime's own on the way (runc re-execs itself)
+        return os.readlink(f"/proc/{pid}/ns/pid") == pidns
+
+    def look_from_inside(pid):
+        with open(f"/proc/{pid}/status") as f:
+            inner = next(line.split()[-1] for line in f if line.startswith("NSpid:"))
+        with open(c.path("pid.tmp"), "w") as f:
+            f.write(inner)
+        os.rename(c.path("pid.tmp"), c.path("pid"))
+        c.wait_file("peek")
+        peek.update(line.split("=", 1) for line in c.read("peek").split())
+
     with open(os.path.join(runtime.tmp_path, "exec.out"), "w+") as out:
-        proc = subprocess.Popen(runtime.argv("exec", c.id, "/bin/probe", "ids"), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT)
-        try:
-            pid = wait_for(lambda: _exec_child(init), what="the exec'd process in the container")
-            with open(c.path("pid.tmp"), "w") as f:
-                f.write(pid)
-            os.rename(c.path("pid.tmp"), c.path("pid"))
-            peek = dict(line.split("=", 1) for line in c.read("peek").split())
-            assert proc.wait(timeout=60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        status = run_holding_execve(runtime.argv("exec", c.id, "/bin/probe", "ids"), look_from_inside,
+                                    which=in_container, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         out.seek(0)
-        assert out.read() == "0 0 0 0\n"
+        assert (status, out.read()) == (0, "0 0 0 0\n")
     denied = {str(errno.EACCES), str(errno.EPERM)}
     for what in ("exe", "exe-link", "environ", "fd0-link", "fd0-open"):
         assert peek[what] in denied, f"{what} of the exec'd process was reachable: {peek}"
