@@ -1,4 +1,5 @@
 """process: env, cwd, user, umask, rlimits, oomScoreAdj, noNewPrivileges; linux.sysctl."""
+import os
 import resource
 
 import pytest
@@ -223,3 +224,49 @@ def test_only_stdio_fds_passed(runtime):
 def test_init_parent_pid_is_zero(runtime):
     out = _status(runtime.sh("cat /proc/self/status").stdout)
     assert out["PPid"].strip() == "0"
+
+
+def _without_home(config):
+    config["process"]["env"] = [e for e in config["process"]["env"] if not e.startswith("HOME=")]
+    return config
+
+
+@pytest.mark.parametrize("uid,home", [(0, "/root"), (65534, "/"), (4242, "/")])
+def test_home_from_the_image_passwd(runtime, uid, home):
+    """With no HOME in process.env, HOME is the user's passwd entry's dir, else "/" (as runc)."""
+    config = _without_home(runtime.config(["sh", "-c", "echo $HOME"]))
+    config["process"]["user"] = {"uid": uid, "gid": uid}
+    assert runtime.bundle(config).run().stdout == home + "\n"
+
+
+def _plant_passwd(rootfs, trap):
+    """Replace the image's /etc/passwd with a trap for a runtime that trusts it."""
+    path = os.path.join(rootfs, "etc", "passwd")
+    os.unlink(path)
+    if trap == "fifo":
+        os.mkfifo(path)  # opening it for reading blocks until a writer comes: none will
+    elif trap == "directory":
+        os.mkdir(path)
+    else:  # 8 GiB of holes, root's entry only past the first 4 MiB that the runtime reads
+        with open(path, "wb") as f:
+            f.seek(5 << 20)
+            f.write(b"root:x:0:0:root:/trap:/bin/sh\n")
+            f.truncate(8 << 30)
+
+
+@pytest.mark.runc_lacks("runc 1.1.5 hangs on a FIFO /etc/passwd, and fails the container on a directory "
+                        "('is a directory') or a huge file ('token too long')")
+@pytest.mark.parametrize("trap", ["fifo", "directory", "sparse"])
+def test_home_lookup_in_a_hostile_image(runtime, trap):
+    """An image whose /etc/passwd is a FIFO (runc 1.1.5 hangs opening it), a directory or a huge
+    sparse file neither hangs nor fails `run` and `exec`: HOME is then "/"."""
+    config = _without_home(runtime.config(["sh", "-c", "echo $HOME"]))
+    c = runtime.bundle(config)
+    _plant_passwd(c.rootfs, trap)
+    assert c.run(timeout=20).stdout == "/\n"
+    config = _without_home(runtime.config(["sleep", "1000"]))
+    c = runtime.container(config, create=False)
+    _plant_passwd(c.rootfs, trap)
+    c.create(timeout=20)
+    c.start()
+    assert runtime.run("exec", c.id, "sh", "-c", "echo $HOME", timeout=20).stdout == "/\n"

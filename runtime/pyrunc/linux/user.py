@@ -15,14 +15,38 @@ def switch(user):
     os.umask(user["umask"] if user.get("umask") is not None else 0o022)
 
 
+# A real passwd is a few KiB; the cap keeps a hostile one (a huge sparse file) from stalling the
+# start of every process of the container while it is read.
+_PASSWD_MAX = 4 << 20
+
+
 def home_for(uid):
-    """HOME as runc sets it when the config does not: the passwd entry's dir, else "/"."""
+    """HOME as runc sets it when the config does not: the passwd entry's dir, else "/".
+
+    The file is the image's: it is opened without blocking and read only if it is a regular file
+    (a FIFO there would otherwise hang `create` and `exec` forever, as it does runc 1.1.5), and
+    only its first _PASSWD_MAX bytes."""
+    import stat
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = b""
+        while len(data) < _PASSWD_MAX:
+            chunk = os.read(fd, _PASSWD_MAX - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    wanted = str(uid).encode()
+    for line in data.split(b"\n"):
+        fields = line.split(b":")
+        if len(fields) >= 6 and fields[2] == wanted:
+            return fields[5].decode(errors="surrogateescape") or "/"
     return "/"
