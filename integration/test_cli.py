@@ -3,6 +3,7 @@ errors without tracebacks, and the exact argv forms of containerd's go-runc, con
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -324,3 +325,21 @@ def test_commands_without_config_do_not_import_jsonschema(runtime):
         assert modules, f"PYTHONPROFILEIMPORTTIME had no effect on {args}: {cp.stderr[:500]}"
         heavy = [m for m in modules if m.split(".")[0] in ("jsonschema", "fastjsonschema", "referencing")]
         assert not heavy, f"{args} imported {heavy[:5]}"
+
+
+@pytest.mark.pyrunc_only
+@pytest.mark.parametrize("verb", ["create", "run"])
+def test_unprivileged_create_is_a_clear_error(runtime, tmp_path, verb):
+    """Rootless containers are not built yet: an unprivileged caller gets that said, not an EACCES
+    on some cgroup or /proc path, and nothing is left behind."""
+    c = runtime.bundle(["true"])
+    root = tmp_path / "nobody-root"
+    os.makedirs(root)
+    os.chown(root, 65534, 65534)
+    argv = [runtime.binary, "--root", str(root), verb, "-b", c.bundle, c.id]
+    cp = subprocess.run(argv, user=65534, group=65534, extra_groups=[], capture_output=True, text=True,
+                        stdin=subprocess.DEVNULL, timeout=60)
+    assert cp.returncode == 1, cp
+    assert "rootless containers are not supported yet: create needs root (running as uid 65534)" in cp.stderr
+    assert "Traceback" not in cp.stderr
+    assert os.listdir(root) == []

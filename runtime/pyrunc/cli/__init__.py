@@ -16,7 +16,8 @@ GLOBAL_FLAGS = [
     Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
     Flag("debug", "bool", help="enable debug logging"),
     Flag("systemd-cgroup", "bool", help="enable systemd cgroup support"),
-    Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("rootless", "str", "auto", "accepted as runc's ('true', 'false', or 'auto'); rootless containers "
+         "are not supported yet: create and run need root"),
     Flag("criu", "str", "criu", "path to the criu binary used for checkpoint and restore", hidden=True),
     Flag("help|h", "bool", help="show help"),
     Flag("version|v", "bool", help="print the version"),

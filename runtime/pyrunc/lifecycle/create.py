@@ -43,6 +43,12 @@ def _check_unsupported(config, opts):
 def create(ctx, container_id, opts):
     from pyrunc.spec.load import load_config
 
+    if os.geteuid() != 0:
+        # runc's rootless mode (an unprivileged caller: cgroup permission errors ignored, id maps
+        # written while the child is briefly dumpable, state under $XDG_RUNTIME_DIR) is not built:
+        # say so, instead of failing at the first root-only step with EACCES on some path.
+        raise PyruncError(f"rootless containers are not supported yet: create needs root "
+                          f"(running as uid {os.geteuid()})")
     validate_id(container_id)
     store = ctx.store()
     if store.exists(container_id):
