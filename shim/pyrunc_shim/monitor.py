@@ -19,6 +19,7 @@ import _socket
 from _json import encode_basestring as _jstr
 
 from pyrunc_shim import attachproto, conmon_cli
+from pyrunc_shim.children import exit_code, reaped
 from pyrunc_shim.logs import LogWriter
 
 _READ = 1 << 20       # one read takes what a (1 MiB) pipe holds
@@ -29,13 +30,6 @@ _TERM_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT)
 
 class Fatal(Exception):
     """Supervision cannot go on: the message goes to _OCI_SYNCPIPE and stderr."""
-
-
-def exit_status(status):
-    """waitpid status -> the code conmon records: 128+signal when killed."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def _env_fd(name):
@@ -141,15 +135,9 @@ class Monitor:
         self.reap()
 
     def reap(self):
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reaped():
             if self.pid == 0 or pid == self.pid:
-                self.exits[pid] = exit_status(status)
+                self.exits[pid] = exit_code(status)
 
     # -- stdio ----------------------------------------------------------------------------------
     def setup_logs(self):

@@ -10,15 +10,9 @@ import threading
 import time
 
 from pyrunc_shim.activity import Activity
+from pyrunc_shim.children import exit_code, reaped
 
 _KEEP_UNCLAIMED = 600.0  # seconds an exit of an unknown pid is kept for a late claim
-
-
-def exit_code(status):
-    """waitpid status -> the shell convention callers see: 128+signal when killed."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 class Reaper:
@@ -44,13 +38,7 @@ class Reaper:
                 self._reap()
 
     def _reap(self):
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reaped():
             if not (os.WIFEXITED(status) or os.WIFSIGNALED(status)):
                 continue
             now = time.time()
