@@ -1,7 +1,7 @@
 """Hold a runtime's child at the door of the container's program: run a command under ptrace,
-following every process it forks, and stop the first descendant that enters execve at that
-syscall's entry, while it still runs the runtime's code. A test looks at it from inside the
-container there, then lets everything go on.
+following every process it forks, and stop the first descendant the caller picks (e.g. the one in
+the container's pid namespace) at the entry of its execve, while it still runs the runtime's code.
+A test looks at it from inside the container there, then lets everything go on.
 
 The hold is the test's, not the container's: nothing the image does (a FIFO, a slow file) is needed
 to keep the runtime's child waiting, so the runtime can refuse every such trap.
