@@ -1057,8 +1057,8 @@ def main(argv=None):
     env = Environment()
     # The runtimes' default roots: `crun --version` (the probe) makes /run/crun whatever --root
     # says, and podman passes no --root. The ones missing now are removed at the end once empty.
-    from managers import _FixedDirs
-    default_roots = _FixedDirs(("/run/pyrunc", "/run/runc", "/run/crun"))
+    from managers import FixedDirs
+    default_roots = FixedDirs(("/run/pyrunc", "/run/runc", "/run/crun"))
     workdir = tempfile.mkdtemp(prefix="pyrunc-bench-", dir=args.workdir)
     binaries = {"pyrunc": args.pyrunc, "runc": args.runc, "crun": args.crun}
     runtimes = [Runtime(n, binaries[n], workdir) for n in args.names]

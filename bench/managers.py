@@ -44,10 +44,11 @@ def build_image(repo, rootfs, workdir):
     return archive
 
 
-class _FixedDirs:
-    """Directories a manager makes at fixed paths whatever we configure (containerd's shim sockets
-    and fifos; the runtimes' default roots, since podman passes no --root): the ones missing when
-    the manager started are removed at close once empty (rmdir: what holds state is someone else's)."""
+class FixedDirs:
+    """Directories made at fixed paths whatever we configure (containerd's shim sockets and fifos;
+    the runtimes' default roots, tracked by lifecycle.py for the whole run: crun's probe and podman,
+    which passes no --root, make them): the ones missing at construction are removed by remove()
+    once empty (rmdir: what holds state is someone else's)."""
 
     def __init__(self, paths):
         self.made = [p for p in paths if not os.path.exists(p)]
@@ -64,7 +65,7 @@ class Containerd:
     name = "ctr run"
 
     def __init__(self, archive):
-        self.fixed = _FixedDirs(("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
+        self.fixed = FixedDirs(("/run/containerd/s", "/run/containerd/fifo", "/run/containerd/runc",
                                  "/run/containerd"))
         # the socket path must stay short (108 bytes): not under the benchmark's workdir
         self.base = tempfile.mkdtemp(prefix="pyrunc-bctrd-")
@@ -131,7 +132,6 @@ class Podman:
         if not shutil.which("podman"):
             raise ManagerFailed("podman not installed")
         self.base = tempfile.mkdtemp(prefix="pyrunc-bpod-")   # runroot must be < 50 chars
-        self.fixed = _FixedDirs(("/run/pyrunc", "/run/runc", "/run/crun"))
         self.seen = {}
         self.global_args = ["podman", "--root", self.base + "/root", "--runroot", self.base + "/rr",
                             "--tmpdir", self.base + "/tmp", "--cgroup-manager", "cgroupfs",
@@ -153,7 +153,6 @@ class Podman:
         subprocess.run(self.global_args + ["rmi", "-af"], capture_output=True)
         _umount_under(self.base)
         shutil.rmtree(self.base, ignore_errors=True)
-        self.fixed.remove()
 
 
 def _umount_under(top):
