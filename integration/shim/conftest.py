@@ -35,21 +35,22 @@ def binary(request):
 
 @pytest.fixture
 def make_shim():
-    """make(args, binary, cid, terminal=False, memory_limit=None): a shim started as containerd
-    starts it, on a fresh busybox bundle running args; every shim is closed and checked at teardown."""
+    """make(args, binary, cid, terminal=False, memory_limit=None, shim=None, path=None): a shim
+    started as containerd starts it (shim: which executable, path: its $PATH), on a fresh busybox
+    bundle running args; every shim is closed and checked at teardown."""
     from integration.helpers.bundle import config_for, make_bundle
     from integration.shim.shimclient import Shim
     d = tempfile.mkdtemp(prefix="pyrunc-shim-it-")
     made = []
 
-    def make(args, binary, cid, terminal=False, memory_limit=None):
+    def make(args, binary, cid, terminal=False, memory_limit=None, **shim_kw):
         bundle = os.path.join(d, cid)
         cfg = config_for(list(args))
         cfg["process"]["terminal"] = terminal
         if memory_limit:
             cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
         make_bundle(bundle, config=cfg)
-        s = Shim(binary, cid, bundle, os.path.join(d, "root"))
+        s = Shim(binary, cid, bundle, os.path.join(d, "root"), **shim_kw)
         made.append(s)
         return s
     yield make

@@ -85,19 +85,23 @@ class EventSink:
 
 
 class Shim:
-    def __init__(self, binary, cid, bundle, runtime_root):
+    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None):
+        """shim: the shim executable to start (default: the venv's); path: its $PATH."""
         self.cid, self.bundle, self.binary, self.runtime_root = cid, bundle, binary, runtime_root
         self.dir = tempfile.mkdtemp(prefix="pyrunc-shimt-")
         self.socket = os.path.join(self.dir, "shim.sock")
         self.events = EventSink(os.path.join(self.dir, "events.sock"))
         env = dict(os.environ, TTRPC_ADDRESS=os.path.join(self.dir, "events.sock"))
+        if path is not None:
+            env["PATH"] = path
         debug = []
         if os.environ.get("PYRUNC_SHIM_TEST_DEBUG"):  # the shim's -debug log, to <bundle>/log
             open(os.path.join(bundle, "log"), "w").close()
             debug = ["-debug"]
-        cp = subprocess.run([os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
+        cp = subprocess.run([shim or os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
                              "-address", "/nonexistent/containerd.sock", "-socket", self.socket, *debug, "start"],
-                            cwd=bundle, env=env, capture_output=True, text=True, timeout=60)
+                            cwd=bundle, env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
         assert cp.returncode == 0 and not cp.stderr, cp
         assert cp.stdout == "unix://" + self.socket
         self.address = cp.stdout
@@ -124,9 +128,10 @@ class Shim:
     def options(self):
         return pack_any(runc_options_pb2.Options(binary_name=self.binary, root=self.runtime_root))
 
-    def create(self, **io):
+    def create(self, options=None, **io):
+        """options: the Any to send (default: runc Options naming the test's binary and root)."""
         return self.call("Create", shim_pb2.CreateTaskRequest(id=self.cid, bundle=self.bundle,
-                                                              options=self.options(), **io)).pid
+                                                              options=options or self.options(), **io)).pid
 
     def close(self):
         """Tear down whatever is left: the task (force), the shim (Shutdown now, then SIGKILL)."""

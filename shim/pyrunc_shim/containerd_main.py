@@ -23,6 +23,7 @@ _VALUE = {"namespace", "id", "address", "publish-binary", "bundle", "socket", "s
 LEAN_AFTER = 1.5        # seconds without a request, exit or event before the server goes lean
                         # ($PYRUNC_SHIM_LEAN_AFTER overrides it: tests make the shim flip often)
 QUIESCE_TIMEOUT = 0.5   # how long copies in progress may take to finish when it tries
+START_OPTIONS_MAX = 1 << 20  # the options Any on start's stdin: a few hundred bytes
 
 
 class UsageError(Exception):
@@ -73,6 +74,11 @@ def cmd_start(opts):
         return 0
     except OSError:
         probe.close()
+    runtime_opts = _start_options()
+    if runtime_opts.get("ShimCgroup"):
+        from pyrunc_shim import shim_cgroup
+        # this process first: the server forked below is born there, nothing to undo on failure
+        shim_cgroup.join(os.getpid(), runtime_opts["ShimCgroup"])
     listener = listen_unix(path)
     bundle = opts.get("bundle") or os.getcwd()
     argv = [sys.executable, "-m", "pyrunc_shim.containerd_main"] + \
@@ -87,6 +93,25 @@ def cmd_start(opts):
         f.write("unix://" + path)
     print("unix://" + path, end="")
     return 0
+
+
+def _start_options():
+    """The task's options Any that containerd writes on start's stdin (nothing when it has none:
+    stdin is then /dev/null). A terminal on stdin (started by hand) is not read."""
+    from pyrunc_shim import options
+    try:
+        if os.isatty(0):
+            return {}
+        data = os.read(0, START_OPTIONS_MAX + 1)
+        chunk = data
+        while chunk and len(data) <= START_OPTIONS_MAX:
+            chunk = os.read(0, START_OPTIONS_MAX + 1 - len(data))
+            data += chunk
+    except OSError:
+        return {}  # no stdin at all
+    if len(data) > START_OPTIONS_MAX:
+        raise UsageError(f"runtime options on stdin: larger than {START_OPTIONS_MAX} bytes")
+    return options.from_start_stdin(data)
 
 
 def serve_flags(opts):
@@ -232,12 +257,20 @@ def cmd_delete(opts):
             o = json.load(f)
     except (OSError, ValueError):
         o = {}
-    binary = o.get("BinaryName") or "pyrunc"
-    root = o.get("Root") or os.path.join(f"/run/containerd/{os.path.basename(binary)}", opts.get("namespace", "default"))
-    argv = [binary, "--root", root, "--log", os.path.join(bundle, "log.json"), "--log-format", "json"]
-    if o.get("SystemdCgroup"):
-        argv.append("--systemd-cgroup")
-    subprocess.run(argv + ["delete", "--force", cid], capture_output=True, cwd=bundle)
+    from pyrunc_shim.errors import ShimError
+    from pyrunc_shim.runtime import resolve_binary
+    try:
+        binary = resolve_binary(o.get("BinaryName"))
+    except ShimError as e:  # no runtime, so no container it could have left: the rest still runs
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: delete: {e.message}\n")
+        binary = None
+    if binary:
+        root = o.get("Root") or os.path.join(f"/run/containerd/{os.path.basename(binary)}",
+                                             opts.get("namespace", "default"))
+        argv = [binary, "--root", root, "--log", os.path.join(bundle, "log.json"), "--log-format", "json"]
+        if o.get("SystemdCgroup"):
+            argv.append("--systemd-cgroup")
+        subprocess.run(argv + ["delete", "--force", cid], capture_output=True, cwd=bundle)
     rootfs = os.path.join(bundle, "rootfs")
     for _ in range(16):
         try:
@@ -251,6 +284,7 @@ def cmd_delete(opts):
 
 
 def main(argv=None):
+    from pyrunc_shim.errors import ShimError
     argv = sys.argv[1:] if argv is None else argv
     try:
         opts, rest = parse(argv)
@@ -273,6 +307,9 @@ def main(argv=None):
     except UsageError as e:
         sys.stderr.write(f"containerd-shim-pyrunc-v2: {e}\n")
         return 2
+    except ShimError as e:  # the options' errors, worded for containerd's users
+        sys.stderr.write(f"containerd-shim-pyrunc-v2: {e.message}\n")
+        return 1
     except Exception as e:
         sys.stderr.write(f"containerd-shim-pyrunc-v2: {type(e).__name__}: {e}\n")
         return 1

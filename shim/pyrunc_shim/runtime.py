@@ -15,6 +15,38 @@ class RuntimeError_(ShimError):
     pass
 
 
+def _shim_dirs():
+    """Where this shim is installed: the directory of its interpreter as invoked (a venv's bin/, not
+    resolved to the system python it links to) and that of its own script, resolved (the one
+    linked onto containerd's PATH)."""
+    import sys
+    dirs = []
+    for d in (os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.argv[0] or "."))):
+        if d and os.path.isabs(d) and d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def resolve_binary(name):
+    """The runtime's executable: a path as given; a bare name beside the shim first (the pyrunc of
+    the same installation, when only the shim is linked onto containerd's PATH), then on PATH.
+    -> an absolute path, or a ShimError naming every place looked at."""
+    from pyrunc_shim import errors
+    name = name or DEFAULT_BINARY
+    if "/" in name:
+        if os.path.isfile(name) and os.access(name, os.X_OK):
+            return os.path.abspath(name)
+        raise errors.not_found(f"runtime binary {name!r} (not an executable file)")
+    dirs = _shim_dirs()
+    path = os.environ.get("PATH") or os.defpath
+    for d in dirs + [p for p in path.split(os.pathsep) if p]:
+        candidate = os.path.join(d, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    raise errors.not_found(f"runtime binary {name!r} (looked beside the shim in {', '.join(dirs)} "
+                           f"and on PATH={path})")
+
+
 def _pdeathsig():
     """preexec: go-runc's Pdeathsig=SIGKILL, so a runtime command dies with the shim (thread) that
     runs it instead of finishing a create nobody will supervise. glibc's fork keeps malloc usable

@@ -16,8 +16,9 @@ from pyrunc_shim import errors, sys as shimsys
 from pyrunc_shim.activity import Activity
 from pyrunc_shim.errors import ShimError
 from pyrunc_shim.events import pack_any, timestamp
-from pyrunc_shim.pb.containerd import (runc_options_pb2, runtimeoptions_pb2, shim_pb2, types_pb2)
-from pyrunc_shim.runtime import Runtime
+from pyrunc_shim import options as runtime_options
+from pyrunc_shim.pb.containerd import runc_options_pb2, shim_pb2, types_pb2
+from pyrunc_shim.runtime import Runtime, resolve_binary
 from pyrunc_shim.stdio import ProcessIO
 from pyrunc_shim.ttrpc import framing
 from pyrunc_shim.ttrpc.server import Later
@@ -50,34 +51,6 @@ class Process:
                 "waits": [r.export() for r in self.waiters if r.alive()]}
 
 
-def load_options(any_msg, bundle):
-    """runc Options from Create.options (containerd.runc.v1.Options, or runtimeoptions.v1.Options
-    naming a TOML file of the same keys, which is what `ctr run --runtime-config-path` sends)."""
-    opts = {}
-    if any_msg is not None and any_msg.type_url:
-        name = any_msg.type_url.rsplit("/", 1)[-1]
-        if name == "containerd.runc.v1.Options":
-            o = runc_options_pb2.Options()
-            o.ParseFromString(any_msg.value)
-            opts = {"BinaryName": o.binary_name, "Root": o.root, "SystemdCgroup": o.systemd_cgroup,
-                    "NoPivotRoot": o.no_pivot_root, "NoNewKeyring": o.no_new_keyring}
-        elif name == "runtimeoptions.v1.Options":
-            o = runtimeoptions_pb2.Options()
-            o.ParseFromString(any_msg.value)
-            import tomllib
-            try:
-                if o.config_body:
-                    opts = tomllib.loads(o.config_body)
-                elif o.config_path:
-                    with open(o.config_path, "rb") as f:
-                        opts = tomllib.load(f)
-            except (OSError, tomllib.TOMLDecodeError) as e:
-                raise errors.invalid(f"runtime options {o.config_path or 'config_body'}: {e}")
-        else:
-            raise errors.invalid(f"runtime options: unsupported type {any_msg.type_url!r}")
-    return {k: v for k, v in opts.items() if v not in ("", None, False)}
-
-
 class TaskService:
     def __init__(self, reaper, publisher, namespace="default", default_binary="pyrunc",
                  runtime_root=None, on_shutdown=None, log=None, on_init_exit=None, activity=None):
@@ -98,6 +71,7 @@ class TaskService:
         self.bundle = None
         self.mounted = []
         self.oom = None
+        self.io_owner = (0, 0)  # the options' IoUid/IoGid: who owns the container's stdio pipes
 
     # -- helpers -----------------------------------------------------------------------------
     def methods(self):
@@ -178,9 +152,10 @@ class TaskService:
             if req.checkpoint:
                 raise ShimError(framing.UNIMPLEMENTED, "restore from a checkpoint: not implemented")
             ns = md.get("containerd-namespace-ttrpc") or self.namespace
-            opts = load_options(req.options if req.HasField("options") else None, req.bundle)
-            binary = opts.get("BinaryName") or self.default_binary
+            opts = runtime_options.from_any(req.options if req.HasField("options") else None)
+            binary = resolve_binary(opts.get("BinaryName") or self.default_binary)
             root = opts.get("Root") or self.runtime_root or f"/run/containerd/{os.path.basename(binary)}"
+            self.io_owner = (opts.get("IoUid", 0), opts.get("IoGid", 0))
             root = os.path.join(root, ns)
             with open(os.path.join(req.bundle, "options.json"), "w") as f:
                 json.dump({"BinaryName": binary, "Root": root, "SystemdCgroup": bool(opts.get("SystemdCgroup"))}, f)
@@ -191,7 +166,7 @@ class TaskService:
                 self.bundle = req.bundle
                 self.runtime = Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup")))
                 io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
-                               env=self._logger_env(req.id, ns), activity=self.activity)
+                               env=self._logger_env(req.id, ns), activity=self.activity, owner=self.io_owner)
                 proc = Process(req.id, "", io)
                 args = ["create", "--bundle", req.bundle, "--pid-file", os.path.join(req.bundle, "init.pid")]
                 if io.console_socket:
@@ -309,7 +284,8 @@ class TaskService:
             if not req.exec_id:
                 raise errors.invalid("exec: exec_id is empty")
             io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
-                           env=self._logger_env(req.id, self.namespace), activity=self.activity)
+                           env=self._logger_env(req.id, self.namespace), activity=self.activity,
+                           owner=self.io_owner)
             self.execs[req.exec_id] = Process(req.id, req.exec_id, io, spec=req.spec.value)
             self.events.publish("TaskExecAdded", container_id=req.id, exec_id=req.exec_id)
             return empty_pb2.Empty()
@@ -484,6 +460,7 @@ class TaskService:
         rt = self.runtime
         return {"namespace": self.namespace, "default_binary": self.default_binary,
                 "runtime_root": self.runtime_root, "bundle": self.bundle, "mounted": list(self.mounted),
+                "io_owner": list(self.io_owner),
                 "runtime": [rt.binary, rt.root, rt.bundle, rt.systemd_cgroup] if rt else None,
                 "init": self.init is not None, "init_deleted": self.init_deleted, "procs": procs,
                 "oom": self.oom.export() if self.oom is not None else None}
@@ -495,6 +472,7 @@ class TaskService:
         self.namespace, self.default_binary = st["namespace"], st["default_binary"]
         self.runtime_root, self.bundle, self.mounted = st["runtime_root"], st["bundle"], st["mounted"]
         self.init_deleted = st["init_deleted"]
+        self.io_owner = tuple(st.get("io_owner") or (0, 0))
         if st["runtime"]:
             self.runtime = Runtime(self.reaper, *st["runtime"])
         procs = []

@@ -117,7 +117,8 @@ class ProcessIO:
     """stdin/stdout/stderr of one container process. runtime_fds() are handed to the runtime command
     (create or exec); after_runtime() starts the copying once the runtime has them."""
 
-    def __init__(self, reaper, stdin="", stdout="", stderr="", terminal=False, env=None, activity=None):
+    def __init__(self, reaper, stdin="", stdout="", stderr="", terminal=False, env=None, activity=None,
+                 owner=(0, 0)):
         self.activity = activity or Activity()
         self.terminal = terminal
         self.stdin_uri, self.stdout_uri, self.stderr_uri = stdin, stdout, stderr
@@ -161,6 +162,18 @@ class ProcessIO:
         self._err_r, err_w = os.pipe()
         self._child_fds = [in_fd, out_w, err_w]
         self.fds = (in_fd, out_w, err_w)
+        if owner != (0, 0):
+            self._chown_pipes(owner)
+
+    def _chown_pipes(self, owner):
+        """The options' IoUid/IoGid (go-runc's NewPipeIO): a container whose user is not root (in
+        the host's view: a user namespace) can then reopen its stdio through /proc/self/fd."""
+        try:
+            for fd in self._child_fds[1:] + ([self._child_fds[0]] if self.stdin_uri else []):
+                os.fchown(fd, *owner)
+        except OSError as e:
+            self.abort()
+            raise invalid(f"chown stdio pipes to {owner[0]}:{owner[1]}: {e.strerror}") from None
 
     def runtime_fds(self):
         return self.fds
