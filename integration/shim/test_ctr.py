@@ -5,7 +5,7 @@ import os
 import subprocess
 import time
 
-from integration.shim.conftest import IMAGE
+from integration.shim.conftest import IMAGE, PYRUNC
 from integration.shim.shimclient import mapped_files, shim_mode, wait_mode
 
 RT = "io.containerd.pyrunc.v2"
@@ -205,3 +205,52 @@ def test_lean_shim_answers_ctr_run(containerd, binary):
         for f in (p.stdin, p.stdout, p.stderr):
             f.close()
         _cleanup(containerd, cid)
+
+
+def test_no_pivot_sends_legacy_options(containerd):
+    """`ctr run --no-pivot` on a runtime that is not io.containerd.runc.*: containerd's client sends
+    the legacy containerd.linux.runc.CreateOptions (and no BinaryName: the shim's own pyrunc runs)."""
+    root = "/run/containerd/pyrunc"
+    existed = os.path.isdir(root)
+    try:
+        cp = containerd.ctr("run", "--rm", "--runtime", RT, "--no-pivot", IMAGE, "nopivot1",
+                            "sh", "-c", "echo in-container", check=False)
+        assert (cp.returncode, cp.stdout, cp.stderr) == (0, "in-container\n", ""), cp
+    finally:
+        _cleanup(containerd, "nopivot1")
+        if not existed:  # the runtime's default root for this namespace, empty once the task is gone
+            for d in (os.path.join(root, "pyrunc-test"), root):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+
+
+def test_shim_cgroup_from_runtime_config(containerd, tmp_path):
+    """ShimCgroup in the TOML of --runtime-config-path (runtimeoptions.v1, which is also what the CRI
+    plugin sends): containerd hands the options to `start` on stdin and the shim joins that cgroup."""
+    name = f"pyrunc-test-shimcg-{os.getpid()}"
+    dirs = [os.path.join("/sys/fs/cgroup", h, name) for h in ("pids", "unified")]
+    for d in dirs:
+        os.mkdir(d)
+    cid = "shimcg1"
+    config = tmp_path / "opts.toml"
+    config.write_text(f'BinaryName = "{PYRUNC}"\nRoot = "{containerd.runtime_root}"\nShimCgroup = "/{name}"\n')
+    try:
+        cp = containerd.ctr("run", "-d", "--runtime", RT, "--runtime-config-path", str(config), IMAGE, cid,
+                            "sleep", "1000", check=False)
+        assert cp.returncode == 0, cp
+        with open(f"/proc/{containerd.shim_pid(cid)}/cgroup") as f:
+            cgroups = f.read()
+        assert f":pids:/{name}\n" in cgroups and f"0::/{name}\n" in cgroups, cgroups
+    finally:
+        _cleanup(containerd, cid)
+        deadline = time.monotonic() + 30
+        for d in dirs:
+            while True:  # empty once the shim has exited after the delete
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"{d} still populated"
+                    time.sleep(0.1)
