@@ -159,3 +159,34 @@ def test_create_failing_before_any_hook_runs_poststop(runtime, tmp_path):
     assert c.create(check=False).returncode == 1
     assert c.leftovers() == []
     assert [r[0] for r in _records(log)] == ["poststop"]
+
+
+def test_hook_without_env_inherits_as_runc(runtime, tmp_path):
+    """A hook without `env` runs as runc runs it (an exec.Cmd whose Env is nil inherits its caller's
+    environment): the runtime's hooks (prestart, createRuntime, poststart, poststop) see the runtime's
+    environment; the hooks init runs (createContainer, startContainer) see the container process's
+    environment, init's own since runc sets it up first. `"env": []` is an empty environment."""
+    log = tmp_path / "env.log"
+    config = runtime.config(["sleep", "1000"])
+    config["process"]["env"] = ["PATH=/bin:/usr/bin", "MARKER_PROC=process-env"]
+
+    def recorder(kind, path):
+        return {"path": "/bin/sh", "args": ["sh", "-c", f'echo "{kind} ${{MARKER_RT-}} ${{MARKER_PROC-}}" >> {path}']}
+    config["hooks"] = {kind: [recorder(kind, log)] for kind in KINDS}
+    config["hooks"]["startContainer"] = [recorder("startContainer", "/shared/env.log")]
+    config["hooks"]["createRuntime"].append(dict(recorder("createRuntime-empty", log), env=[]))
+    env = dict(os.environ, MARKER_RT="runtime-env")
+    c = runtime.container(config, create=False, shared=True)
+    c.create(env=env)
+    c.start(env=env)
+    c.wait_file("env.log")
+    c.kill("KILL")
+    c.wait_status("stopped")
+    c.runtime.run("delete", c.id, env=env)
+    seen = {line.split(" ", 1)[0]: line.rstrip("\n").split(" ")[1:] for line in open(log)}
+    with open(c.path("env.log")) as f:
+        seen.update({line.split(" ", 1)[0]: line.rstrip("\n").split(" ")[1:] for line in f})
+    runtime_env, process_env = ["runtime-env", ""], ["", "process-env"]
+    assert seen == {"prestart": runtime_env, "createRuntime": runtime_env, "createRuntime-empty": ["", ""],
+                    "createContainer": process_env, "startContainer": process_env,
+                    "poststart": runtime_env, "poststop": runtime_env}, seen

@@ -34,23 +34,36 @@ def entries(config, kind):
     return ((config or {}).get("hooks") or {}).get(kind) or ()
 
 
-def run_all(config, kind, state, warn=None):
+def _environment(pairs):
+    """KEY=VALUE strings to execve's mapping; the last of a repeated key wins (Go's dedupEnv)."""
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in pairs)
+
+
+def run_all(config, kind, state, warn=None, inherited=None):
     """Run every hook of `kind`; the first failure raises HookError, or with `warn` (poststop)
-    is passed to warn(message) and the remaining hooks still run."""
+    is passed to warn(message) and the remaining hooks still run.
+
+    A hook without `env` inherits, as runc's (an exec.Cmd with a nil Env): `inherited` (KEY=VALUE
+    strings or a mapping; init passes the container process's environment, which runc's init runs with),
+    or else this runtime's own environment. `"env": []` is an empty environment."""
     data = json.dumps(state).encode()
+    if inherited is None:
+        default_env = os.environ
+    else:
+        default_env = inherited if isinstance(inherited, dict) else _environment(inherited)
     for index, hook in enumerate(entries(config, kind)):
         try:
-            run_one(kind, index, hook, data)
+            run_one(kind, index, hook, data, default_env)
         except HookError as e:
             if warn is None:
                 raise
             warn(str(e))
 
 
-def run_one(kind, index, hook, data):
+def run_one(kind, index, hook, data, default_env):
     path = hook["path"]
     argv = hook.get("args") or [path]
-    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.get("env") or ())
+    env = default_env if hook.get("env") is None else _environment(hook["env"])
     timeout = hook.get("timeout")
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()

@@ -140,6 +140,7 @@ def main(args):
         # ptrace it or open /proc/<pid>/exe (the host's python) until execve replaces it.
         prctl(c.PR_SET_DUMPABLE, 0)
         path, argv, env = setup(args)
+        args.process_env = env  # what startContainer hooks without `env` inherit, as under runc
         if args.seccomp_listener_fd is not None:
             sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)

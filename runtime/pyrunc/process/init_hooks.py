@@ -24,7 +24,8 @@ def before_pivot(args):
         if answer != b"1":
             raise StepError("wait for prestart/createRuntime hooks", None, "the runtime did not finish them")
     if state is not None and hooks.entries(config, "createContainer"):
-        hooks.run_all(config, "createContainer", hooks.hook_state(state, "creating", os.getpid()))
+        hooks.run_all(config, "createContainer", hooks.hook_state(state, "creating", os.getpid()),
+                      inherited=(config.get("process") or {}).get("env") or ())
 
 
 def start_container(args, wait_for_start):
@@ -34,7 +35,8 @@ def start_container(args, wait_for_start):
         return
     fd = wait_for_start(args.fifo_fd, keep_open=True)
     try:
-        hooks.run_all(args.config, "startContainer", hooks.hook_state(state, "created", os.getpid()))
+        hooks.run_all(args.config, "startContainer", hooks.hook_state(state, "created", os.getpid()),
+                      inherited=args.process_env)
     except PyruncError as e:
         try:
             os.write(fd, str(e).encode()[:4000])
