@@ -58,6 +58,17 @@ def test_loopback_present(runtime):
     assert out.strip() == "1"
 
 
+def _lo_flags(runtime, config=None):
+    return int(runtime.sh("cat /sys/class/net/lo/flags", config=config).stdout, 16)
+
+
+def test_new_network_namespace_has_lo_up(runtime, netns):
+    """runc and crun bring `lo` up in a network namespace they create (IFF_UP, 0x1), and leave a
+    namespace joined by path as it is (a fresh `ip netns add` one has lo down)."""
+    assert _lo_flags(runtime) & 0x1
+    assert not _lo_flags(runtime, set_namespace(runtime.config(), "network", netns)) & 0x1
+
+
 def test_no_network_namespace_shares_host(runtime):
     config = drop_namespace(runtime.config(), "network")
     inside = _inside_ns(runtime, config)

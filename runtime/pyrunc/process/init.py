@@ -68,6 +68,14 @@ def setup(args):
         # Built (and libseccomp loaded) now, while the host's libraries are reachable; loaded later.
         from pyrunc.linux import seccomp
         args.seccomp = seccomp.prepare(linux["seccomp"])
+    if "network" in args.namespaces.new:
+        # A fresh network namespace has only `lo`, down: runc and crun bring it up (runc's
+        # "loopback" network, for a new namespace only, never one joined by path).
+        from pyrunc.sys.calls import link_up
+        try:
+            link_up("lo")
+        except OSError as e:
+            raise StepError("bring up the loopback interface", "lo", e) from None
     if args.namespaces.private("uts"):
         if config.get("hostname"):
             sethostname(config["hostname"])

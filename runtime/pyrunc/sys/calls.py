@@ -66,6 +66,30 @@ def chroot(path):
     check(libc.chroot(_fs(path)), "chroot", path)
 
 
+class _IfReqFlags(ctypes.Structure):
+    """struct ifreq as SIOCGIFFLAGS/SIOCSIFFLAGS use it: the name, then ifr_flags in the 24-byte union."""
+    _fields_ = [("name", ctypes.c_char * 16), ("flags", ctypes.c_short), ("_pad", ctypes.c_char * 22)]
+
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+_AF_INET, _SOCK_DGRAM, _SOCK_CLOEXEC = 2, 2, 0o2000000
+libc.ioctl.argtypes = [_l.c_int, _l.c_ulong, _l.c_void_p]
+
+
+def link_up(name):
+    """Set IFF_UP on a network interface of the caller's network namespace (what `ip link set NAME
+    up` does), through an ioctl on a throwaway datagram socket."""
+    sock = check(libc.socket(_AF_INET, _SOCK_DGRAM | _SOCK_CLOEXEC, 0), "socket", name)
+    try:
+        req = _IfReqFlags(_fs(name))
+        check(libc.ioctl(sock, _SIOCGIFFLAGS, ctypes.byref(req)), "ioctl(SIOCGIFFLAGS)", name)
+        if not req.flags & _IFF_UP:
+            req.flags |= _IFF_UP
+            check(libc.ioctl(sock, _SIOCSIFFLAGS, ctypes.byref(req)), "ioctl(SIOCSIFFLAGS)", name)
+    finally:
+        os.close(sock)
+
+
 class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
