@@ -115,15 +115,20 @@ def create(ctx, container_id, opts):
             })
             store.stage(container_id, states[0])
         args.on_init_pid = stage_state
+        if linux.get("seccomp"):
+            from pyrunc.linux.seccomp import notify
+        if linux.get("seccomp") and notify.wanted(linux["seccomp"]):
+            args.seccomp_ack = os.pipe()
+            args.on_seccomp_listener = lambda init_pid, fd: notify.send_listener(
+                linux["seccomp"], states[0], "creating", init_pid, init_pid, fd, args.seccomp_ack[1])
         try:
             pid = spawn(args)
         finally:
             idmap.close_all(args.idmapped)
+            for fd in args.seccomp_ack or ():
+                os.close(fd)
         extras.after_spawn(pid)
         state = states[0]
-        if args.seccomp_listener_fd is not None:
-            from pyrunc.linux.seccomp.notify import send_listener
-            send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
         store.commit(container_id)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file

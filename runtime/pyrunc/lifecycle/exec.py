@@ -220,7 +220,7 @@ def exec_process(ctx, container_id, opts):
     pidfd_socket = None
     ns_fds = _open_namespaces(state["pid"])
     read_fd = write_fd = go_read = go_write = None
-    pid = joiner = None
+    pid = joiner = args = None
     try:
         if not st.is_alive(state):  # the namespaces we opened may be a recycled pid's
             raise InvalidState("cannot exec in a stopped container", st.STOPPED)
@@ -245,6 +245,13 @@ def exec_process(ctx, container_id, opts):
         args = ExecArgs(container_id, config, process, ns_fds, child_console, preserve, write_fd,
                         listen_fds=listen)
         args.pidfd_socket = pidfd_socket
+        on_listener = None
+        if args.seccomp_ack is not None:
+            from pyrunc.linux.seccomp import notify
+
+            def on_listener(proc_pid, fd):  # as runc's exec: state "running", pid the container's init
+                notify.send_listener(config["linux"]["seccomp"], state, "running", state["pid"], proc_pid, fd,
+                                     args.seccomp_ack[1])
         # The process's imports, before the fork: the children need not repeat them.
         from pyrunc.process import setns_init
         setns_init.preload(process)
@@ -275,7 +282,7 @@ def exec_process(ctx, container_id, opts):
         os.close(go_write)
         go_write = None
         intermediate, pid = pid, None
-        proc_pid = _wait_started(read_fd, intermediate)
+        proc_pid = _wait_started(read_fd, intermediate, on_listener)
     except BaseException:
         if pid is not None:
             _kill(pid)
@@ -285,7 +292,8 @@ def exec_process(ctx, container_id, opts):
             os.close(own_console)
         raise
     finally:
-        for fd in (read_fd, write_fd, go_read, go_write, child_console, pidfd_socket):
+        for fd in (read_fd, write_fd, go_read, go_write, child_console, pidfd_socket,
+                   *(args.seccomp_ack if args is not None and args.seccomp_ack else ())):
             if fd is not None:
                 os.close(fd)
         for _, _, fd in ns_fds:
@@ -310,10 +318,12 @@ def exec_process(ctx, container_id, opts):
     return wait_foreground(proc_pid, master)
 
 
-def _wait_started(read_fd, intermediate):
-    """The process's pid once it has exec'd (the sync pipe is CLOEXEC: EOF means execve worked)."""
+def _wait_started(read_fd, intermediate, on_listener=None):
+    """The process's pid once it has exec'd (the sync pipe is CLOEXEC: EOF means execve worked).
+    on_listener(pid, fd): the process names its seccomp listener fd and waits for the answer; its
+    pid comes from the intermediate, possibly after (two writers share the pipe)."""
     receiver = sync.Receiver(read_fd)
-    proc_pid = None
+    proc_pid = listener_fd = None
     try:
         while True:
             message = receiver.next()
@@ -323,6 +333,11 @@ def _wait_started(read_fd, intermediate):
                 raise PyruncError(message["message"])
             if message["type"] == sync.INIT_PID:
                 proc_pid = message["pid"]
+            elif message["type"] == sync.SECCOMP_FD and on_listener is not None:
+                listener_fd = message["listener_fd"]
+            if listener_fd is not None and proc_pid is not None:
+                on_listener(proc_pid, listener_fd)
+                listener_fd = None
         if proc_pid is None:
             raise PyruncError("exec: the intermediate process died before starting the process")
         return proc_pid

@@ -4,15 +4,22 @@ import os
 from pyrunc.errors import StepError
 
 
+def apply_umask(user):
+    """Before the user switch: a seccomp filter loaded then (no noNewPrivileges) may deny umask(2),
+    which runc never calls after it."""
+    os.umask(user["umask"] if user.get("umask") is not None else 0o022)
+
+
 def switch(user):
+    """setgid/setuid, as runc: privileged, each sets the real, effective and saved id (what
+    setresgid/setresuid would), and they are the calls seccomp profiles written for runc allow."""
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     try:
         os.setgroups(user.get("additionalGids") or [])
-        os.setresgid(gid, gid, gid)
-        os.setresuid(uid, uid, uid)
+        os.setgid(gid)
+        os.setuid(uid)
     except OSError as e:
         raise StepError(f"set user {uid}:{gid}", None, e) from None
-    os.umask(user["umask"] if user.get("umask") is not None else 0o022)
 
 
 # A real passwd is a few KiB; the cap keeps a hostile one (a huge sparse file) from stalling the

@@ -49,12 +49,14 @@ def become(process, before_user_switch=None, extra_env=None):
     default_signals()
     rlimits.apply(process.get("rlimits"))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
+    proc_user = process.get("user") or {}
+    user.apply_umask(proc_user)
     if before_user_switch is not None:
         before_user_switch()
+    # From here on a filter may be loaded: only the calls runc makes after it (see fds.py).
     if caps:
         caps.drop_bounding()
         prctl(c.PR_SET_KEEPCAPS, 1)
-    proc_user = process.get("user") or {}
     user.switch(proc_user)
     if caps:
         prctl(c.PR_SET_KEEPCAPS, 0)

@@ -11,7 +11,13 @@ def _executable(path):
         st = os.stat(path)
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK)
+    return stat.S_ISREG(st.st_mode) and _eaccess(path)
+
+
+def _eaccess(path):
+    """X_OK for the effective ids (runc's eaccess): faccessat2(AT_EACCESS), which profiles written
+    for runc allow, where plain access(2) may be denied."""
+    return os.access(path, os.X_OK, effective_ids=True)
 
 
 def lookup(name, env):
@@ -22,7 +28,7 @@ def lookup(name, env):
             raise ExecNotFound(name) from None
         except OSError as e:
             raise PyruncError(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
-        if stat.S_ISDIR(st.st_mode) or not os.access(name, os.X_OK):
+        if stat.S_ISDIR(st.st_mode) or not _eaccess(name):
             raise PyruncError(f'exec: "{name}": permission denied')
         return name
     search = ""

@@ -1,4 +1,5 @@
-"""fds handed to the container: systemd socket activation (LISTEN_FDS) and --preserve-fds."""
+"""fds handed to the container: systemd socket activation (LISTEN_FDS) and --preserve-fds, and
+the last step before execve that keeps every other fd out of it."""
 import os
 
 from pyrunc.errors import StepError
@@ -23,3 +24,27 @@ def check_preserved(n):
             os.fstat(fd)
         except OSError:
             raise StepError("preserve fd", str(fd), "not open") from None
+
+
+def close_on_exec_from(preserve_fds, filtered):
+    """Let fds 0..2 and the preserve_fds after them through execve, and no other.
+
+    filtered: a seccomp filter is already loaded (without noNewPrivileges it goes in before the user
+    switch). Then only the calls runc makes here (utils.CloseExecFrom: list /proc/self/fd, fcntl
+    F_SETFD on each): profiles written before close_range(2) existed deny it, and the container
+    would die here. Unfiltered, close_range does it in one call."""
+    from pyrunc.sys import consts as c
+    from pyrunc.sys.calls import close_range, set_cloexec
+    first = 3 + preserve_fds
+    for fd in range(3, first):
+        set_cloexec(fd, False)
+    if not filtered:
+        close_range(first, flags=c.CLOSE_RANGE_CLOEXEC)
+        return
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                set_cloexec(fd, True)
+            except OSError:
+                pass  # the listing's own directory fd, closed since (runc ignores these too)

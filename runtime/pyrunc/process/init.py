@@ -7,9 +7,9 @@ sync pipe and ends the child; success is reported as "ready", then init blocks o
 import os
 
 from pyrunc.errors import PyruncError, StepError
-from pyrunc.process import sync
+from pyrunc.process import fds, sync
 from pyrunc.sys import consts as c
-from pyrunc.sys.calls import close_range, prctl, sethostname, setdomainname
+from pyrunc.sys.calls import prctl, sethostname, setdomainname
 
 
 class InitArgs:
@@ -23,9 +23,10 @@ class InitArgs:
         self.no_pivot, self.preserve_fds = no_pivot, preserve_fds
         self.keyring = keyring  # name of a fresh session keyring, None for --no-new-keyring
         self.seccomp = None  # in init: a prepared filter still to load just before execve
-        self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
+        self.seccomp_ack = None  # notify: the (read, write) pipe the runtime answers on once the agent has the listener
         self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
         self.on_init_pid = None  # called by spawn with init's pid as soon as it is known, while init works
+        self.on_seccomp_listener = None  # called by spawn with (init's pid, its listener fd number)
 
 
 def preload(config):
@@ -67,6 +68,7 @@ def setup(args):
     if linux.get("seccomp"):
         # Built (and libseccomp loaded) now, while the host's libraries are reachable; loaded later.
         from pyrunc.linux import seccomp
+        from pyrunc.linux.seccomp import notify  # noqa: F401 (hand_over runs after the imports are sealed)
         args.seccomp = seccomp.prepare(linux["seccomp"])
     if "network" in args.namespaces.new:
         # A fresh network namespace has only `lo`, down: runc and crun bring it up (runc's
@@ -108,8 +110,7 @@ def setup(args):
     def load_seccomp_while_privileged():
         if args.seccomp and not process.get("noNewPrivileges"):
             # Without no_new_privs loading a filter needs CAP_SYS_ADMIN: load it while we have it (runc too).
-            args.seccomp_listener_fd = args.seccomp.load()
-            args.seccomp = None
+            _load_seccomp(args)
 
     from pyrunc.process.become import become
     path, argv, env = become(process, load_seccomp_while_privileged)
@@ -118,9 +119,16 @@ def setup(args):
         personality.apply(linux["personality"])
     if args.seccomp and args.seccomp.uses_notify:
         # The listener must reach the agent during create, so this filter cannot wait for start.
-        args.seccomp_listener_fd = args.seccomp.load()
-        args.seccomp = None
+        _load_seccomp(args)
     return path, argv, env
+
+
+def _load_seccomp(args):
+    listener_fd = args.seccomp.load()
+    args.seccomp = None
+    if listener_fd is not None:
+        from pyrunc.linux.seccomp import notify
+        notify.hand_over(args.sync_fd, args.seccomp_ack, listener_fd)
 
 
 def wait_for_start(fifo_fd, keep_open=False):
@@ -149,8 +157,6 @@ def main(args):
         prctl(c.PR_SET_DUMPABLE, 0)
         path, argv, env = setup(args)
         args.process_env = env  # what startContainer hooks without `env` inherit, as under runc
-        if args.seccomp_listener_fd is not None:
-            sync.send(args.sync_fd, sync.SECCOMP_FD, listener_fd=args.seccomp_listener_fd)
         sync.send(args.sync_fd, sync.READY)
         os.close(args.sync_fd)
         if args.config.get("hooks"):
@@ -158,12 +164,7 @@ def main(args):
             init_hooks.start_container(args, wait_for_start)
         else:
             wait_for_start(args.fifo_fd)
-        if args.seccomp_listener_fd is not None:
-            os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
-        first_closed = 3 + args.preserve_fds
-        for fd in range(3, first_closed):
-            os.set_inheritable(fd, True)
-        close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        fds.close_on_exec_from(args.preserve_fds, filtered=_filtered(args))
         if args.seccomp:
             args.seccomp.load()  # the last step: nothing of the runtime's own runs under the filter
         os.execve(path, argv, env)
@@ -174,6 +175,11 @@ def main(args):
     except BaseException as e:  # a bug in init: report it rather than vanish
         _report(args.sync_fd, f"internal error in container init: {type(e).__name__}: {e}")
     os._exit(status)
+
+
+def _filtered(args):
+    """A filter is loaded already (configured, and no longer waiting to be)."""
+    return bool((args.config.get("linux") or {}).get("seccomp")) and args.seccomp is None
 
 
 def _report(sync_fd, message):

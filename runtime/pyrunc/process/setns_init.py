@@ -8,9 +8,7 @@ is CLOEXEC: EOF without an error means execve succeeded.
 import os
 
 from pyrunc.errors import PyruncError, StepError
-from pyrunc.process import sync
-from pyrunc.sys import consts as c
-from pyrunc.sys.calls import close_range
+from pyrunc.process import fds, sync
 
 
 class ExecArgs:
@@ -24,6 +22,10 @@ class ExecArgs:
         self.pidfd_socket = None        # --pidfd-socket, used by the intermediate
         self.sync_fd = sync_fd
         self.seccomp = prepare_seccomp(config)
+        self.seccomp_ack = None  # notify: the pipe the runtime answers on once the agent has the listener
+        if self.seccomp is not None and self.seccomp.uses_notify:
+            from pyrunc.linux.seccomp import notify  # noqa: F401 (the child uses it after the seal)
+            self.seccomp_ack = os.pipe()
 
 
 def preload(process):
@@ -42,20 +44,18 @@ def prepare_seccomp(config):
     if not seccomp_config:
         return None
     from pyrunc.linux import seccomp
-    prepared = seccomp.prepare(seccomp_config)
-    if prepared.uses_notify:
-        # The listener would have to reach the agent from here as create sends it; until then a
-        # notifying filter in an exec'd process would block its syscalls forever.
-        raise StepError("exec with seccomp", "linux.seccomp", "SCMP_ACT_NOTIFY is not supported for exec yet")
-    return prepared
+    return seccomp.prepare(seccomp_config)
 
 
 def apply_seccomp(args, before_user_switch):
     """Load the container's filter as init does: before the user switch without noNewPrivileges
     (loading then needs CAP_SYS_ADMIN), else as the very last step before execve."""
     if args.seccomp is not None and before_user_switch != bool(args.process.get("noNewPrivileges")):
-        args.seccomp.load()
+        listener_fd = args.seccomp.load()
         args.seccomp = None
+        if listener_fd is not None:  # to the agent before anything else runs under the filter (as runc)
+            from pyrunc.linux.seccomp import notify
+            notify.hand_over(args.sync_fd, args.seccomp_ack, listener_fd)
 
 
 def setup(args):
@@ -86,10 +86,8 @@ def main(args):
     """Entry of the exec'd process (already in the container's namespaces). Never returns."""
     try:
         path, argv, env = setup(args)
-        first_closed = 3 + args.preserve_fds
-        for fd in range(3, first_closed):
-            os.set_inheritable(fd, True)
-        close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
+        fds.close_on_exec_from(args.preserve_fds, filtered=args.seccomp is None and bool(
+            (args.config.get("linux") or {}).get("seccomp")))
         apply_seccomp(args, before_user_switch=False)
         os.execve(path, argv, env)
     except PyruncError as e:

@@ -175,7 +175,7 @@ def spawn(args):
         raise
     os.close(write_fd)
     receiver = sync.Receiver(read_fd)
-    init_pid, ready, hooks_pending = started.init_pid, False, False
+    init_pid, ready, hooks_pending, listener_fd = started.init_pid, False, False, None
     try:
         if init_pid is not None and args.on_init_pid is not None:
             args.on_init_pid(init_pid)
@@ -199,9 +199,12 @@ def spawn(args):
                 write_mappings(started.intermediate, args.config.get("linux") or {})
                 os.write(started.go_write, b"2")
             elif message["type"] == sync.SECCOMP_FD:
-                args.seccomp_listener_fd = message["listener_fd"]  # fetched by create while init waits
+                listener_fd = message["listener_fd"]  # init waits until the agent has it
             elif message["type"] == sync.HOOKS:
                 hooks_pending = True
+            if listener_fd is not None and init_pid is not None:
+                args.on_seccomp_listener(init_pid, listener_fd)
+                listener_fd = None
             if hooks_pending and init_pid is not None:
                 hooks_pending = False
                 args.run_runtime_hooks(init_pid)

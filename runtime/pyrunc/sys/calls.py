@@ -104,6 +104,19 @@ def close_range(first, last=0xFFFFFFFF, flags=0):
     check(syscall("close_range", _l.c_uint(first), _l.c_uint(last), _l.c_uint(flags)), "close_range")
 
 
+_F_GETFD, _F_SETFD, _FD_CLOEXEC = 1, 2, 1
+libc.fcntl.argtypes = [_l.c_int, _l.c_int, _l.c_int]
+
+
+def set_cloexec(fd, cloexec=True):
+    """FD_CLOEXEC on or off with fcntl(2), as Go's syscall.CloseOnExec does (os.set_inheritable uses
+    ioctl(FIOCLEX), a call seccomp profiles may deny where they allow fcntl)."""
+    flags = check(libc.fcntl(fd, _F_GETFD, 0), "fcntl(F_GETFD)", str(fd))
+    wanted = flags | _FD_CLOEXEC if cloexec else flags & ~_FD_CLOEXEC
+    if wanted != flags:
+        check(libc.fcntl(fd, _F_SETFD, wanted), "fcntl(F_SETFD)", str(fd))
+
+
 # Capabilities: the v3 header carries two 32-bit data words per set.
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]

@@ -3,6 +3,12 @@
 runtime-spec (config-linux.md, "The Container Process State"): one message on the UNIX socket,
 the container process state as JSON with the listener fd attached via SCM_RIGHTS; "fds" names the
 attached fds in order.
+
+In runc's order (procSeccomp / procSeccompDone): the process that loaded the filter (init, or an
+exec'd process) names its listener fd to the runtime at once and waits; the runtime copies it
+(pidfd_getfd), sends it to the agent and answers; only then does the process go on. A notifying
+rule on a call the process itself still makes (openat of /etc/passwd, of exec.fifo) is then
+answered by the agent instead of blocking the process for ever.
 """
 import os
 
@@ -40,17 +46,40 @@ def send(listener_path, payload, listener_fd):
         raise StepError("send seccomp listener fd to", listener_path, e) from None
 
 
-def send_listener(seccomp, state, pid, init_fd=None):
-    """create's (and exec's) step: give the agent the listener of the process `pid`.
+def wanted(seccomp):
+    """Whether this linux.seccomp notifies (what compile_plan's uses_notify says, without compiling)."""
+    if not seccomp:
+        return False
+    return seccomp.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
+        (rule or {}).get("action") == "SCMP_ACT_NOTIFY" for rule in seccomp.get("syscalls") or ())
 
-    state: the container's state as `pyrunc state` would show it; its status is "creating" here.
-    """
-    if init_fd is None:
-        raise StepError("seccomp notify", None, "no listener fd reported by container init")
-    listener = fetch_listener(pid, init_fd)
+
+def hand_over(sync_fd, ack, listener_fd):
+    """In the process that just loaded the filter: name the listener to the runtime, wait until the
+    agent has it, close ours (the container never holds it). ack: the (read, write) pipe the runtime
+    answers on; the write end is the runtime's."""
+    from pyrunc.process import sync
+    ack_read, ack_write = ack
+    os.close(ack_write)
     try:
-        public = {"ociVersion": state.get("ociVersion", ""), "id": state["id"], "status": "creating",
+        sync.send(sync_fd, sync.SECCOMP_FD, listener_fd=listener_fd)
+        answer = os.read(ack_read, 1)
+    finally:
+        os.close(ack_read)
+        os.close(listener_fd)
+    if answer != b"1":  # the runtime failed and reports why; this process is killed meanwhile
+        raise StepError("seccomp notify", None, "the runtime did not hand the listener to the agent")
+
+
+def send_listener(seccomp, state, status, pid, fd_pid, fd, ack_fd):
+    """The runtime's side: copy fd of process fd_pid and send it to the agent with the container's
+    state (status "creating" from create, "running" from exec; pid is the container's init), then
+    let that process go on (ack_fd)."""
+    listener = fetch_listener(fd_pid, fd)
+    try:
+        public = {"ociVersion": state.get("ociVersion", ""), "id": state["id"], "status": status,
                   "pid": pid, "bundle": state["bundle"], "annotations": state.get("annotations") or {}}
-        send(seccomp["listenerPath"], process_state(seccomp, public, pid, public["ociVersion"]), listener)
+        send(seccomp["listenerPath"], process_state(seccomp, public, fd_pid, public["ociVersion"]), listener)
     finally:
         os.close(listener)
+    os.write(ack_fd, b"1")
