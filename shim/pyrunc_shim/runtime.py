@@ -16,12 +16,17 @@ class RuntimeError_(ShimError):
 
 
 def _shim_dirs():
-    """Where this shim is installed: the directory of its interpreter as invoked (a venv's bin/, not
-    resolved to the system python it links to) and that of its own script, resolved (the one
-    linked onto containerd's PATH)."""
+    """Where this shim is installed: its own script's directory, resolved (`start` runs the one
+    linked onto containerd's PATH; the server runs as `python -m`), its interpreter's as invoked (a
+    venv's bin/, not the system python that links to) and where pip puts this interpreter's
+    console scripts (/usr/local/bin for a system install)."""
     import sys
+    import sysconfig
+    candidates = [os.path.dirname(sys.executable), sysconfig.get_path("scripts")]
+    if sys.argv and sys.argv[0] and not sys.argv[0].endswith(".py") and not sys.argv[0].startswith("-"):
+        candidates.insert(0, os.path.dirname(os.path.realpath(sys.argv[0])))
     dirs = []
-    for d in (os.path.dirname(sys.executable), os.path.dirname(os.path.realpath(sys.argv[0] or "."))):
+    for d in candidates:
         if d and os.path.isabs(d) and d not in dirs:
             dirs.append(d)
     return dirs
