@@ -117,10 +117,13 @@ def create(ctx, container_id, opts):
         args.on_init_pid = stage_state
         if linux.get("seccomp"):
             from pyrunc.linux.seccomp import notify
-        if linux.get("seccomp") and notify.wanted(linux["seccomp"]):
-            args.seccomp_ack = os.pipe()
-            args.on_seccomp_listener = lambda init_pid, fd: notify.send_listener(
-                linux["seccomp"], states[0], "creating", init_pid, init_pid, fd, args.seccomp_ack[1])
+            if notify.wanted(linux["seccomp"]):
+                args.seccomp_ack = os.pipe()
+
+                def to_agent(init_pid, fd):  # runc's create: state "creating", init's listener
+                    notify.send_listener(linux["seccomp"], states[0], "creating", init_pid, init_pid, fd,
+                                         args.seccomp_ack[1])
+                args.on_seccomp_listener = to_agent
         try:
             pid = spawn(args)
         finally:

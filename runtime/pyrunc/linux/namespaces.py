@@ -32,6 +32,17 @@ class NamespacePlan:
             flags |= FLAGS[kind]
         return flags
 
+    def bring_up_loopback(self):
+        """In init: a network namespace it created has only `lo`, and down. runc (its "loopback"
+        network) and crun bring it up; one joined by path is left as it is."""
+        if "network" not in self.new:
+            return
+        from pyrunc.sys.calls import link_up
+        try:
+            link_up("lo")
+        except OSError as e:
+            raise StepError("bring up the loopback interface", "lo", e) from None
+
     def open_joined(self):
         """Open every namespace to join before joining any: paths resolve in the caller's view."""
         fds = []

@@ -27,6 +27,7 @@ class InitArgs:
         self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
         self.on_init_pid = None  # called by spawn with init's pid as soon as it is known, while init works
         self.on_seccomp_listener = None  # called by spawn with (init's pid, its listener fd number)
+        self.process_env = None  # in init: the process's environment, once computed (startContainer hooks)
 
 
 def preload(config):
@@ -70,14 +71,7 @@ def setup(args):
         from pyrunc.linux import seccomp
         from pyrunc.linux.seccomp import notify  # noqa: F401 (hand_over runs after the imports are sealed)
         args.seccomp = seccomp.prepare(linux["seccomp"])
-    if "network" in args.namespaces.new:
-        # A fresh network namespace has only `lo`, down: runc and crun bring it up (runc's
-        # "loopback" network, for a new namespace only, never one joined by path).
-        from pyrunc.sys.calls import link_up
-        try:
-            link_up("lo")
-        except OSError as e:
-            raise StepError("bring up the loopback interface", "lo", e) from None
+    args.namespaces.bring_up_loopback()
     if args.namespaces.private("uts"):
         if config.get("hostname"):
             sethostname(config["hostname"])
