@@ -135,3 +135,32 @@ def test_exec_notify(runtime, agent, probe_binary):
     c.kill("KILL")
     c.wait_status("stopped")
     c.delete()
+
+
+def test_agent_gone_fails_cleanly(runtime, tmp_path):
+    """No agent at listenerPath: create fails naming it and leaves nothing (runtime fixture checks);
+    exec into a container whose agent has gone fails the same way and the container lives on."""
+    path = str(tmp_path / "nobody.sock")
+    config = runtime.config(["true"])
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+                                  "syscalls": [{"names": ["swapoff"], "action": "SCMP_ACT_NOTIFY"}]}
+    c = runtime.container(config, create=False)
+    cp = c.create(check=False, timeout=30)
+    assert cp.returncode != 0 and path in cp.stderr, cp
+    assert c.leftovers() == []
+
+    agent = Agent(str(tmp_path / "agent.sock"))
+    agent.path = str(tmp_path / "agent.sock")
+    try:
+        config = runtime.config(["sleep", "1000"])
+        config["linux"]["seccomp"] = _seccomp(agent, ["swapoff"])
+        c = runtime.container(config)
+    finally:
+        agent.close()  # the socket file stays, nobody listens: connect is refused
+    c.start()
+    cp = runtime.run("exec", c.id, "true", check=False, timeout=30)
+    assert cp.returncode != 0 and agent.path in cp.stderr, cp
+    assert c.status == "running"
+    c.kill("KILL")
+    c.wait_status("stopped")
+    c.delete()
