@@ -270,3 +270,21 @@ def test_kill_all_reaches_a_paused_containers_children(runtime):
     c.wait_status("stopped")
     assert json.loads(runtime.run("ps", "--format", "json", c.id).stdout) in ([], None)
     c.delete()
+
+
+def test_linux_devices_entry_stays_denied_by_resources(runtime):
+    """linux.devices creates /dev/kmsg, but only resources.devices may allow it (runc): under the
+    default deny-all it cannot be opened for writing (a write-only open needs no capability, so
+    only the device cgroup refuses it); a later allow rule opens it. Nothing is written to it."""
+    script = "(: > /dev/kmsg); echo w=$?; (: > /dev/null); echo null=$?"
+    config = runtime.config(["sh", "-c", script])
+    config["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+                                   "fileMode": 0o666, "uid": 0, "gid": 0}]
+    cp = runtime.bundle(config).run(check=False)
+    assert cp.returncode == 0, describe(cp)
+    assert "w=1" in cp.stdout and "null=0" in cp.stdout, describe(cp)
+    assert "Operation not permitted" in cp.stderr, describe(cp)
+    config["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 11,
+                                                    "access": "w"})
+    cp = runtime.bundle(config).run(check=False)
+    assert "w=0" in cp.stdout and "null=0" in cp.stdout, describe(cp)
