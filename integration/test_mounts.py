@@ -303,7 +303,7 @@ def test_no_pivot(runtime):
     c = runtime.bundle(["sh", "-c", "hostname; cat /bin/busybox > /dev/null && echo rootfs-ok; "
                                     "ls / | grep -c ^bin$"])
     cp = c.run("--no-pivot")
-    assert cp.stdout.split() == ["pyrunc", "rootfs-ok", "1"]
+    assert cp.stdout.split() == ["runc", "rootfs-ok", "1"]
 
 
 def test_no_pivot_create(runtime):
