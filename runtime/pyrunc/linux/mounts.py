@@ -108,11 +108,36 @@ def place_tree(root_fd, tree_fd, destination, opts):
         _remount_bind(root_fd, destination, extra, opts.cleared)
 
 
+def read_only_later(entry, opts=None):
+    """The per-mount flags to make a mount read-only with at the end of the rootfs setup, or None.
+
+    A read-only tmpfs, and /dev whatever its type, are mounted writable first, as runc does: /dev
+    gets device nodes, devpts and /dev/console after it is mounted, and any tmpfs may get mount
+    points for later mounts; rootfs.finalize() then makes them read-only (a bind remount)."""
+    mount_type = entry.get("type") or ""
+    opts = opts or mount_options.parse(entry.get("options"), mount_type)
+    if opts.is_bind or not opts.flags & c.MS_RDONLY:
+        return None
+    import posixpath
+    if mount_type != "tmpfs" and posixpath.normpath("/" + entry["destination"]) != "/dev":
+        return None
+    return opts.flags & mount_options.BIND_REMOUNT_FLAGS
+
+
+def make_read_only(root_fd, entry, flags):
+    try:
+        _remount_bind(root_fd, entry["destination"], flags)
+    except OSError as e:
+        raise StepError("remount read-only", entry["destination"], _strip_fd_path(e)) from None
+
+
 def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None, mount_label=None):
     destination = entry["destination"]
     mount_type = entry.get("type") or ""
     source = entry.get("source") or ""
     opts = mount_options.parse(entry.get("options"), mount_type)
+    if read_only_later(entry, opts) is not None:
+        opts.flags &= ~c.MS_RDONLY
     try:
         if mount_type in ("proc", "sysfs") and not opts.is_bind and tree_fd is None:
             _refuse_non_directory(root_fd, destination, mount_type)

@@ -85,11 +85,16 @@ def enter(rootfs, no_pivot=False):
 
 
 def finalize(config):
-    """After pivot_root: root propagation, masked and read-only paths, read-only rootfs."""
+    """After pivot_root: the read-only mounts that were writable while the rootfs was built
+    (mounts.read_only_later), masked and read-only paths, root propagation, read-only rootfs."""
     linux = config.get("linux") or {}
     from pyrunc.linux import masks
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        for entry in config.get("mounts") or ():
+            flags = mounts.read_only_later(entry)
+            if flags is not None:
+                mounts.make_read_only(root_fd, entry, flags)
         masks.mask_paths(root_fd, linux.get("maskedPaths") or ())
         masks.readonly_paths(root_fd, linux.get("readonlyPaths") or ())
     finally:
