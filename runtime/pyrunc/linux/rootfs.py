@@ -63,6 +63,7 @@ def enter(rootfs, no_pivot=False):
     """Make rootfs the process's "/"; the old root is detached so nothing of the host remains."""
     try:
         if no_pivot:
+            _detach_host_proc_and_sys(rootfs)
             os.chdir(rootfs)
             mount(rootfs, "/", None, c.MS_MOVE)
             chroot(".")
@@ -82,6 +83,32 @@ def enter(rootfs, no_pivot=False):
         os.chdir("/")
     except OSError as e:
         raise StepError("pivot_root" if not no_pivot else "move rootfs", rootfs, e) from None
+
+
+def _detach_host_proc_and_sys(rootfs):
+    """Without pivot_root the host's own /proc and /sys stay in the container's mount namespace
+    under the chroot, and a fully visible procfs there lets a container with CAP_SYS_ADMIN in a user
+    namespace mount a fresh, unmasked /proc (the kernel's mount_too_revealing check passes). As
+    runc does, every full proc and sysfs mount outside the rootfs is detached first (a slave first,
+    so the unmount does not propagate to the host), or covered with a tmpfs where that is refused."""
+    import errno
+    from pyrunc.cgroups.mountinfo import parse_mountinfo
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    inside = rootfs.rstrip("/") + "/"
+    for root, mountpoint, fstype, _ in mounts:
+        if root != "/" or fstype not in ("proc", "sysfs") or mountpoint == rootfs or mountpoint.startswith(inside):
+            continue
+        try:
+            mount(None, mountpoint, None, c.MS_SLAVE | c.MS_REC)
+        except FileNotFoundError:
+            continue  # under a mount detached already
+        try:
+            umount2(mountpoint, c.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            mount("tmpfs", mountpoint, "tmpfs", 0)
 
 
 def finalize(config):
