@@ -280,3 +280,19 @@ def test_check_before_update(tmp_path):
     assert (tmp_path / "memory.max").read_text() == "max"
     ap.apply(m, {"memory": {"limit": 100 * MiB, "checkBeforeUpdate": True}}, update=True)
     assert (tmp_path / "memory.max").read_text() == str(100 * MiB)
+
+
+@pytest.mark.parametrize("version", ["v1", "hybrid"])
+def test_unified_refused_on_v1_before_anything_is_written(version):
+    from pyrunc.cgroups.apply import apply
+
+    class Manager:
+        paths = {"memory": "/nonexistent/memory", "": "/nonexistent/unified"}
+
+        def before_apply(self, *args):  # the systemd driver's hook: must not be reached either
+            raise AssertionError("reached the systemd driver")
+
+    manager = Manager()
+    manager.version = version
+    with pytest.raises(InvalidSpec, match="cannot use unified on cgroup v1"):
+        apply(manager, {"memory": {"limit": 1 << 20}, "unified": {"memory.max": "1048576"}})
