@@ -153,12 +153,27 @@ def release_shared_mounts(rootfs):
     from pyrunc.cgroups.mountinfo import parse_mountinfo, read_mountinfo
     inside = rootfs.rstrip("/") + "/"
     below = [m[1] for m in parse_mountinfo(read_mountinfo()) if m[1].startswith(inside)]
-    for mountpoint in reversed(below):  # the last mounted first: children before parents
-        try:
-            umount2(mountpoint, c.MNT_DETACH)
-        except OSError as e:
-            if e.errno not in (errno.EINVAL, errno.ENOENT):  # gone with a parent already
-                raise StepError("unmount", mountpoint, e) from None
+    try:
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        for mountpoint in reversed(below):  # the last mounted first: children before parents
+            try:
+                # Resolved inside the rootfs, the container's to change: a symlink swapped in for
+                # a parent directory cannot turn this into an unmount of the host's.
+                fd = open_in_root(root_fd, mountpoint[len(inside):])
+            except OSError:
+                continue  # gone with a parent already
+            try:
+                umount2(fd_path(fd), c.MNT_DETACH)
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # EINVAL: no longer a mount point
+                    raise StepError("unmount", mountpoint, e) from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
 
 
 __all__ = ["prepare", "enter", "finalize", "fd_path", "open_in_root"]
