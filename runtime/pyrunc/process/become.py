@@ -88,6 +88,7 @@ def become(process, before_user_switch=None, extra_env=None):
     # error is retried as the container's user, who may own a dir root cannot enter (runc too).
     cwd = process.get("cwd") or "/"
     entered = _chdir(cwd, retry_on_permission=True)
+    fix_stdio_owner((process.get("user") or {}).get("uid", 0))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
     if before_user_switch is not None:
         before_user_switch()
@@ -95,7 +96,6 @@ def become(process, before_user_switch=None, extra_env=None):
         caps.drop_bounding()
         prctl(c.PR_SET_KEEPCAPS, 1)
     proc_user = process.get("user") or {}
-    fix_stdio_owner(proc_user.get("uid", 0))
     user.switch(proc_user)
     if caps:
         prctl(c.PR_SET_KEEPCAPS, 0)
