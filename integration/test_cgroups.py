@@ -3,7 +3,7 @@ name=systemd hierarchy and the unified v2 one), and delete removes it."""
 import os
 
 from integration.helpers import mountinfo
-from integration.helpers.runtime import drop_namespace
+from integration.helpers.runtime import drop_namespace, set_namespace
 
 
 def _proc_cgroup(pid):
@@ -61,7 +61,7 @@ def test_cgroup_dirs_removed_after_run(runtime):
 
 
 def test_cgroup_namespace_root(runtime):
-    out = runtime.sh("cat /proc/self/cgroup").stdout
+    out = runtime.sh("cat /proc/self/cgroup", config=set_namespace(runtime.config(), "cgroup")).stdout
     lines = [line.split(":", 2) for line in out.splitlines()]
     assert lines
     for hid, ctrl, path in lines:

@@ -127,3 +127,27 @@ def test_linux_devices_mode_is_enforced(runtime):
     assert _with_devices(runtime, script, devices, {"uid": 1002, "gid": 1001}) == ["write-ok", "read-denied"]
     assert _with_devices(runtime, script, devices, {"uid": 1002, "gid": 1002}) == ["write-denied",
                                                                                     "read-denied"]
+
+
+def test_read_only_dev_with_devpts_on_it(runtime, tmp_path):
+    """/dev a read-only tmpfs with devpts, shm and mqueue mounted on it, and a read-only tmpfs with
+    a bind below it: runc mounts them writable, sets up what goes inside, and makes them read-only
+    at the end; the nodes and mounts are all there and usable, and /dev refuses new files."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("in\n")
+    config = runtime.config()
+    for m in config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    config["mounts"].append({"destination": "/ro", "type": "tmpfs", "source": "tmpfs",
+                             "options": ["ro", "size=64k"]})
+    config["mounts"].append({"destination": "/ro/sub", "type": "bind", "source": str(src),
+                             "options": ["rbind", "ro"]})
+    cp = runtime.sh("echo x > /dev/null && echo null-ok; ls /dev/pts/ptmx; cat /ro/sub/f; "
+                    "touch /dev/new 2>/dev/null || echo dev-ro; touch /ro/new 2>/dev/null || echo ro-ro",
+                    config=config)
+    assert cp.stdout.split() == ["null-ok", "/dev/pts/ptmx", "in", "dev-ro", "ro-ro"], cp.stdout
+    ms = mountinfo.parse(runtime.sh("cat /proc/self/mountinfo", config=config).stdout)
+    dev = [m for m in ms if m.mount_point == "/dev"][-1]
+    assert dev.readonly and "ro" not in dev.super_options, dev  # a per-mount ro, as runc makes it

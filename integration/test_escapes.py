@@ -36,6 +36,24 @@ def test_mount_destination_symlink_stays_in_rootfs(runtime, tmp_path):
     assert os.path.isdir(os.path.join(c.rootfs, str(host_target).lstrip("/")))
 
 
+@pytest.mark.parametrize("name,fstype,target", [("proc", "proc", "/tmp/fakeproc"), ("sys", "sysfs", "tmp"),
+                                                ("proc", "proc", "../../../../proc")])
+def test_proc_or_sys_as_symlink_is_refused(runtime, name, fstype, target):
+    """rootfs/proc (or sys) a symlink: runc refuses to mount procfs or sysfs anywhere but on an
+    ordinary directory (following it once let a container mount a procfs the runtime then wrote
+    security settings into at the wrong place); nothing is mounted, nothing is left."""
+    c = runtime.bundle(["true"])
+    path = os.path.join(c.rootfs, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.rmdir(path)
+    os.symlink(target, path)
+    cp = c.run(check=False)
+    assert cp.returncode != 0, describe(cp)
+    # runc's words (quoted inside a logfmt line, so the quotes around the type are escaped)
+    assert f'filesystem \\"{fstype}\\" must be mounted on ordinary directory' in cp.stderr, describe(cp)
+    assert not c.leftovers(), c.leftovers()
+
+
 def test_relative_dotdot_symlink_stays_in_rootfs(runtime, tmp_path):
     source = tmp_path / "src"
     source.mkdir()

@@ -46,6 +46,7 @@ def subreaper():
 
 def _config(runtime, log, intermediate):
     config = runtime.config(["sh", "-c", "{ " + PROBE + " } > /shared/out.tmp && mv /shared/out.tmp /shared/out"])
+    config["linux"]["namespaces"].append({"type": "cgroup"})  # not in runc's template, checked below
     if intermediate:
         config["linux"]["namespaces"].append({"type": "time"})
     hook = ("import json, os, sys\n"

@@ -237,7 +237,7 @@ def test_config_changes_after_create_are_ignored(runtime):
     write_config(c.bundle, c.config)
     c.start()
     c.wait_status("stopped")
-    assert c.read("hostname") == "pyrunc\n"
+    assert c.read("hostname") == "runc\n"
     c.delete()
 
 

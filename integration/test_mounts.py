@@ -4,7 +4,7 @@ import os
 import pytest
 
 from integration.helpers import mountinfo
-from integration.helpers.runtime import add_mount, bind, execute, release_fifo
+from integration.helpers.runtime import add_mount, bind, describe, execute, release_fifo
 
 
 def _mounts(runtime, config=None, script="cat /proc/self/mountinfo"):
@@ -303,7 +303,22 @@ def test_no_pivot(runtime):
     c = runtime.bundle(["sh", "-c", "hostname; cat /bin/busybox > /dev/null && echo rootfs-ok; "
                                     "ls / | grep -c ^bin$"])
     cp = c.run("--no-pivot")
-    assert cp.stdout.split() == ["pyrunc", "rootfs-ok", "1"]
+    assert cp.stdout.split() == ["runc", "rootfs-ok", "1"]
+
+
+@pytest.mark.parametrize("run_args", [(), ("--no-pivot",)], ids=["pivot", "no-pivot"])
+def test_no_bare_proc_reachable_from_a_nested_user_namespace(runtime, run_args):
+    """runc's no_pivot.bats: a process that makes its own user namespace inside the container may
+    mount procfs only where a fully visible one exists (the kernel's mount_too_revealing), and the
+    container's /proc is not (its masked paths are locked over it). Without pivot_root the host's
+    /proc stayed reachable in the mount namespace under the chroot: runc detaches it first."""
+    script = "mount -t proc none /proc 2>&1 && echo MOUNTED || echo DENIED"
+    config = runtime.config(["unshare", "-mrpf", "sh", "-c", script])
+    # Not root: mapping uid 0 into a new user namespace needs CAP_SETFCAP, any other uid nothing.
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    cp = runtime.bundle(config).run(*run_args, check=False)
+    assert "DENIED" in cp.stdout and "MOUNTED" not in cp.stdout, describe(cp)
+    assert "permission denied" in cp.stdout.lower(), describe(cp)  # EPERM from mount(2), not a missing tool
 
 
 def test_no_pivot_create(runtime):

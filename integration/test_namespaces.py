@@ -43,7 +43,7 @@ def test_uts_domainname(runtime):
 
 
 def test_new_namespaces_differ_from_host(runtime):
-    inside = _inside_ns(runtime)
+    inside = _inside_ns(runtime, set_namespace(runtime.config(), "cgroup"))
     for kind in NS_KINDS:
         assert inside[kind] != os.readlink(f"/proc/self/ns/{kind}"), f"{kind} namespace is the host's"
 

@@ -4,7 +4,7 @@ import resource
 
 import pytest
 
-from integration.helpers.runtime import drop_namespace
+from integration.helpers.runtime import add_mount, describe, drop_namespace
 
 
 def _status(text):
@@ -270,3 +270,14 @@ def test_home_lookup_in_a_hostile_image(runtime, trap):
     c.create(timeout=20)
     c.start()
     assert runtime.run("exec", c.id, "sh", "-c", "echo $HOME", timeout=20).stdout == "/\n"
+
+
+def test_cwd_reachable_only_by_root_is_entered_before_the_user_switch(runtime):
+    """runc enters cwd while still root: a non-root user may start in a dir under a 0700 root
+    dir (here a tmpfs mounted mode=700), and a cwd it cannot reach by itself is still its cwd."""
+    config = runtime.config()
+    add_mount(config, "/secret", "tmpfs", "tmpfs", ["mode=700", "size=64k"])
+    config["process"]["cwd"] = "/secret/work"
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    cp = runtime.sh("pwd; id -u; ls /secret >/dev/null 2>&1 || echo no-access", config=config)
+    assert cp.stdout == "/secret/work\n1000\nno-access\n", describe(cp)

@@ -235,15 +235,28 @@ def test_denied_device_cannot_be_opened(runtime):
     assert "rc=1" in cp.stdout and "null=0" in cp.stdout, describe(cp)
 
 
-@pytest.mark.pyrunc_only
-def test_unified_key_on_v1_only_host_is_refused_or_applied(runtime):
-    """linux.resources.unified goes to the unified hierarchy of a hybrid host."""
+V2_ONLY_HOST = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+@pytest.mark.skipif(V2_ONLY_HOST, reason="the refusal is for v1 and hybrid hosts; a v2 host applies unified")
+def test_unified_keys_on_a_v1_or_hybrid_host_are_refused_before_anything_is_applied(runtime, tmp_path):
+    """runc's v1 managers refuse linux.resources.unified on a v1 or hybrid host (cgroup2 there has
+    no controllers), at create and at update, before writing any limit: nothing half-applied."""
+    unified = {"memory.max": str(32 * MiB), "pids.max": "5"}
     config = runtime.config(["sleep", "1000"])
-    config["linux"]["resources"]["unified"] = {"nope/../x": "1"}
+    config["linux"]["resources"].update(memory={"limit": 64 * MiB}, unified=unified)
     c = runtime.bundle(config)
     cp = c.create(check=False)
-    assert cp.returncode == 1 and "unified" in cp.stderr, describe(cp)
-    assert not c.leftovers()
+    assert cp.returncode == 1 and "cannot use unified on cgroup v1" in cp.stderr, describe(cp)
+    assert not c.leftovers(), c.leftovers()
+    c = with_resources(runtime, ["sleep", "1000"], {"pids": {"limit": 50}, "memory": {"limit": 64 * MiB}})
+    c.start()
+    update = tmp_path / "r.json"
+    update.write_text(json.dumps({"pids": {"limit": 20}, "unified": unified}))
+    cp = runtime.fail("update", "-r", str(update), c.id)
+    assert "cannot use unified on cgroup v1" in cp.stderr, describe(cp)
+    assert cg_read(c, "pids", "pids.max") == "50"
+    assert int(cg_read(c, "memory", "memory.limit_in_bytes")) == 64 * MiB
 
 
 def test_delete_force_reaches_every_process_of_a_paused_container(runtime):
@@ -270,3 +283,21 @@ def test_kill_all_reaches_a_paused_containers_children(runtime):
     c.wait_status("stopped")
     assert json.loads(runtime.run("ps", "--format", "json", c.id).stdout) in ([], None)
     c.delete()
+
+
+def test_linux_devices_entry_stays_denied_by_resources(runtime):
+    """linux.devices creates /dev/kmsg, but only resources.devices may allow it (runc): under the
+    default deny-all it cannot be opened for writing (a write-only open needs no capability, so
+    only the device cgroup refuses it); a later allow rule opens it. Nothing is written to it."""
+    script = "(: > /dev/kmsg); echo w=$?; (: > /dev/null); echo null=$?"
+    config = runtime.config(["sh", "-c", script])
+    config["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11,
+                                   "fileMode": 0o666, "uid": 0, "gid": 0}]
+    cp = runtime.bundle(config).run(check=False)
+    assert cp.returncode == 0, describe(cp)
+    assert "w=1" in cp.stdout and "null=0" in cp.stdout, describe(cp)
+    assert "Operation not permitted" in cp.stderr, describe(cp)
+    config["linux"]["resources"]["devices"].append({"allow": True, "type": "c", "major": 1, "minor": 11,
+                                                    "access": "w"})
+    cp = runtime.bundle(config).run(check=False)
+    assert "w=0" in cp.stdout and "null=0" in cp.stdout, describe(cp)

@@ -1,6 +1,7 @@
 """spec: writes runc's template; features: the runtime-spec features document."""
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -68,6 +69,22 @@ def test_spec_output_runs(runtime):
     with open(os.path.join(c.bundle, "config.json"), "w") as f:
         json.dump(config, f)
     assert c.run().stdout == "from-spec\n"
+
+
+RUNC = "/usr/sbin/runc"
+
+
+@pytest.mark.parametrize("flags", [(), ("--rootless",)], ids=["default", "rootless"])
+def test_spec_writes_runc_1_1_template_exactly(runtime, tmp_path, flags):
+    """Byte for byte what runc 1.1.5 writes: no cgroup namespace, its ociVersion and hostname."""
+    ours, theirs = tmp_path / "ours", tmp_path / "runc"
+    ours.mkdir()
+    theirs.mkdir()
+    runtime.run("spec", *flags, cwd=str(ours))
+    subprocess.run([RUNC, "spec", *flags], cwd=str(theirs), check=True)
+    assert (ours / "config.json").read_bytes() == (theirs / "config.json").read_bytes()
+    namespaces = [ns["type"] for ns in _load(ours / "config.json")["linux"]["namespaces"]]
+    assert "cgroup" not in namespaces
 
 
 @pytest.mark.pyrunc_only

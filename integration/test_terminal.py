@@ -129,3 +129,20 @@ def test_pidfd_socket_unreachable_fails_create(runtime, tmp_path):
                      check=False)
     assert cp.returncode != 0 and cp.stderr.strip()
     assert c.leftovers() == []
+
+
+def test_terminal_owned_by_the_container_user(runtime, tmp_path):
+    """runc gives the pty to the process's uid before switching to it and keeps its group (devpts
+    gid=5): a non-root user owns its terminal (uid:5), and can reopen it."""
+    sock = ConsoleSocket(tmp_path / "console.sock")
+    try:
+        config = _tty_config(runtime, ["sh", "-c", 'echo "OWNER=$(stat -c %u:%g "$(tty)")"; '
+                                                   'echo reopen > "$(tty)" && echo DONE; sleep 1000'])
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        c = runtime.container(config, create_args=("--console-socket", sock.path))
+        master = sock.wait()
+        c.start()
+        out = read_until(master, "DONE")
+        assert b"OWNER=1000:5" in out, out
+    finally:
+        sock.close()

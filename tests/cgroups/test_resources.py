@@ -197,14 +197,23 @@ def test_device_rules_and_v1_lines():
                                           "access": "r"}]},
                             [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229},
                              {"path": "/dev/fifo", "type": "p"}])
-    lines = [("allow" if r["allow"] else "deny", rs.v1_device_line(r)) for r in rules]
-    assert lines[:4] == [("deny", "a *:* rwm"), ("allow", "c 10:* r"), ("allow", "c *:* m"),
-                         ("allow", "b *:* m")]
-    assert ("allow", "c 1:3 rwm") in lines and ("allow", "c 136:* rwm") in lines
-    assert lines[-1] == ("allow", "c 10:229 rwm")
+    assert rules[:4] == [{"allow": False, "type": "a", "major": None, "minor": None, "access": "rwm"},
+                         {"allow": True, "type": "c", "major": 10, "minor": None, "access": "r"},
+                         {"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
+                         {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"}]
+    assert all(r.get("minor") != 229 for r in rules)  # linux.devices allows nothing by itself
     files = rs.v1_files({}, devices=rules)
-    assert files[0] == ("devices", "devices.deny", "a *:* rwm")
+    assert files[:3] == [("devices", "devices.deny", "a *:* rwm"), ("devices", "devices.allow", "b *:* m"),
+                         ("devices", "devices.allow", "c *:* m")]
+    assert ("devices", "devices.allow", "c 1:3 rwm") in files and ("devices", "devices.allow", "c 10:* r") in files
     assert rs.v1_files({}, devices=rules, update=True) == []
+
+
+def test_allow_all_then_deny_becomes_a_v1_deny_list():
+    rules = rs.device_rules({"devices": [{"allow": True, "access": "rwm"},
+                                         {"allow": False, "type": "c", "major": 1, "minor": 11, "access": "w"}]})
+    assert rs.v1_files({}, devices=rules) == [("devices", "devices.allow", "a *:* rwm"),
+                                              ("devices", "devices.deny", "c 1:11 w")]
 
 
 @pytest.mark.parametrize("bad,word", [({"access": "rwx"}, "access"), ({"type": "z"}, "type")])
@@ -271,3 +280,19 @@ def test_check_before_update(tmp_path):
     assert (tmp_path / "memory.max").read_text() == "max"
     ap.apply(m, {"memory": {"limit": 100 * MiB, "checkBeforeUpdate": True}}, update=True)
     assert (tmp_path / "memory.max").read_text() == str(100 * MiB)
+
+
+@pytest.mark.parametrize("version", ["v1", "hybrid"])
+def test_unified_refused_on_v1_before_anything_is_written(version):
+    from pyrunc.cgroups.apply import apply
+
+    class Manager:
+        paths = {"memory": "/nonexistent/memory", "": "/nonexistent/unified"}
+
+        def before_apply(self, *args):  # the systemd driver's hook: must not be reached either
+            raise AssertionError("reached the systemd driver")
+
+    manager = Manager()
+    manager.version = version
+    with pytest.raises(InvalidSpec, match="cannot use unified on cgroup v1"):
+        apply(manager, {"memory": {"limit": 1 << 20}, "unified": {"memory.max": "1048576"}})

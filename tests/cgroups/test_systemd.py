@@ -190,16 +190,16 @@ Block devices:
 
 
 def test_default_device_rules_become_an_allow_list():
-    props = sd.device_properties(rs.device_rules({}, [{"type": "c", "major": 10, "minor": 229}]),
-                                 PROC_DEVICES)
+    props = sd.device_properties(rs.device_rules({}, [{"path": "/dev/fuse", "type": "c", "major": 10,
+                                                        "minor": 229}]), PROC_DEVICES)
     assert props[0] == ("DevicePolicy", ("s", "strict"))
     allow = props[1][1][1]
     assert props[1][0] == "DeviceAllow" and props[1][1][0] == "a(ss)"
-    assert allow == [("char-*", "m"), ("block-*", "m"), ("/dev/char/1:3", "rwm"),
-                     ("/dev/char/1:8", "rwm"), ("/dev/char/1:7", "rwm"), ("/dev/char/5:0", "rwm"),
-                     ("/dev/char/1:5", "rwm"), ("/dev/char/1:9", "rwm"), ("char-pts", "rwm"),
-                     ("/dev/char/5:2", "rwm"), ("/dev/char/10:200", "rwm"),
-                     ("/dev/char/10:229", "rwm")]
+    # in runc's order (major, minor); linux.devices adds nothing to the cgroup's rules
+    assert allow == [("block-*", "m"), ("char-*", "m"), ("/dev/char/1:3", "rwm"),
+                     ("/dev/char/1:5", "rwm"), ("/dev/char/1:7", "rwm"), ("/dev/char/1:8", "rwm"),
+                     ("/dev/char/1:9", "rwm"), ("/dev/char/5:0", "rwm"), ("/dev/char/5:2", "rwm"),
+                     ("/dev/char/10:200", "rwm"), ("char-pts", "rwm")]
 
 
 def test_device_rules_replayed_in_order():
@@ -211,7 +211,7 @@ def test_device_rules_replayed_in_order():
              {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]
     assert sd.device_properties(rules, PROC_DEVICES) == [
         ("DevicePolicy", ("s", "strict")),
-        ("DeviceAllow", ("a(ss)", [("block-sd", "rw"), ("/dev/char/1:3", "rm")]))]
+        ("DeviceAllow", ("a(ss)", [("/dev/char/1:3", "rm"), ("block-sd", "rw")]))]
 
 
 def test_allow_all_and_deny_list():

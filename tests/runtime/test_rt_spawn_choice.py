@@ -10,7 +10,8 @@ from pyrunc.process.spawn import direct_clone_flags
 from pyrunc.spec.template import default_config
 from pyrunc.sys import calls, consts as c
 
-DEFAULT = default_config()["linux"]["namespaces"]
+# runc's template plus a new cgroup namespace (what Docker and podman add on cgroup v2 hosts)
+DEFAULT = default_config()["linux"]["namespaces"] + [{"type": "cgroup"}]
 NO_CGROUP_TARGETS = SelfJoin([])  # a real joiner with nothing to open: what direct_clone_flags sees
 
 

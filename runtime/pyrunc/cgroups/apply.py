@@ -17,6 +17,10 @@ def apply(manager, res, config_devices=(), update=False):
     config_devices (linux.devices), on v1 through devices.allow/deny, on v2 as a BPF program.
     """
     res = res or {}
+    if manager.version != "v2" and res.get("unified"):
+        # Refused before anything is written (runc: on a v1 or hybrid host its cgroup managers
+        # refuse `unified` outright, though a hybrid host mounts cgroup2 without controllers).
+        raise InvalidSpec(f"{rs.WHERE}.unified", "invalid configuration: cannot use unified on cgroup v1")
     # The systemd driver hands resources to systemd first (and at create, only once the unit exists).
     before = getattr(manager, "before_apply", None)
     if before is not None and before(res, config_devices, update):
@@ -38,12 +42,6 @@ def _apply_v1(manager, res, config_devices, update):
         if cgdir is None:
             raise StepError(f"set {name}", None, f"the {controller} cgroup controller is not mounted")
         _write(cgdir, name, value)
-    unified = rs.unified_files(res.get("unified"))
-    if unified:
-        if "" not in manager.paths:
-            raise InvalidSpec(f"{rs.WHERE}.unified", "needs cgroup v2, and this host has only v1")
-        for _, name, value in unified:
-            _write(manager.paths[""], name, value)
 
 
 def _order_v1_memory(manager, writes):

@@ -2,9 +2,10 @@
 
 cgroup v2 has no devices.allow/deny; the kernel runs an attached eBPF program on every device
 open/mknod with a struct bpf_cgroup_dev_ctx {u32 access_type; u32 major; u32 minor;}, where
-access_type = access << 16 | type. The program is runc's: load the fields into R2..R5, then one
-block per rule, the LAST rule first (later rules override earlier ones, as devices.allow/deny
-writes do), each falling through to the next on a mismatch; no match denies.
+access_type = access << 16 | type. The rules are first reduced to the state a v1 devices cgroup
+would reach (devices_emulator.py), so v1 and v2 decide alike; the program, like runc's, loads the
+fields into R2..R5, then has one block per exception, each falling through to the next on a
+mismatch, and ends with the default verdict.
 """
 import struct
 
@@ -21,6 +22,7 @@ _RSH32_K = 0x74       # BPF_ALU | BPF_RSH | BPF_K
 _MOV32_K = 0xb4       # BPF_ALU | BPF_MOV | BPF_K
 _MOV32_X = 0xbc       # BPF_ALU | BPF_MOV | BPF_X
 _JNE_K = 0x55         # BPF_JMP | BPF_JNE | BPF_K
+_JEQ_K = 0x15         # BPF_JMP | BPF_JEQ | BPF_K
 _EXIT = 0x95          # BPF_JMP | BPF_EXIT
 
 
@@ -36,28 +38,35 @@ def access_mask(access):
     return mask
 
 
-def _rule_block(rule):
-    """The instructions of one rule, with jumps still symbolic: ("jne", reg, imm) to the next block."""
-    block = []
-    if rule["type"] != "a":
-        block.append(("jne", 2, _TYPES[rule["type"]]))
-    mask = access_mask(rule["access"])
+def _exception_block(key, access, default_allow):
+    """The instructions of one exception, with jumps still symbolic: (opcode, reg, imm) to the next
+    block when the device does not match."""
+    kind, major, minor = key
+    block = [(_JNE_K, 2, _TYPES[kind])]
+    mask = access_mask(access)
     if mask != 0b111:
-        # Requested access must be a subset of the rule's: (access & ~mask) == 0.
         block.append(insn(_MOV32_X, dst=1, src=3))
-        block.append(insn(_AND32_K, dst=1, imm=~mask & 0xFFFF))
-        block.append(("jne", 1, 0))
-    if rule["major"] is not None:
-        block.append(("jne", 4, rule["major"]))
-    if rule["minor"] is not None:
-        block.append(("jne", 5, rule["minor"]))
-    block.append(insn(_MOV32_K, dst=0, imm=1 if rule["allow"] else 0))
+        if default_allow:
+            # A deny exception takes any request that overlaps it (the kernel's partial match).
+            block.append(insn(_AND32_K, dst=1, imm=mask))
+            block.append((_JEQ_K, 1, 0))
+        else:
+            # An allow exception must cover the whole request: (access & ~mask) == 0.
+            block.append(insn(_AND32_K, dst=1, imm=~mask & 0xFFFF))
+            block.append((_JNE_K, 1, 0))
+    if major is not None:
+        block.append((_JNE_K, 4, major))
+    if minor is not None:
+        block.append((_JNE_K, 5, minor))
+    block.append(insn(_MOV32_K, dst=0, imm=0 if default_allow else 1))
     block.append(insn(_EXIT))
     return block
 
 
 def build(rules):
-    """Bytes of the program for `rules` (resources.device_rules() output: later rules win)."""
+    """Bytes of the program for `rules` (resources.device_rules() output, in order)."""
+    from .devices_emulator import emulate
+    state = emulate(rules)
     prog = [
         insn(_LDXW, dst=2, src=1, off=0),      # R2 = access_type
         insn(_AND32_K, dst=2, imm=0xFFFF),     # R2 = device type
@@ -66,24 +75,19 @@ def build(rules):
         insn(_LDXW, dst=4, src=1, off=4),      # R4 = major
         insn(_LDXW, dst=5, src=1, off=8),      # R5 = minor
     ]
-    for rule in reversed(rules):
-        if rule["type"] not in ("a", "b", "c"):
-            continue
-        block = _rule_block(rule)
-        if rule["type"] == "a" and rule["major"] is None and rule["minor"] is None \
-                and access_mask(rule["access"]) == 0b111:
-            # Matches everything: what comes after it (earlier rules) can never run.
-            prog.extend(block)
-            return b"".join(prog)
+    for key, access in state.ordered():
+        if any(n is not None and not 0 <= n < 1 << 31 for n in key[1:]):
+            continue  # no device has such a number (majors are 12 bits, minors 20)
+        block = _exception_block(key, access, state.default_allow)
         end = len(block)
         for i, ins in enumerate(block):
             if isinstance(ins, tuple):
-                _, reg, imm = ins
-                # jump to the first instruction after this block: offset counts from the next insn
-                prog.append(insn(_JNE_K, dst=reg, off=end - i - 1, imm=imm))
+                code, reg, imm = ins
+                # to the first instruction after this block: the offset counts from the next insn
+                prog.append(insn(code, dst=reg, off=end - i - 1, imm=imm))
             else:
                 prog.append(ins)
-    prog.append(insn(_MOV32_K, dst=0, imm=0))  # nothing matched: deny
+    prog.append(insn(_MOV32_K, dst=0, imm=1 if state.default_allow else 0))
     prog.append(insn(_EXIT))
     return b"".join(prog)
 

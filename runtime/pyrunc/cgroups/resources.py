@@ -8,17 +8,18 @@ spec 1.3: no new tasks at all) while a negative one is "max".
 """
 from ..errors import InvalidSpec
 
-# runc's AllowedDevices: what every container may use whatever config.json says (mknod of any
-# char/block node, the standard /dev nodes, ptys, /dev/net/tun).
+# runc's AllowedDevices: what every container may use, appended after config.json's own rules
+# (mknod of any char/block node, the standard /dev nodes, ptys, /dev/net/tun). A default with a
+# path is dropped when linux.devices names that path: the config's device takes its place.
 DEFAULT_ALLOWED_DEVICES = (
     {"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
     {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"},
-    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},    # /dev/null
-    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},    # /dev/random
-    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},    # /dev/full
-    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},    # /dev/tty
-    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},    # /dev/zero
-    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},    # /dev/urandom
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm", "path": "/dev/null"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm", "path": "/dev/random"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm", "path": "/dev/full"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm", "path": "/dev/tty"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm", "path": "/dev/zero"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm", "path": "/dev/urandom"},
     {"allow": True, "type": "c", "major": 136, "minor": None, "access": "rwm"},  # /dev/pts/*
     {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},    # /dev/ptmx
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},  # /dev/net/tun
@@ -51,7 +52,11 @@ def _v2_num(value):
 
 
 def device_rules(resources, config_devices=()):
-    """The full device cgroup rule list: config's own, then runc's defaults, then linux.devices."""
+    """The ordered device cgroup rule list: config's own, then runc's defaults.
+
+    linux.devices only creates nodes: whether the container may open one is resources.devices'
+    say (runc's contract; Docker, podman and CRI add an allow rule for every device they pass).
+    """
     rules = []
     for i, d in enumerate((resources or {}).get("devices") or ()):
         access = d.get("access") or "rwm"
@@ -62,26 +67,15 @@ def device_rules(resources, config_devices=()):
             raise InvalidSpec(f"{WHERE}.devices[{i}].type", f"unknown device type {kind!r}")
         rules.append({"allow": bool(d.get("allow")), "type": "c" if kind == "u" else kind,
                       "major": _wild(d.get("major")), "minor": _wild(d.get("minor")), "access": access})
-    rules.extend(dict(r) for r in DEFAULT_ALLOWED_DEVICES)
-    for d in config_devices or ():
-        kind = d.get("type", "c")
-        if kind == "p":
-            continue  # fifos are not device-cgroup objects
-        rules.append({"allow": True, "type": "c" if kind == "u" else kind, "major": d.get("major"),
-                      "minor": d.get("minor"), "access": "rwm"})
+    replaced = {d.get("path") for d in config_devices or ()}
+    rules.extend({k: v for k, v in r.items() if k != "path"} for r in DEFAULT_ALLOWED_DEVICES
+                 if r.get("path") not in replaced)
     # "p" rules have no device cgroup meaning (runc drops them too).
     return [r for r in rules if r["type"] != "p"]
 
 
 def _wild(value):
     return None if value is None or value == -1 else value
-
-
-def v1_device_line(rule):
-    """devices.allow/deny syntax: "c 1:3 rwm", "a *:* rwm"."""
-    major = "*" if rule["major"] is None else str(rule["major"])
-    minor = "*" if rule["minor"] is None else str(rule["minor"])
-    return f"{rule['type']} {major}:{minor} {rule['access']}"
 
 
 def v1_files(res, update=False, devices=None):
@@ -153,9 +147,8 @@ def v1_files(res, update=False, devices=None):
     out.extend(("rdma", "rdma.max", line) for line in _rdma_lines(res.get("rdma")))
 
     if devices is not None and not update:
-        for rule in devices:
-            out.append(("devices", "devices.allow" if rule["allow"] else "devices.deny",
-                        v1_device_line(rule)))
+        from .devices_emulator import emulate, v1_writes
+        out.extend(("devices", name, line) for name, line in v1_writes(emulate(devices)))
     return out
 
 

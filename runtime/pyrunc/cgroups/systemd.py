@@ -227,36 +227,14 @@ def device_properties(rules, proc_devices=""):
     allow-all that later denies something cannot be said and becomes deny-all here (our own device
     filter, written after, still enforces the exact rules).
     """
-    allow_all, entries = False, {}  # (type, major, minor) -> access set
-    for r in rules:
-        kind, major, minor, access = r["type"], r["major"], r["minor"], set(r["access"])
-        if kind == "a":
-            allow_all, entries = r["allow"], {}
-            continue
-        key = (kind, major, minor)
-        if allow_all:
-            if not r["allow"]:
-                entries[key] = entries.get(key, set()) | access  # a deny-list entry
-            else:
-                left = entries.get(key, set()) - access
-                if left:
-                    entries[key] = left
-                else:
-                    entries.pop(key, None)
-        elif r["allow"]:
-            entries[key] = entries.get(key, set()) | access
-        else:
-            left = entries.get(key, set()) - access
-            if left:
-                entries[key] = left
-            else:
-                entries.pop(key, None)
+    from .devices_emulator import emulate
+    state = emulate(rules)
+    allow_all, entries = state.default_allow, state.exceptions
     if allow_all:
         # With denials this is a deny-list, which systemd cannot express: deny all (runc warns too).
         return [("DevicePolicy", ("s", "strict" if entries else "auto")), ("DeviceAllow", ("a(ss)", []))]
     allow = []
-    for (kind, major, minor), access in entries.items():
-        perms = "".join(p for p in "rwm" if p in access)
+    for (kind, major, minor), perms in state.ordered():
         name = "char" if kind == "c" else "block"
         if major is None:
             if minor is not None:

@@ -23,5 +23,5 @@ def run(ctx, opts, args):
     except FileExistsError:
         raise PyruncError("File config.json exists. Remove it first") from None
     with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(config, indent="\t") + "\n")
+        f.write(json.dumps(config, indent="\t"))  # no final newline: runc's bytes exactly
     return 0

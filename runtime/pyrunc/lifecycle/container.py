@@ -52,8 +52,12 @@ def destroy(store, container_id, state):
             # With a shared pid namespace the container's processes outlive its init.
             cgroup.kill_all(signal.SIGKILL)
         cgroup.destroy()
-    store.remove(container_id)
     config = state.get("config")
+    from pyrunc.linux.namespaces import has_mount_namespace
+    if config and state.get("rootfs") and not has_mount_namespace(config):
+        from pyrunc.linux.rootfs import release_shared_mounts
+        release_shared_mounts(state["rootfs"])
+    store.remove(container_id)
     if config and config.get("hooks"):
         from pyrunc.log import logger
         from pyrunc.process import hooks

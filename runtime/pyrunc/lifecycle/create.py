@@ -7,6 +7,7 @@ import os
 import time
 
 from pyrunc.errors import PyruncError, StepError
+from pyrunc.linux.namespaces import has_mount_namespace
 from pyrunc.log import logger
 from pyrunc.state.store import EXEC_FIFO, validate_id
 
@@ -34,8 +35,8 @@ def _check_unsupported(config, opts):
     if opts.console_socket and not (process.get("terminal") and opts.detach):
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     linux = config.get("linux") or {}
-    if not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ()):
-        raise PyruncError("linux.namespaces: a mount namespace is required (mounts would land on the host)")
+    if not has_mount_namespace(config) and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
+        raise PyruncError("unable to restrict sys entries without a private MNT namespace")  # runc's words
     from pyrunc.linux import lsm
     lsm.check(config)
 
@@ -139,6 +140,9 @@ def create(ctx, container_id, opts):
         return state
     except BaseException:
         _undo(store, container_id, cgroup, pid)
+        if not has_mount_namespace(config):
+            from pyrunc.linux.rootfs import release_shared_mounts
+            release_shared_mounts(rootfs)
         create_extras.after_failure(config, container_id, opts)
         raise
     finally:

@@ -116,6 +116,11 @@ def _open_namespaces(pid):
             path = f"/proc/{pid}/ns/{name}"
             try:
                 if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    if name == "mnt":
+                        # No mount namespace of its own: init is chrooted in ours, and so is the
+                        # process (runc's would run on the host's root).
+                        path = f"/proc/{pid}/root"
+                        fds.append(("root", path, os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)))
                     continue
                 fds.append((kind, path, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
             except FileNotFoundError:
@@ -158,7 +163,7 @@ def _intermediate(args, go_fd, joiner):
     status = 1
     try:
         from pyrunc.sys import consts as c
-        from pyrunc.sys.calls import prctl, setns
+        from pyrunc.sys.calls import chroot, prctl, setns
         # Non-dumpable before the first setns, inherited by the process until its execve: nothing
         # in the container may open /proc/<pid>/exe (the host's python) or ptrace us.
         prctl(c.PR_SET_DUMPABLE, 0)
@@ -169,9 +174,14 @@ def _intermediate(args, go_fd, joiner):
             os._exit(1)
         for kind, path, fd in args.ns_fds:
             try:
-                setns(fd, 0, path)
+                if kind == "root":
+                    os.fchdir(fd)
+                    chroot(".")
+                    os.chdir("/")
+                else:
+                    setns(fd, 0, path)
             except OSError as e:
-                raise StepError(f"join {kind} namespace", path, e) from None
+                raise StepError(f"join {kind} namespace" if kind != "root" else "chroot to", path, e) from None
             os.close(fd)
         # The container's root is ours now: nothing may be imported from a file any more.
         from pyrunc.process import sealed_imports

@@ -108,12 +108,39 @@ def place_tree(root_fd, tree_fd, destination, opts):
         _remount_bind(root_fd, destination, extra, opts.cleared)
 
 
+def read_only_later(entry, opts=None):
+    """The per-mount flags to make a mount read-only with at the end of the rootfs setup, or None.
+
+    A read-only tmpfs, and /dev whatever its type, are mounted writable first, as runc does: /dev
+    gets device nodes, devpts and /dev/console after it is mounted, and any tmpfs may get mount
+    points for later mounts; rootfs.finalize() then makes them read-only (a bind remount)."""
+    mount_type = entry.get("type") or ""
+    opts = opts or mount_options.parse(entry.get("options"), mount_type)
+    if opts.is_bind or not opts.flags & c.MS_RDONLY:
+        return None
+    import posixpath
+    if mount_type != "tmpfs" and posixpath.normpath("/" + entry["destination"]) != "/dev":
+        return None
+    return opts.flags & mount_options.BIND_REMOUNT_FLAGS
+
+
+def make_read_only(root_fd, entry, flags):
+    try:
+        _remount_bind(root_fd, entry["destination"], flags)
+    except OSError as e:
+        raise StepError("remount read-only", entry["destination"], _strip_fd_path(e)) from None
+
+
 def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None, mount_label=None):
     destination = entry["destination"]
     mount_type = entry.get("type") or ""
     source = entry.get("source") or ""
     opts = mount_options.parse(entry.get("options"), mount_type)
+    if read_only_later(entry, opts) is not None:
+        opts.flags &= ~c.MS_RDONLY
     try:
+        if mount_type in ("proc", "sysfs") and not opts.is_bind and tree_fd is None:
+            _refuse_non_directory(root_fd, destination, mount_type)
         if tree_fd is not None:
             place_tree(root_fd, tree_fd, destination, opts)
         elif mount_type == "cgroup":
@@ -148,6 +175,29 @@ def mount_one(root_fd, bundle, entry, cgroup=None, cgroupns=False, tree_fd=None,
     except OSError as e:
         what = f"{source} ({mount_type})" if mount_type and not opts.is_bind else source or mount_type
         raise StepError(f"mount {what} to rootfs at", destination, _strip_fd_path(e)) from None
+
+
+def _refuse_non_directory(root_fd, destination, mount_type):
+    """proc and sysfs go on a real directory or nowhere: a symlink (or file) in the image at their
+    destination is refused, not followed, as runc refuses it (a mount through a planted link was
+    the way out of several runtimes)."""
+    import posixpath
+    parent, name = posixpath.split(posixpath.normpath("/" + destination))
+    if not name:
+        return
+    try:
+        parent_fd = open_in_root(root_fd, parent)
+    except FileNotFoundError:
+        return  # created by the mount below, as a directory
+    try:
+        st = os.lstat(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return
+    finally:
+        os.close(parent_fd)
+    if not stat.S_ISDIR(st.st_mode):
+        raise StepError(f"mount {mount_type} to rootfs at", destination,
+                        f"filesystem \"{mount_type}\" must be mounted on ordinary directory")
 
 
 def _mount_tmpfs_copyup(root_fd, destination, source, opts, data):

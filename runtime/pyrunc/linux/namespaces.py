@@ -12,6 +12,12 @@ FLAGS = {
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
 
 
+def has_mount_namespace(config):
+    """Whether the container has a mount namespace of its own (new or joined): without one its
+    mounts are made in the runtime's, as runc makes them."""
+    return any(ns.get("type") == "mount" for ns in (config.get("linux") or {}).get("namespaces") or ())
+
+
 class NamespacePlan:
     def __init__(self, namespaces):
         self.join = {}  # type -> path

@@ -18,21 +18,25 @@ def _needs_default_devices(config_mounts):
     return True
 
 
-def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False, idmapped=None):
+def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False, idmapped=None, own_mount_ns=True):
     """Everything before pivot_root, run by init in its new mount namespace.
 
     idmapped: {mount index: fd of a detached idmapped tree} (linux/idmap.py), placed and closed here.
+    own_mount_ns False: the config has no mount namespace, and the mounts go into the runtime's
+    own below the rootfs, as runc puts them (delete takes them away: release_shared_mounts); the
+    propagation of the caller's mounts is left as it is (runc would make the host's "/" a slave).
     """
     idmapped = idmapped or {}
     linux = config.get("linux") or {}
     propagation = PROPAGATION.get(linux.get("rootfsPropagation"), c.MS_SLAVE | c.MS_REC)
     try:
-        # Our mounts must never propagate back to the host's namespace, and pivot_root refuses a
-        # shared parent mount: everything is a slave until finalize() applies a shared
-        # rootfsPropagation to the new root.
-        mount(None, "/", None, (propagation if not propagation & c.MS_SHARED else c.MS_SLAVE) | c.MS_REC)
-        # A bind onto itself makes the rootfs a mount point, which pivot_root requires.
-        mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
+        if own_mount_ns:
+            # Our mounts must never propagate back to the host's namespace, and pivot_root refuses
+            # a shared parent mount: everything is a slave until finalize() applies a shared
+            # rootfsPropagation to the new root.
+            mount(None, "/", None, (propagation if not propagation & c.MS_SHARED else c.MS_SLAVE) | c.MS_REC)
+            # A bind onto itself makes the rootfs a mount point, which pivot_root requires.
+            mount(rootfs, rootfs, None, c.MS_BIND | c.MS_REC)
     except OSError as e:
         raise StepError("prepare rootfs", rootfs, e) from None
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -59,10 +63,15 @@ def prepare(config, bundle, rootfs, cgroup=None, cgroupns=False, idmapped=None):
         os.close(root_fd)
 
 
-def enter(rootfs, no_pivot=False):
-    """Make rootfs the process's "/"; the old root is detached so nothing of the host remains."""
+def enter(rootfs, no_pivot=False, own_mount_ns=True):
+    """Make rootfs the process's "/"; the old root is detached so nothing of the host remains
+    (without a mount namespace of its own a chroot is all there is, as under runc)."""
     try:
-        if no_pivot:
+        if not own_mount_ns:
+            os.chdir(rootfs)
+            chroot(".")
+        elif no_pivot:
+            _detach_host_proc_and_sys(rootfs)
             os.chdir(rootfs)
             mount(rootfs, "/", None, c.MS_MOVE)
             chroot(".")
@@ -81,15 +90,47 @@ def enter(rootfs, no_pivot=False):
                 os.close(new_root)
         os.chdir("/")
     except OSError as e:
-        raise StepError("pivot_root" if not no_pivot else "move rootfs", rootfs, e) from None
+        step = "chroot" if not own_mount_ns else "move rootfs" if no_pivot else "pivot_root"
+        raise StepError(step, rootfs, e) from None
+
+
+def _detach_host_proc_and_sys(rootfs):
+    """Without pivot_root the host's own /proc and /sys stay in the container's mount namespace
+    under the chroot, and a fully visible procfs there lets a container with CAP_SYS_ADMIN in a user
+    namespace mount a fresh, unmasked /proc (the kernel's mount_too_revealing check passes). As
+    runc does, every full proc and sysfs mount outside the rootfs is detached first (a slave first,
+    so the unmount does not propagate to the host), or covered with a tmpfs where that is refused."""
+    import errno
+    from pyrunc.cgroups.mountinfo import parse_mountinfo
+    with open("/proc/self/mountinfo") as f:
+        mounts = parse_mountinfo(f.read())
+    inside = rootfs.rstrip("/") + "/"
+    for root, mountpoint, fstype, _ in mounts:
+        if root != "/" or fstype not in ("proc", "sysfs") or mountpoint == rootfs or mountpoint.startswith(inside):
+            continue
+        try:
+            mount(None, mountpoint, None, c.MS_SLAVE | c.MS_REC)
+        except FileNotFoundError:
+            continue  # under a mount detached already
+        try:
+            umount2(mountpoint, c.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            mount("tmpfs", mountpoint, "tmpfs", 0)
 
 
 def finalize(config):
-    """After pivot_root: root propagation, masked and read-only paths, read-only rootfs."""
+    """After pivot_root: the read-only mounts that were writable while the rootfs was built
+    (mounts.read_only_later), masked and read-only paths, root propagation, read-only rootfs."""
     linux = config.get("linux") or {}
     from pyrunc.linux import masks
     root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        for entry in config.get("mounts") or ():
+            flags = mounts.read_only_later(entry)
+            if flags is not None:
+                mounts.make_read_only(root_fd, entry, flags)
         masks.mask_paths(root_fd, linux.get("maskedPaths") or ())
         masks.readonly_paths(root_fd, linux.get("readonlyPaths") or ())
     finally:
@@ -102,6 +143,37 @@ def finalize(config):
             mounts.remount_bind("/", c.MS_RDONLY, "/")
     except OSError as e:
         raise StepError("remount rootfs", "/", e) from None
+
+
+def release_shared_mounts(rootfs):
+    """Unmount what a container without a mount namespace of its own mounted below its rootfs in
+    the runtime's namespace (config mounts, /dev's nodes, /dev/console): at delete, and after a
+    failed create. runc leaves them mounted. The rootfs mount itself is the caller's."""
+    import errno
+    from pyrunc.cgroups.mountinfo import parse_mountinfo, read_mountinfo
+    inside = rootfs.rstrip("/") + "/"
+    below = [m[1] for m in parse_mountinfo(read_mountinfo()) if m[1].startswith(inside)]
+    try:
+        root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        for mountpoint in reversed(below):  # the last mounted first: children before parents
+            try:
+                # Resolved inside the rootfs, the container's to change: a symlink swapped in for
+                # a parent directory cannot turn this into an unmount of the host's.
+                fd = open_in_root(root_fd, mountpoint[len(inside):])
+            except OSError:
+                continue  # gone with a parent already
+            try:
+                umount2(fd_path(fd), c.MNT_DETACH)
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # EINVAL: no longer a mount point
+                    raise StepError("unmount", mountpoint, e) from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
 
 
 __all__ = ["prepare", "enter", "finalize", "fd_path", "open_in_root"]

@@ -5,6 +5,7 @@ noNewPrivileges and the exec-time LSM labels, in runc's order (finalizeNamespace
 set is dropped while still privileged, KEEPCAPS carries the permitted set across the uid change,
 and the configured sets and ambient are applied after it.
 """
+import errno
 import os
 
 from pyrunc.errors import StepError
@@ -37,6 +38,41 @@ def default_signals():
             signal.signal(sig, signal.SIG_DFL)
 
 
+def _chdir(cwd, retry_on_permission=False):
+    try:
+        os.chdir(cwd)
+        return True
+    except PermissionError:
+        if retry_on_permission:
+            return False
+        raise StepError("chdir to cwd", cwd, "permission denied") from None
+    except OSError as e:
+        raise StepError("chdir to cwd", cwd, e) from None
+
+
+def fix_stdio_owner(uid):
+    """Give stdio (a terminal above all) to the container's uid before switching to it, keeping
+    the group (devpts' gid=5, tty), as runc does: a non-root user can then reopen its own terminal.
+    /dev/null and what already belongs to uid are left alone, and a refusal (an unmapped owner, a
+    read-only /dev) is not an error."""
+    try:
+        null = os.stat("/dev/null").st_rdev
+    except OSError:
+        null = None
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # a closed stdio fd: nothing to give
+        if st.st_uid == uid or (null is not None and st.st_rdev == null):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise StepError("chown stdio to the container's user", f"fd {fd}", e) from None
+
+
 def become(process, before_user_switch=None, extra_env=None):
     """Turn the calling process into `process`; returns (executable path, argv, env) for execve.
 
@@ -48,6 +84,11 @@ def become(process, before_user_switch=None, extra_env=None):
 
     default_signals()
     rlimits.apply(process.get("rlimits"))
+    # cwd first as root, so a directory only root can reach works for any user; a permission
+    # error is retried as the container's user, who may own a dir root cannot enter (runc too).
+    cwd = process.get("cwd") or "/"
+    entered = _chdir(cwd, retry_on_permission=True)
+    fix_stdio_owner((process.get("user") or {}).get("uid", 0))
     caps = capabilities.CapabilitySets(process["capabilities"]) if process.get("capabilities") else None
     proc_user = process.get("user") or {}
     user.apply_umask(proc_user)
@@ -60,11 +101,8 @@ def become(process, before_user_switch=None, extra_env=None):
     user.switch(proc_user)
     if caps:
         prctl(c.PR_SET_KEEPCAPS, 0)
-    cwd = process.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise StepError("chdir to cwd", cwd, e) from None
+    if not entered:
+        _chdir(cwd)
     env = environment(process, proc_user.get("uid", 0))
     if extra_env:
         env.update(extra_env)

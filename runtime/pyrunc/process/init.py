@@ -77,11 +77,13 @@ def setup(args):
             sethostname(config["hostname"])
         if config.get("domainname"):
             setdomainname(config["domainname"])
-    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"), args.idmapped)
+    own_mount_ns = args.namespaces.private("mount")
+    rootfs.prepare(config, args.bundle, args.rootfs, args.cgroup, args.namespaces.private("cgroup"), args.idmapped,
+                   own_mount_ns)
     if config.get("hooks"):
         from pyrunc.process import init_hooks
         init_hooks.before_pivot(args)
-    rootfs.enter(args.rootfs, args.no_pivot)
+    rootfs.enter(args.rootfs, args.no_pivot, own_mount_ns)
     from pyrunc.process import sealed_imports
     sealed_imports.seal()
     if process.get("terminal"):
@@ -90,7 +92,8 @@ def setup(args):
     if linux.get("sysctl"):
         from pyrunc.linux import sysctl
         sysctl.apply(linux["sysctl"])
-    rootfs.finalize(config)
+    if own_mount_ns:  # runc too leaves the rootfs as it is without one (no read-only remounts)
+        rootfs.finalize(config)
 
     if args.keyring:
         from pyrunc.sys.calls import join_session_keyring

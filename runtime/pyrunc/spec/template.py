@@ -1,8 +1,10 @@
-"""The config.json that `pyrunc spec` writes: runc's default template, at our spec version.
+"""The config.json that `pyrunc spec` writes: runc 1.1's default template, exactly (its ociVersion
+and hostname included), so a bundle made by either runtime is the same bundle.
 
 Pure data, so test helpers and the manager can build bundles from it without running a command.
 """
-from pyrunc import OCI_VERSION
+# The spec version runc 1.1 writes; pyrunc reads every version up to pyrunc.OCI_VERSION.
+RUNC_SPEC_VERSION = "1.0.2-dev"
 
 _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
@@ -10,7 +12,7 @@ _DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 def default_config(args=("sh",), terminal=True):
     caps = list(_DEFAULT_CAPS)
     return {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": RUNC_SPEC_VERSION,
         "process": {
             "terminal": terminal,
             "user": {"uid": 0, "gid": 0},
@@ -23,7 +25,7 @@ def default_config(args=("sh",), terminal=True):
             "noNewPrivileges": True,
         },
         "root": {"path": "rootfs", "readonly": True},
-        "hostname": "pyrunc",
+        "hostname": "runc",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -41,11 +43,10 @@ def default_config(args=("sh",), terminal=True):
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                             "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
-                            "/sys/devices/virtual/powercap"],
+                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
         },
     }
@@ -55,11 +56,12 @@ def rootless(config):
     """Turn a default config into runc's rootless variant: a user namespace mapping the caller."""
     import os
     linux = config["linux"]
-    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
-    linux["namespaces"].append({"type": "user"})
-    linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
-    linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
     linux.pop("resources", None)
+    namespaces = [ns for ns in linux.pop("namespaces") if ns["type"] != "network"] + [{"type": "user"}]
+    # Keys in the order of runc's struct, so the bytes match runc's.
+    config["linux"] = {"uidMappings": [{"containerID": 0, "hostID": os.geteuid(), "size": 1}],
+                       "gidMappings": [{"containerID": 0, "hostID": os.getegid(), "size": 1}],
+                       "namespaces": namespaces, **linux}
     for mount in config["mounts"]:
         if mount["destination"] == "/sys":
             # sysfs cannot be mounted without owning the network namespace: the host's, read-only.
