@@ -75,83 +75,94 @@ def create(ctx, container_id, opts):
     directory = store.create(container_id)
     cgroup = None
     fifo_fd = None
-    pid = None
+    state = None
     extras = None
+    args = None
     try:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
         from pyrunc.cgroups.manager import open_manager
         cgroup = open_manager(linux.get("cgroupsPath"), container_id, systemd=ctx.systemd_cgroup)
+        state = {
+            "ociVersion": config.get("ociVersion", ""),
+            "id": container_id,
+            "creating": True,
+            "pid": 0,
+            "init_start_time": None,
+            "bundle": opts.bundle,
+            "rootfs": rootfs,
+            "created": _rfc3339_nano(time.time_ns()),
+            "annotations": config.get("annotations") or {},
+            "cgroup": cgroup.to_state(),
+            "pid_ns_new": "pid" in namespaces.new,
+            "config": config,
+        }
+        # Before anything is made on the host (the cgroup dirs it plans to make are in it):
+        # whatever create leaves if it is killed from here on, `delete --force` finds.
+        store.save(container_id, state)
         cgroup.create()
+        if cgroup.foreign:
+            logger.warning(f"container's cgroup is not empty: {len(cgroup.foreign)} process(es) found")
         from pyrunc.cgroups.apply import apply
         apply(cgroup, linux.get("resources"), linux.get("devices"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         args = InitArgs(init_config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
                         preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
+        args.state_dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         extras = create_extras.Extras(container_id, config, opts, directory, args)
         from pyrunc.linux import idmap
         if idmap.needed(args.config):
             # Mount indexes must match the list init walks (create_extras may have appended one).
             args.idmapped = idmap.prepare(args.config, opts.bundle)
-        states = []
 
-        def stage_state(init_pid):
-            # While init builds the container (the runtime would only wait): state.json's content,
-            # written aside, is put in place once init is ready, so a reader never sees it earlier.
+        def record_init(init_pid):
+            # While init builds the container (the runtime would only wait): init's identity goes
+            # into state.json at once (still "creating"), and the final state is written aside,
+            # put in place once init is ready, so a reader never sees "created" earlier.
+            from pyrunc.lifecycle.container import pid_namespace
             from pyrunc.state.status import start_time
-            states.append({
-                "ociVersion": config.get("ociVersion", ""),
-                "id": container_id,
-                "pid": init_pid,
-                "init_start_time": start_time(init_pid),
-                "bundle": opts.bundle,
-                "rootfs": rootfs,
-                "created": _rfc3339_nano(time.time_ns()),
-                "annotations": config.get("annotations") or {},
-                "cgroup": cgroup.to_state(),
-                "private_pid_ns": namespaces.private("pid"),
-                "config": config,
-            })
-            store.stage(container_id, states[0])
-        args.on_init_pid = stage_state
+            state.update(pid=init_pid, init_start_time=start_time(init_pid), cgroup=cgroup.to_state())
+            if state["pid_ns_new"]:
+                state["pid_ns"] = pid_namespace(init_pid)
+            store.save(container_id, state)
+            store.stage(container_id, {k: v for k, v in state.items() if k != "creating"})
+        args.on_init_pid = record_init
         try:
             pid = spawn(args)
         finally:
             idmap.close_all(args.idmapped)
         extras.after_spawn(pid)
-        state = states[0]
         if args.seccomp_listener_fd is not None:
             from pyrunc.linux.seccomp.notify import send_listener
             send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
         store.commit(container_id)
+        del state["creating"]
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file
             write_pid_file(opts.pid_file, pid)
         return state
     except BaseException:
-        _undo(store, container_id, cgroup, pid)
+        _undo(store, container_id, cgroup, state)
         create_extras.after_failure(config, container_id, opts)
         raise
     finally:
         if fifo_fd is not None:
             os.close(fifo_fd)
+        if args is not None and args.state_dir_fd is not None:
+            os.close(args.state_dir_fd)
         if extras is not None:
             extras.close()
 
 
-def _undo(store, container_id, cgroup, pid):
-    """Remove what a failed create made so far: init (if it was spawned), the cgroup, the state dir."""
-    if pid is not None:
-        from pyrunc.lifecycle.container import kill_everything
-        from pyrunc.state.status import start_time
-        kill_everything({"pid": pid, "init_start_time": start_time(pid),
-                         "cgroup": cgroup.to_state() if cgroup else None})
+def _undo(store, container_id, cgroup, state):
+    """Remove what a failed create made so far: init (if it was spawned) and the container's other
+    processes, the cgroup dirs it made, the state dir. Never a process that is not the
+    container's: in a cgroup it did not make, only those lifecycle/container.py calls its own."""
     if cgroup is not None:
+        from pyrunc.lifecycle.container import kill_everything
         try:
-            if cgroup.pids():
-                import _signal as signal
-                cgroup.kill_all(signal.SIGKILL)
+            kill_everything(state, cgroup)
             cgroup.destroy()
         except PyruncError as e:
             logger.warning(f"cleanup after failed create: {e}")

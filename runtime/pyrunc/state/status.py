@@ -5,7 +5,7 @@ A pid alone is not identity (pids are reused), so the init process is "alive" on
 """
 import os
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def start_time(pid):
@@ -28,6 +28,10 @@ def is_alive(state):
 
 
 def derive(state, state_dir):
+    if state.get("creating"):
+        # create has not finished (or was killed before it did): state.json exists from create's
+        # first step so that `delete --force` finds what it made, but this is no container yet.
+        return CREATING
     if not is_alive(state):
         return STOPPED
     cgroup = state.get("cgroup")
