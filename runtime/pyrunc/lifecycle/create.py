@@ -77,7 +77,6 @@ def create(ctx, container_id, opts):
     fifo_fd = None
     state = None
     extras = None
-    args = None
     try:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
@@ -109,7 +108,6 @@ def create(ctx, container_id, opts):
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         args = InitArgs(init_config, opts.bundle, rootfs, namespaces, cgroup, fifo_fd, None, opts.no_pivot,
                         preserve_fds, None if opts.no_new_keyring else f"_ses.{container_id}")
-        args.state_dir_fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         extras = create_extras.Extras(container_id, config, opts, directory, args)
         from pyrunc.linux import idmap
         if idmap.needed(args.config):
@@ -149,8 +147,6 @@ def create(ctx, container_id, opts):
     finally:
         if fifo_fd is not None:
             os.close(fifo_fd)
-        if args is not None and args.state_dir_fd is not None:
-            os.close(args.state_dir_fd)
         if extras is not None:
             extras.close()
 

@@ -56,7 +56,7 @@ def start(store, container_id, created_state=None):
     try:
         os.unlink(fifo)
     except FileNotFoundError:
-        pass  # init removes it itself once released (process/init.py wait_for_start)
+        pass  # a concurrent start or delete got there first
     if extras:
         extras.after_start(store, container_id, state, hook_error, notify)
     return state

@@ -26,7 +26,6 @@ class InitArgs:
         self.seccomp_listener_fd = None  # init's notify fd (set in the runtime by spawn, in init by setup)
         self.idmapped = {}  # {mount index: detached idmapped tree fd}, made by the runtime (linux/idmap.py)
         self.on_init_pid = None  # called by spawn with init's pid as soon as it is known, while init works
-        self.state_dir_fd = None  # O_PATH of the state dir: init removes exec.fifo once released
 
 
 def preload(config):
@@ -116,31 +115,19 @@ def setup(args):
     return path, argv, env
 
 
-def wait_for_start(args, keep_open=False):
+def wait_for_start(fifo_fd, keep_open=False):
     """Block until `start` opens exec.fifo for reading, then tell it we are about to exec.
 
-    Released, init itself removes exec.fifo (the status then reads "running"): a `start` killed
-    between its open and its own unlink must not leave the container looking "created", nor a
-    retried start waiting for a byte that was already sent. A start gone before our byte (EPIPE)
-    still released us: go on.
     keep_open: return the (CLOEXEC) write end, for startContainer hooks to report on; `start`
     reads until execve closes it."""
-    fifo_fd = args.fifo_fd
     try:
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise StepError("open exec fifo", f"/proc/self/fd/{fifo_fd}", e) from None
-    if args.state_dir_fd is not None:
-        try:
-            os.unlink("exec.fifo", dir_fd=args.state_dir_fd)
-        except FileNotFoundError:
-            pass
-        os.close(args.state_dir_fd)
-        args.state_dir_fd = None
     try:
         os.write(fd, b"0")
     except BrokenPipeError:
-        pass
+        pass  # the start that released us was killed before reading: released all the same
     os.close(fifo_fd)
     if keep_open:
         return fd
@@ -164,7 +151,7 @@ def main(args):
             from pyrunc.process import init_hooks
             init_hooks.start_container(args, wait_for_start)
         else:
-            wait_for_start(args)
+            wait_for_start(args.fifo_fd)
         if args.seccomp_listener_fd is not None:
             os.close(args.seccomp_listener_fd)  # create has its copy: the agent's, not the container's
         first_closed = 3 + args.preserve_fds

@@ -30,9 +30,9 @@ def before_pivot(args):
 def start_container(args, wait_for_start):
     state = getattr(args, "hook_state", None)
     if state is None or not hooks.entries(args.config, "startContainer"):
-        wait_for_start(args)
+        wait_for_start(args.fifo_fd)
         return
-    fd = wait_for_start(args, keep_open=True)
+    fd = wait_for_start(args.fifo_fd, keep_open=True)
     try:
         hooks.run_all(args.config, "startContainer", hooks.hook_state(state, "created", os.getpid()))
     except PyruncError as e:
