@@ -86,7 +86,6 @@ def create(ctx, container_id, opts):
         state = {
             "ociVersion": config.get("ociVersion", ""),
             "id": container_id,
-            "creating": True,
             "pid": 0,
             "init_start_time": None,
             "bundle": opts.bundle,
@@ -98,11 +97,16 @@ def create(ctx, container_id, opts):
             "config": config,
         }
         # Before anything is made on the host (the cgroup dirs it plans to make are in it):
-        # whatever create leaves if it is killed from here on, `delete --force` finds.
-        store.save(container_id, state)
+        # whatever create leaves if it is killed from here on, `delete --force` finds. "creating"
+        # until the end (state/status.py); no config yet: nothing has run that poststop undoes.
+        store.save(container_id, dict(state, config=None, creating=True))
         cgroup.create()
         if cgroup.foreign:
             logger.warning(f"container's cgroup is not empty: {len(cgroup.foreign)} process(es) found")
+        # The dirs made are now known to be ours: whatever is in them from here on (init, before
+        # its pid is recorded) is the container's, for `delete --force` to kill.
+        state["cgroup"] = cgroup.to_state()
+        store.save(container_id, dict(state, config=None, creating=True))
         from pyrunc.cgroups.apply import apply
         apply(cgroup, linux.get("resources"), linux.get("devices"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
@@ -123,8 +127,10 @@ def create(ctx, container_id, opts):
             state.update(pid=init_pid, init_start_time=start_time(init_pid), cgroup=cgroup.to_state())
             if state["pid_ns_new"]:
                 state["pid_ns"] = pid_namespace(init_pid)
-            store.save(container_id, state)
-            store.stage(container_id, {k: v for k, v in state.items() if k != "creating"})
+            from pyrunc import fastjson
+            final = fastjson.dumps(state).encode()
+            store.save(container_id, final[:-1] + b', "creating": true}')  # one key more: encoded once
+            store.stage(container_id, final)
         args.on_init_pid = record_init
         try:
             pid = spawn(args)
@@ -135,7 +141,6 @@ def create(ctx, container_id, opts):
             from pyrunc.linux.seccomp.notify import send_listener
             send_listener(linux["seccomp"], state, pid, args.seccomp_listener_fd)
         store.commit(container_id)
-        del state["creating"]
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file
             write_pid_file(opts.pid_file, pid)

@@ -62,18 +62,21 @@ class StateStore:
             raise StepError("read state", self.path(container_id, STATE_FILE), e) from None
 
     def save(self, container_id, state):
+        """state: a dict, or its JSON already encoded (bytes)."""
         final = self.path(container_id, STATE_FILE)
+        data = state if isinstance(state, bytes) else json.dumps(state).encode()
         try:
-            write_atomic(final, json.dumps(state).encode(), durable=False)
+            write_atomic(final, data, durable=False)
         except OSError as e:
             raise StepError("write state", final, e) from None
 
     def stage(self, container_id, state):
         """Write state.json's content aside; commit() puts it in place (readers see it then)."""
         staged = self.path(container_id, STATE_FILE + ".staged")
+        data = state if isinstance(state, bytes) else json.dumps(state).encode()
         try:
             with open(staged, "wb") as f:
-                f.write(json.dumps(state).encode())
+                f.write(data)
         except OSError as e:
             raise StepError("write state", staged, e) from None
 
