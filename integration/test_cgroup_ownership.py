@@ -32,7 +32,7 @@ import time
 import pytest
 
 from integration.helpers import mountinfo
-from integration.helpers.runtime import (CGROUP_PARENT, describe, drop_namespace, execute,
+from integration.helpers.runtime import (CGROUP_PARENT, alive, describe, drop_namespace, execute,
                                          kill_cgroup_tree, wait_for)
 
 
@@ -63,14 +63,6 @@ def _join_script(rel):
 def _remove_cgroup(rel):
     for mp in _hierarchies():
         kill_cgroup_tree(os.path.join(mp, rel.strip("/")))
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 class Caller:
@@ -129,7 +121,7 @@ def test_cgroups_path_at_or_above_the_callers_cgroup_is_refused(caller, runtime,
     cp = caller.run(runtime, "create", "--bundle", c.bundle, c.id)
     assert cp.returncode == 1, describe(cp)
     assert "linux.cgroupsPath" in cp.stderr and "caller" in cp.stderr, describe(cp)
-    assert _alive(caller.sleeper.pid), "the caller's own process was killed"
+    assert alive(caller.sleeper.pid), "the caller's own process was killed"
     assert not os.path.exists(os.path.join(runtime.root, c.id))
 
 
@@ -173,8 +165,8 @@ def test_shared_cgroup_foreign_process_survives_kill_all_and_delete(caller, runt
         child = int(c.read("child")) if not pidns else None
         init = c.pid
         runtime.run("kill", "--all", c.id, "KILL")
-        wait_for(lambda: not _alive(init), what="container init to die")
-        assert child is None or not _alive(child), "kill --all missed a process of the container"
+        wait_for(lambda: not alive(init), what="container init to die")
+        assert child is None or not alive(child), "kill --all missed a process of the container"
         assert foreign.poll() is None, "kill --all killed a process that is not the container's"
         c.delete(force=True)
         assert foreign.poll() is None, "delete killed a process that is not the container's"
@@ -254,9 +246,9 @@ def test_kill_all_on_a_stopped_container_kills_what_is_left(runtime):
     c.start()
     orphan = int(c.read("orphan"))
     c.wait_status("stopped")
-    assert _alive(orphan)
+    assert alive(orphan)
     runtime.run("kill", "--all", c.id, "KILL")
-    wait_for(lambda: not _alive(orphan), what="the orphan to be killed")
+    wait_for(lambda: not alive(orphan), what="the orphan to be killed")
     c.delete()
     assert c.leftovers() == []
 

@@ -21,15 +21,7 @@ import time
 
 import pytest
 
-from integration.helpers.runtime import describe, force_cleanup, is_pyrunc, wait_for
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+from integration.helpers.runtime import alive, describe, force_cleanup, is_pyrunc, wait_for
 
 
 def _spawn(runtime, *args):
@@ -93,12 +85,12 @@ def test_create_killed_after_init_is_ready_is_seen_and_removed(runtime):
     time.sleep(0.3)  # init finishes building the container and blocks on exec.fifo
     proc.kill()
     proc.wait()
-    assert _alive(pid), "init should be waiting for start"
+    assert alive(pid), "init should be waiting for start"
     state = c.state()
     assert state["status"] in ("creating", "created") and state["id"] == c.id
     assert c.id in runtime.list_ids()
     c.delete(force=True)
-    assert not _alive(pid), "delete --force left init alive"
+    assert not alive(pid), "delete --force left init alive"
     assert c.leftovers() == []
 
 
