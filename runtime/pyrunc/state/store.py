@@ -4,7 +4,10 @@ state.json is written tmp + rename, so a reader sees the old or the new file, ne
 No fsync (runc's saveState has none either): a state file only describes processes, which do not
 survive the crash an fsync would guard against, and on a disk-backed root it cost milliseconds at
 every create. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
-status is derived on every read (state/status.py).
+status is derived on every read (state/status.py). It exists from create's first step, with
+"creating": true until create has finished: first the cgroup dirs create is about to make, then
+those it made, then init's identity, so that a create killed at any point leaves nothing that
+`delete --force` cannot find.
 """
 import os
 
