@@ -189,6 +189,15 @@ def leftovers(root, id, bundle, cgroups_path):
     return found
 
 
+def alive(pid):
+    """Whether pid is a live process (not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def _cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -452,3 +452,44 @@ def test_kill_all_on_a_vanished_cgroup_is_a_no_op(request, host, sig):
     assert m.version == host[:2]
     m.kill_all(sig)
     assert m.pids() == [] and m.freezer_state() == "THAWED"
+
+
+# --- ownership: what a create killed half way planned, what a shared cgroup holds ----------------
+
+def test_planned_dirs_of_a_killed_create_go_only_when_empty_and_childless(v2host):
+    """state.json names the dirs create is about to make before it makes them: `delete --force`
+    after a create killed among its mkdirs removes those that exist and hold nothing, never by
+    force, and keeps one that another cgroup was made in since (not ours to take down)."""
+    root = v2host.root
+    m = open_fake(v2host, "/pods/ctr")
+    pods, leaf = os.path.join(root, "pods"), os.path.join(root, "pods", "ctr")
+    assert m.planned == [pods, leaf] and m.created == []
+    recorded = m.to_state()  # what create wrote before its first mkdir
+    v2host.mkdir(pods)
+    v2host.mkdir(leaf)  # ... then it was killed
+    v2host.mkdir(os.path.join(pods, "other"))  # another container's, made since
+    again = manager.from_state(recorded)
+    assert not again.owned()
+    again.destroy()
+    assert not os.path.exists(leaf)
+    assert os.path.isdir(os.path.join(pods, "other"))
+
+
+def test_a_cgroup_that_existed_is_not_owned_and_its_processes_are_foreign(v2host, monkeypatch):
+    root = v2host.root
+    v2host.mkdir(os.path.join(root, "shared"))
+    v2host.set(os.path.join(root, "shared"), "cgroup.procs", f"{os.getpid()}\n")
+    m = open_fake(v2host, "/shared")
+    assert m.planned == []
+    m.create()
+    assert m.created == [] and not m.owned()
+    from pyrunc.state.status import start_time
+    assert m.foreign == [[os.getpid(), start_time(os.getpid())]]
+    state = manager.from_state(m.to_state())
+    assert state.foreign == m.foreign and not state.owned()
+    killed = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append(pid))
+    state.signal_some(signal.SIGTERM, lambda pid: True)
+    assert killed == [], "the runtime itself is never signalled"
+    state.destroy()
+    assert os.path.isdir(os.path.join(root, "shared")), "a cgroup create did not make is kept"

@@ -128,3 +128,43 @@ def test_init_made_by_one_clone_reports_a_failed_join(cgroup_name):
     assert message["type"] == sync.ERROR
     assert message["message"].startswith(f"join cgroup {cgdir}/tasks:"), message
     assert message["message"].endswith("no space left on device"), message
+
+
+@pytest.mark.skipif(not any(h.version == "v2" for h in HIERARCHIES), reason="no cgroup2 hierarchy")
+@pytest.mark.parametrize("clone_into", [True, False])
+def test_child_survives_a_cgroup_that_has_seen_cgroup_kill(cgroup_name, clone_into):
+    """Linux 6.14+ SIGKILLs a child cloned (CLONE_INTO_CGROUP) into a cgroup2 dir whose cgroup.kill
+    count differs from its parent's cgroup's: pyrunc's init never became ready in a cgroup that
+    had seen a `delete`. Whether the manager says the dir is fresh (clone_into) or not, the child
+    must live and land in the cgroup."""
+    m = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+    m.create()
+    try:
+        kill = os.path.join(m.paths[""], "cgroup.kill")
+        if not os.path.exists(kill):
+            pytest.fail("cgroup.kill missing: this test needs Linux 5.14+")
+        with open(kill, "w") as f:
+            f.write("1")
+        targets = m.join_targets()
+        kind, report = _run_child(SelfJoin(targets, clone_into=clone_into))
+        assert kind == "OK", report
+        assert mountinfo.parse_self_cgroup(report)[""] == _expected(m)[""]
+    finally:
+        m.destroy()
+
+
+def test_manager_clones_into_only_a_v2_dir_it_made(cgroup_name):
+    """A dir that existed before may have seen a cgroup.kill: no CLONE_INTO_CGROUP there."""
+    fresh = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+    fresh.create()
+    try:
+        again = manager.open_manager(f"/{cgroup_name}/ctr", "ctr")
+        again.create()
+        assert again.created == [] and not again.owned() and fresh.owned()
+        if "" in fresh.paths:
+            for m, pending in ((fresh, False), (again, True)):
+                joiner = m.self_join()
+                assert joiner._v2_pending is pending
+                joiner.close()
+    finally:
+        fresh.destroy()

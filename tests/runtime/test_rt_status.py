@@ -154,19 +154,36 @@ def sleeper():
     _reap(pid)
 
 
-def test_derive_created_running_stopped(sleeper, tmp_path):
-    state = {"pid": sleeper, "init_start_time": st.start_time(sleeper)}
+def test_derive_created_running_stopped(tmp_path):
     fifo = tmp_path / "exec.fifo"
     os.mkfifo(fifo)
-    assert st.is_alive(state) is True
-    assert st.derive(state, str(tmp_path)) == st.CREATED == "created"
-    os.unlink(fifo)
-    assert st.derive(state, str(tmp_path)) == st.RUNNING == "running"
-    os.kill(sleeper, signal.SIGKILL)
-    os.waitpid(sleeper, 0)
-    assert st.derive(state, str(tmp_path)) == st.STOPPED == "stopped"
-    os.mkfifo(fifo)  # a leftover fifo never makes a dead init "created"
-    assert st.derive(state, str(tmp_path)) == "stopped"
+    fd = os.open(fifo, os.O_PATH)
+    try:
+        waiting = _sleeper()  # inherits the fd: like init, it holds exec.fifo until it execs
+    finally:
+        os.close(fd)
+    released = _sleeper()
+    try:
+        for pid in (waiting, released):
+            assert st.is_alive({"pid": pid, "init_start_time": st.start_time(pid)}) is True
+        state = {"pid": waiting, "init_start_time": st.start_time(waiting)}
+        assert st.derive(state, str(tmp_path)) == st.CREATED == "created"
+        # A start killed after releasing init, before removing the fifo: init no longer holds it.
+        state = {"pid": released, "init_start_time": st.start_time(released)}
+        assert st.derive(state, str(tmp_path)) == st.RUNNING == "running"
+        os.unlink(fifo)
+        assert st.derive(state, str(tmp_path)) == st.RUNNING == "running"
+        os.kill(released, signal.SIGKILL)
+        os.waitpid(released, 0)
+        assert st.derive(state, str(tmp_path)) == st.STOPPED == "stopped"
+        os.mkfifo(fifo)  # a leftover fifo never makes a dead init "created"
+        assert st.derive(state, str(tmp_path)) == "stopped"
+    finally:
+        _reap(waiting)
+        try:
+            _reap(released)
+        except ChildProcessError:
+            pass
 
 
 def test_derive_zombie_init_is_stopped(tmp_path):
@@ -202,3 +219,14 @@ def test_derive_without_a_pid_is_stopped(state, tmp_path):
 def test_derive_missing_state_dir_means_running(sleeper, tmp_path):
     state = {"pid": sleeper, "init_start_time": st.start_time(sleeper)}
     assert st.derive(state, str(tmp_path / "gone")) == "running"
+
+
+def test_derive_creating_until_create_has_finished(sleeper, tmp_path):
+    """state.json exists from create's first step (so `delete --force` finds what a killed create
+    made): until create finishes it is "creating", with init alive or not yet spawned."""
+    (tmp_path / "exec.fifo").touch()
+    alive = {"pid": sleeper, "init_start_time": st.start_time(sleeper), "creating": True}
+    assert st.derive(alive, str(tmp_path)) == st.CREATING == "creating"
+    assert st.derive({"pid": 0, "init_start_time": None, "creating": True}, str(tmp_path)) == "creating"
+    del alive["creating"]
+    assert st.derive(alive, str(tmp_path)) == "running"  # committed; the fifo is not init's

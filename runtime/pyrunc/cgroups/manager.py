@@ -58,10 +58,15 @@ def open_manager(cgroups_path, container_id, systemd=False, root="/sys/fs/cgroup
     inner = clean_path(cgroups_path) or clean_path(container_id)
     own = None
     if not inner.startswith("/"):
-        if self_cgroup_text is None:
-            self_cgroup_text = _read_proc(mountinfo.read_self_cgroup, "/proc/self/cgroup")
-        own = mountinfo.parse_self_cgroup(self_cgroup_text)
+        own = _own_cgroup(self_cgroup_text)
     paths = resolve_paths(hierarchies, mode, inner, own)
+    from .ownership import check_cgroups_path, missing_levels
+    check_cgroups_path(cgroups_path, paths, hierarchies, own)
+    planned = missing_levels(hierarchies, paths)
+    if own is None and any(paths[h.keys[0]] not in planned for h in hierarchies):
+        # An absolute path naming a cgroup that exists may be the caller's or above it (a new
+        # one cannot be): only then is /proc/self/cgroup worth reading.
+        check_cgroups_path(cgroups_path, paths, hierarchies, _own_cgroup(self_cgroup_text))
 
     if mode != "v2" and "devices" not in paths:
         # Without it nothing stops the container from opening host devices (runc refuses too).
@@ -69,9 +74,19 @@ def open_manager(cgroups_path, container_id, systemd=False, root="/sys/fs/cgroup
                         "to restrict device access")
     if mode == "v2":
         from .v2 import V2Manager
-        return V2Manager(paths, hierarchies)
-    from .v1 import V1Manager
-    return V1Manager(paths, hierarchies, version=mode)
+        manager = V2Manager(paths, hierarchies)
+    else:
+        from .v1 import V1Manager
+        manager = V1Manager(paths, hierarchies, version=mode)
+    manager.planned = planned
+    return manager
+
+
+def _own_cgroup(self_cgroup_text):
+    from . import mountinfo
+    if self_cgroup_text is None:
+        self_cgroup_text = _read_proc(mountinfo.read_self_cgroup, "/proc/self/cgroup")
+    return mountinfo.parse_self_cgroup(self_cgroup_text)
 
 
 def from_state(data):
@@ -86,15 +101,20 @@ def from_state(data):
         paths = dict(data["paths"])
         hierarchies = [Hierarchy.from_dict(h) for h in data["hierarchies"]]
         created = list(data.get("created", ()))
+        planned = list(data.get("planned", ()))
+        foreign = [list(p) for p in data.get("foreign", ())]
     except (KeyError, TypeError) as exc:
         raise StepError("load cgroup state", None, f"missing or malformed field {exc}") from None
     if version == "v2":
         from .v2 import V2Manager
-        return V2Manager(paths, hierarchies, created)
-    if version in ("v1", "hybrid"):
+        manager = V2Manager(paths, hierarchies, created)
+    elif version in ("v1", "hybrid"):
         from .v1 import V1Manager
-        return V1Manager(paths, hierarchies, created, version=version)
-    raise StepError("load cgroup state", None, f"unknown cgroup version {version!r}")
+        manager = V1Manager(paths, hierarchies, created, version=version)
+    else:
+        raise StepError("load cgroup state", None, f"unknown cgroup version {version!r}")
+    manager.planned, manager.foreign = planned, foreign
+    return manager
 
 
 def clean_path(path):
@@ -144,7 +164,11 @@ class CgroupManager:
 
     version: "v1", "v2" or "hybrid". paths: hierarchy key -> absolute cgroup dir (v1 keys are the
     controller or "name=..." of the hierarchy, co-mounted controllers share a dir; "" is the v2 /
-    unified dir). created: the dirs create() made, which are all destroy() removes.
+    unified dir). created: the dirs create() made, which are all destroy() removes. planned: the
+    dirs create() is about to make, recorded in state.json before it makes them, so that a create
+    killed half way leaves dirs that `delete --force` still finds (cgroups/ownership.py); empty once
+    create() has finished either way. foreign: [pid, start time] of the processes that were already
+    in a cgroup dir the container did not create (a shared cgroup): never the container's.
     """
 
     version = None
@@ -153,6 +177,8 @@ class CgroupManager:
         self.paths = dict(paths)
         self.hierarchies = list(hierarchies)
         self.created = list(created)
+        self.planned = []
+        self.foreign = []
 
     # --- per-version parts (v1.py, v2.py) -------------------------------------------------------
 
@@ -178,17 +204,37 @@ class CgroupManager:
             for h in self.hierarchies:
                 self._create_in(h, self.paths[h.keys[0]])
         except BaseException:
+            self.planned = []  # created is exact now: a planned dir we did not make is not ours
             try:
                 self.destroy()
             except StepError:
                 pass  # the creation error is the one to report
             raise
+        self.planned = []
+        self.foreign = self._foreign_processes()
+
+    def owned(self):
+        """True when this container's create made every one of its cgroup dirs: everything in
+        them is the container's, to freeze, cgroup.kill and remove."""
+        return all(d in self.created for d in self._dirs())
+
+    def _foreign_processes(self):
+        """[pid, start time] of the processes already in the dirs create() did not make."""
+        from .ownership import identity
+        found = []
+        for cgdir in self._dirs():
+            if cgdir not in self.created:
+                found += [i for i in map(identity, _pids_recursive(cgdir)) if i and i not in found]
+        return found
 
     def self_join(self):
         """A SelfJoin for the child about to be forked (cgroups/selfjoin.py), or None when the
         child must be moved by join(pid) instead."""
         from .selfjoin import SelfJoin
-        return SelfJoin(self.join_targets())
+        # Born into the v2 dir only when create made it: a dir that existed may have seen a
+        # cgroup.kill, and then the kernel kills a child cloned into it (selfjoin._killed_at_birth).
+        unified = self.paths.get("")
+        return SelfJoin(self.join_targets(), clone_into=unified is None or unified in self.created)
 
     def join_targets(self):
         """(version, dir) of each cgroup dir once, in hierarchy order."""
@@ -203,6 +249,12 @@ class CgroupManager:
                 raise StepError("join cgroup", path, exc) from exc
 
     def destroy(self):
+        # Planned but not known to be made (create was killed while making them): only empty
+        # dirs go, never by force; a process in one is a just-spawned init dying with its runtime.
+        for cgdir in reversed(self.planned):
+            if cgdir not in self.created:
+                _remove_tree(cgdir, recursive=False)
+        self.planned = []
         leaves = set(self.paths.values())
         mountpoints = {h.mountpoint for h in self.hierarchies}
         first_error, failed = None, []
@@ -244,7 +296,29 @@ class CgroupManager:
             raise StepError("thaw cgroup", None, "no freezer is available for this cgroup")
         f[2](f[3])
 
+    def signal_some(self, sig, belongs, timeout=2.0):
+        """Signal the processes of the cgroup for which belongs(pid) is true, in a cgroup that is
+        not the container's own: no cgroup.kill, no freezing (others' processes live there). For
+        SIGKILL, again until none is left, since one may have forked while we looked."""
+        import _signal as signal
+
+        deadline = time.monotonic() + timeout
+        me = os.getpid()
+        while True:
+            victims = [pid for pid in self.pids() if pid != me and belongs(pid)]
+            for pid in victims:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+                except OSError as exc:
+                    raise StepError("signal", f"pid {pid}", exc) from exc
+            if sig != signal.SIGKILL or not victims or time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+
     def kill_all(self, sig):
+        """Signal every process in the cgroup: only for a cgroup that is the container's own."""
         import _signal as signal  # the signal package imports enum: 2 ms at every start
 
         unified = self.paths.get("")
@@ -313,9 +387,14 @@ class CgroupManager:
         return plan + links
 
     def to_state(self):
-        return {"version": self.version, "paths": dict(self.paths),
+        data = {"version": self.version, "paths": dict(self.paths),
                 "hierarchies": [h.to_dict() for h in self.hierarchies],
                 "created": list(self.created)}
+        if self.planned:
+            data["planned"] = list(self.planned)
+        if self.foreign:
+            data["foreign"] = [list(p) for p in self.foreign]
+        return data
 
     # --- shared helpers -------------------------------------------------------------------------
 
@@ -343,14 +422,17 @@ class CgroupManager:
         return levels
 
 
-def _remove_tree(cgdir):
-    """rmdir a container cgroup and the sub-cgroups its processes made, deepest first."""
+def _remove_tree(cgdir, recursive=True):
+    """rmdir a container cgroup and the sub-cgroups its processes made, deepest first.
+    recursive=False: only cgdir, and only when it holds no cgroup (someone else's, then)."""
     try:
         children = fs.subdirs(cgdir)
     except FileNotFoundError:
         return
     except OSError as exc:
         raise StepError("remove cgroup", cgdir, exc) from exc
+    if children and not recursive:
+        return
     for child in children:
         _remove_tree(child)
     deadline = time.monotonic() + RMDIR_TIMEOUT

@@ -17,11 +17,13 @@ from pyrunc.errors import StepError
 
 
 class SelfJoin:
-    def __init__(self, targets):
-        """targets: (version, cgroup dir) pairs, one per hierarchy, "v1" or "v2"."""
+    def __init__(self, targets, clone_into=True):
+        """targets: (version, cgroup dir) pairs, one per hierarchy, "v1" or "v2".
+        clone_into=False: the v2 dir is not known to be fresh (see _killed_at_birth), so the
+        child is moved by a cgroup.procs write instead."""
         self._v2_dir = self._v2_fd = None
         self._tasks = []   # (path, fd) of each v1 hierarchy's tasks file
-        self._v2_pending = False
+        self._v2_pending = not clone_into
         path = None
         try:
             for version, cgdir in targets:
@@ -38,25 +40,32 @@ class SelfJoin:
 
     def fork(self):
         """os.fork(), the child already in the v2 cgroup when the kernel can do that."""
-        if self._v2_fd is not None:
+        if self._v2_fd is not None and not self._v2_pending:
             from pyrunc.sys.calls import clone_fork
             try:
                 pid = clone_fork(cgroup_fd=self._v2_fd)
             except OSError as e:
                 raise StepError("join cgroup", self._v2_dir, e) from None
-            if pid is not None:
+            if pid == 0 or pid is not None and not _killed_at_birth(pid):
                 return pid
             self._v2_pending = True
         return os.fork()
 
     def clone(self, namespaces):
         """A child born in new namespaces (CLONE_NEW* flags) and in the v2 cgroup, which then joins
-        v1 by join_child(); None when the kernel has no clone3 (nothing was started)."""
+        v1 by join_child(); None when the kernel cannot (nothing was started): the caller forks
+        by fork() instead."""
+        if self._v2_pending and self._v2_fd is not None:
+            return None
         from pyrunc.sys.calls import clone_fork
         try:
-            return clone_fork(namespaces, self._v2_fd)
+            pid = clone_fork(namespaces, self._v2_fd)
         except OSError as e:
             raise StepError("clone container init", self._v2_dir, e) from None
+        if pid and self._v2_fd is not None and _killed_at_birth(pid):
+            self._v2_pending = True  # fork() moves the child by cgroup.procs instead
+            return None
+        return pid
 
     def join_child(self):
         """In the child, before it enters any namespace: join every v1 hierarchy."""
@@ -72,7 +81,7 @@ class SelfJoin:
     def join_parent(self, pid):
         """In the runtime after the fork: what the child could not do itself (v2 without clone3)."""
         try:
-            if self._v2_pending:
+            if self._v2_pending and self._v2_dir is not None:
                 path = os.path.join(self._v2_dir, "cgroup.procs")
                 try:
                     fs.write(path, str(pid))
@@ -88,3 +97,29 @@ class SelfJoin:
         if self._v2_fd is not None:
             os.close(self._v2_fd)
             self._v2_fd = None
+
+
+def _killed_at_birth(pid):
+    """True (and the child reaped) when the kernel SIGKILLed a CLONE_INTO_CGROUP child in the fork.
+
+    The kernel kills a child cloned into a cgroup2 dir whose count of `cgroup.kill` writes differs
+    from the one of the parent's own cgroup (kill_seq, since Linux 6.14; seen here on 6.18): any
+    cgroup that has seen a cgroup.kill, or a caller in one. The SIGKILL is queued before clone3
+    returns and the child never runs a user instruction, so nothing was done: the child is
+    reaped and moved the old way (a cgroup.procs write) instead.
+    """
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            text = f.read()
+    except OSError:
+        text = b""
+    killed = False
+    for line in text.splitlines():
+        if line.startswith((b"SigPnd:", b"ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
+            killed = True
+    if not killed:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        killed = info is not None and info.si_code == os.CLD_KILLED and info.si_status == 9
+    if killed:
+        os.waitpid(pid, 0)
+    return killed

@@ -379,6 +379,11 @@ class _SystemdDriver:
         if self._started:
             super().kill_all(sig)
 
+    def owned(self):
+        # A scope is started for one container (systemd refuses an existing one): it is the
+        # container's own once started, and nothing of it is before.
+        return self._started
+
     def destroy(self):
         from .dbus import Systemd
         from .manager import _remove_tree

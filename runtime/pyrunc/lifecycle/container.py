@@ -31,16 +31,56 @@ def wait_dead(state, timeout=10.0):
     return True
 
 
-def kill_everything(state):
-    """SIGKILL init and every process in the container's cgroup (thawing it if paused)."""
-    cgroup = cgroup_of(state)
+def pid_namespace(pid):
+    """[dev, inode] of a process's pid namespace, or None once it is gone."""
+    try:
+        found = os.stat(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+    return [found.st_dev, found.st_ino]
+
+
+def _belongs(state, cgroup):
+    """Which processes of a cgroup that is not the container's own are the container's.
+
+    With a pid namespace of its own (state["pid_ns"], recorded at create), those in it; the kernel
+    kills the whole namespace with init anyway. Otherwise those that were not in the cgroup when
+    create found it (cgroup.foreign): a shared cgroup's other processes are never signalled.
+    """
+    if state.get("pid_ns_new"):
+        ns = state.get("pid_ns")
+        return (lambda pid: pid_namespace(pid) == ns) if ns else (lambda pid: False)
+    from pyrunc.cgroups.ownership import identity
+    foreign = {tuple(p) for p in cgroup.foreign}
+
+    def not_foreign(pid):
+        found = identity(pid)
+        return found is not None and tuple(found) not in foreign
+    return not_foreign
+
+
+def signal_all(state, sig, cgroup=None):
+    """Signal every process of the container: all of its cgroup when create made that cgroup,
+    else only the container's own processes in it (_belongs)."""
+    cgroup = cgroup or cgroup_of(state)
+    if cgroup is None:
+        return
+    if cgroup.owned():
+        if cgroup.pids():
+            cgroup.kill_all(sig)  # thaws a paused cgroup for SIGKILL: frozen tasks ignore it
+    else:
+        cgroup.signal_some(sig, _belongs(state, cgroup))
+
+
+def kill_everything(state, cgroup=None):
+    """SIGKILL init and every other process of the container (thawing its cgroup if paused).
+    cgroup: the live manager when the caller has one (create's undo), else the state's."""
     if st.is_alive(state):
         try:
             os.kill(state["pid"], signal.SIGKILL)
         except ProcessLookupError:
             pass
-    if cgroup is not None and cgroup.pids():
-        cgroup.kill_all(signal.SIGKILL)  # thaws a paused cgroup: frozen tasks ignore SIGKILL
+    signal_all(state, signal.SIGKILL, cgroup)
     wait_dead(state)
 
 
@@ -48,9 +88,8 @@ def destroy(store, container_id, state):
     """Remove what create made: leftover processes, the cgroup, the state directory."""
     cgroup = cgroup_of(state)
     if cgroup is not None:
-        if cgroup.pids():
-            # With a shared pid namespace the container's processes outlive its init.
-            cgroup.kill_all(signal.SIGKILL)
+        # With a shared pid namespace the container's processes outlive its init.
+        signal_all(state, signal.SIGKILL, cgroup)
         cgroup.destroy()
     config = state.get("config")
     from pyrunc.linux.namespaces import has_mount_namespace

@@ -76,7 +76,7 @@ def create(ctx, container_id, opts):
     directory = store.create(container_id)
     cgroup = None
     fifo_fd = None
-    pid = None
+    state = None
     extras = None
     try:
         fifo = os.path.join(directory, EXEC_FIFO)
@@ -84,7 +84,30 @@ def create(ctx, container_id, opts):
         os.chmod(fifo, 0o622)
         from pyrunc.cgroups.manager import open_manager
         cgroup = open_manager(linux.get("cgroupsPath"), container_id, systemd=ctx.systemd_cgroup)
+        state = {
+            "ociVersion": config.get("ociVersion", ""),
+            "id": container_id,
+            "pid": 0,
+            "init_start_time": None,
+            "bundle": opts.bundle,
+            "rootfs": rootfs,
+            "created": _rfc3339_nano(time.time_ns()),
+            "annotations": config.get("annotations") or {},
+            "cgroup": cgroup.to_state(),
+            "pid_ns_new": "pid" in namespaces.new,
+            "config": config,
+        }
+        # Before anything is made on the host (the cgroup dirs it plans to make are in it):
+        # whatever create leaves if it is killed from here on, `delete --force` finds. "creating"
+        # until the end (state/status.py); no config yet: nothing has run that poststop undoes.
+        store.save(container_id, dict(state, config=None, creating=True))
         cgroup.create()
+        if cgroup.foreign:
+            logger.warning(f"container's cgroup is not empty: {len(cgroup.foreign)} process(es) found")
+        # The dirs made are now known to be ours: whatever is in them from here on (init, before
+        # its pid is recorded) is the container's, for `delete --force` to kill.
+        state["cgroup"] = cgroup.to_state()
+        store.save(container_id, dict(state, config=None, creating=True))
         from pyrunc.cgroups.apply import apply
         apply(cgroup, linux.get("resources"), linux.get("devices"))
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
@@ -95,34 +118,28 @@ def create(ctx, container_id, opts):
         if idmap.needed(args.config):
             # Mount indexes must match the list init walks (create_extras may have appended one).
             args.idmapped = idmap.prepare(args.config, opts.bundle)
-        states = []
 
-        def stage_state(init_pid):
-            # While init builds the container (the runtime would only wait): state.json's content,
-            # written aside, is put in place once init is ready, so a reader never sees it earlier.
+        def record_init(init_pid):
+            # While init builds the container (the runtime would only wait): init's identity goes
+            # into state.json at once (still "creating"), and the final state is written aside,
+            # put in place once init is ready, so a reader never sees "created" earlier.
+            from pyrunc.lifecycle.container import pid_namespace
             from pyrunc.state.status import start_time
-            states.append({
-                "ociVersion": config.get("ociVersion", ""),
-                "id": container_id,
-                "pid": init_pid,
-                "init_start_time": start_time(init_pid),
-                "bundle": opts.bundle,
-                "rootfs": rootfs,
-                "created": _rfc3339_nano(time.time_ns()),
-                "annotations": config.get("annotations") or {},
-                "cgroup": cgroup.to_state(),
-                "private_pid_ns": namespaces.private("pid"),
-                "config": config,
-            })
-            store.stage(container_id, states[0])
-        args.on_init_pid = stage_state
+            state.update(pid=init_pid, init_start_time=start_time(init_pid), cgroup=cgroup.to_state())
+            if state["pid_ns_new"]:
+                state["pid_ns"] = pid_namespace(init_pid)
+            from pyrunc import fastjson
+            final = fastjson.dumps(state).encode()
+            store.save(container_id, final[:-1] + b', "creating": true}')  # one key more: encoded once
+            store.stage(container_id, final)
+        args.on_init_pid = record_init
         if linux.get("seccomp"):
             from pyrunc.linux.seccomp import notify
             if notify.wanted(linux["seccomp"]):
                 args.seccomp_ack = os.pipe()
 
                 def to_agent(init_pid, fd):  # runc's create: state "creating", init's listener
-                    notify.send_listener(linux["seccomp"], states[0], "creating", init_pid, init_pid, fd,
+                    notify.send_listener(linux["seccomp"], state, "creating", init_pid, init_pid, fd,
                                          args.seccomp_ack[1])
                 args.on_seccomp_listener = to_agent
         try:
@@ -132,14 +149,13 @@ def create(ctx, container_id, opts):
             for fd in args.seccomp_ack or ():
                 os.close(fd)
         extras.after_spawn(pid)
-        state = states[0]
         store.commit(container_id)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file
             write_pid_file(opts.pid_file, pid)
         return state
     except BaseException:
-        _undo(store, container_id, cgroup, pid)
+        _undo(store, container_id, cgroup, state)
         if not has_mount_namespace(config):
             from pyrunc.linux.rootfs import release_shared_mounts
             release_shared_mounts(rootfs)
@@ -152,18 +168,14 @@ def create(ctx, container_id, opts):
             extras.close()
 
 
-def _undo(store, container_id, cgroup, pid):
-    """Remove what a failed create made so far: init (if it was spawned), the cgroup, the state dir."""
-    if pid is not None:
-        from pyrunc.lifecycle.container import kill_everything
-        from pyrunc.state.status import start_time
-        kill_everything({"pid": pid, "init_start_time": start_time(pid),
-                         "cgroup": cgroup.to_state() if cgroup else None})
+def _undo(store, container_id, cgroup, state):
+    """Remove what a failed create made so far: init (if it was spawned) and the container's other
+    processes, the cgroup dirs it made, the state dir. Never a process that is not the
+    container's: in a cgroup it did not make, only those lifecycle/container.py calls its own."""
     if cgroup is not None:
+        from pyrunc.lifecycle.container import kill_everything
         try:
-            if cgroup.pids():
-                import _signal as signal
-                cgroup.kill_all(signal.SIGKILL)
+            kill_everything(state, cgroup)
             cgroup.destroy()
         except PyruncError as e:
             logger.warning(f"cleanup after failed create: {e}")

@@ -209,6 +209,8 @@ def exec_process(ctx, container_id, opts):
     state, status = load(store, container_id)
     if status == st.STOPPED:
         raise InvalidState("cannot exec in a stopped container", status)
+    if status == st.CREATING:
+        raise InvalidState("cannot exec in a container that is still being created", status)
     if status == st.PAUSED and not opts.ignore_paused:
         raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)", status)
     config = state.get("config") or {}

@@ -3,7 +3,7 @@ import os
 import _signal
 
 from pyrunc.errors import InvalidState, UsageError
-from pyrunc.lifecycle.container import cgroup_of, load
+from pyrunc.lifecycle.container import cgroup_of, load, signal_all
 from pyrunc.state import status as st
 
 
@@ -25,17 +25,21 @@ def parse_signal(text):
 
 def kill(store, container_id, sig, all_processes=False):
     state, status = load(store, container_id)
-    if status == st.STOPPED:
-        raise InvalidState("container not running", status)
     cgroup = cgroup_of(state)
     if all_processes and cgroup is not None:
-        cgroup.kill_all(sig)
+        # As runc: even once init has exited, what is left of the container in its cgroup (a
+        # shared pid namespace's orphans) is signalled, and that is a success.
+        signal_all(state, sig, cgroup)
         return
+    if status == st.STOPPED:
+        raise InvalidState("container not running", status)
     signal_init(state, sig)
 
 
 def signal_init(state, sig):
     """Signal init through a pidfd taken before checking its start time: no pid-reuse race."""
+    if not state.get("pid"):  # a create still under way (or killed) before init was spawned
+        raise InvalidState("container not running", st.STOPPED)
     try:
         pidfd = os.pidfd_open(state["pid"])
     except ProcessLookupError:

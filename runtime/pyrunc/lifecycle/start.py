@@ -16,6 +16,8 @@ def start(store, container_id, created_state=None):
         state, status = load(store, container_id)
         if status == st.STOPPED:
             raise InvalidState("cannot start a container that has stopped", status)
+        if status == st.CREATING:  # runc's wording for a status it has no other answer for
+            raise InvalidState(f"cannot start a container in the {status} state", status)
         if status != st.CREATED:
             raise InvalidState(f"cannot start an already {status} container", status)
     fifo = store.path(container_id, EXEC_FIFO)
@@ -51,7 +53,10 @@ def start(store, container_id, created_state=None):
         raise stopped
     if data != b"0":
         raise PyruncError(f"unexpected data {data!r} on {fifo}")
-    os.unlink(fifo)
+    try:
+        os.unlink(fifo)
+    except FileNotFoundError:
+        pass  # a concurrent start or delete got there first
     if extras:
         extras.after_start(store, container_id, state, hook_error, notify)
     return state

@@ -137,7 +137,10 @@ def wait_for_start(fifo_fd, keep_open=False):
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     except OSError as e:
         raise StepError("open exec fifo", f"/proc/self/fd/{fifo_fd}", e) from None
-    os.write(fd, b"0")
+    try:
+        os.write(fd, b"0")
+    except BrokenPipeError:
+        pass  # the start that released us was killed before reading: released all the same
     os.close(fifo_fd)
     if keep_open:
         return fd

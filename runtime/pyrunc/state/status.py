@@ -5,7 +5,7 @@ A pid alone is not identity (pids are reused), so the init process is "alive" on
 """
 import os
 
-CREATED, RUNNING, PAUSED, STOPPED = "created", "running", "paused", "stopped"
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
 
 def start_time(pid):
@@ -28,6 +28,10 @@ def is_alive(state):
 
 
 def derive(state, state_dir):
+    if state.get("creating"):
+        # create has not finished (or was killed before it did): state.json exists from create's
+        # first step so that `delete --force` finds what it made, but this is no container yet.
+        return CREATING
     if not is_alive(state):
         return STOPPED
     cgroup = state.get("cgroup")
@@ -35,6 +39,27 @@ def derive(state, state_dir):
         from pyrunc.cgroups.freezer import saved_state
         if saved_state(cgroup) != "THAWED":
             return PAUSED
-    if os.path.exists(os.path.join(state_dir, "exec.fifo")):
+    # exec.fifo alone is not the answer: a start killed between releasing init (its open) and
+    # removing the fifo leaves it behind. Init holds the fifo open until it execs, so a fifo
+    # that init no longer holds was released.
+    fifo = os.path.join(state_dir, "exec.fifo")
+    if os.path.exists(fifo) and holds(state["pid"], fifo):
         return CREATED
     return RUNNING
+
+
+def holds(pid, path):
+    """Whether process pid has an fd open on the file at path (unknown counts as yes)."""
+    try:
+        target = os.stat(path)
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True
+    for name in names:
+        try:
+            found = os.stat(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False

@@ -4,7 +4,10 @@ state.json is written tmp + rename, so a reader sees the old or the new file, ne
 No fsync (runc's saveState has none either): a state file only describes processes, which do not
 survive the crash an fsync would guard against, and on a disk-backed root it cost milliseconds at
 every create. It stores only facts (init pid and its start time, cgroup paths, bundle, the config); the
-status is derived on every read (state/status.py).
+status is derived on every read (state/status.py). It exists from create's first step, with
+"creating": true until create has finished: first the cgroup dirs create is about to make, then
+those it made, then init's identity, so that a create killed at any point leaves nothing that
+`delete --force` cannot find.
 """
 import os
 
@@ -62,18 +65,21 @@ class StateStore:
             raise StepError("read state", self.path(container_id, STATE_FILE), e) from None
 
     def save(self, container_id, state):
+        """state: a dict, or its JSON already encoded (bytes)."""
         final = self.path(container_id, STATE_FILE)
+        data = state if isinstance(state, bytes) else json.dumps(state).encode()
         try:
-            write_atomic(final, json.dumps(state).encode(), durable=False)
+            write_atomic(final, data, durable=False)
         except OSError as e:
             raise StepError("write state", final, e) from None
 
     def stage(self, container_id, state):
         """Write state.json's content aside; commit() puts it in place (readers see it then)."""
         staged = self.path(container_id, STATE_FILE + ".staged")
+        data = state if isinstance(state, bytes) else json.dumps(state).encode()
         try:
             with open(staged, "wb") as f:
-                f.write(json.dumps(state).encode())
+                f.write(data)
         except OSError as e:
             raise StepError("write state", staged, e) from None
 

@@ -36,12 +36,27 @@ def process_state(seccomp, state, pid, oci_version):
     return json.dumps(message).encode()
 
 
-def send(listener_path, payload, listener_fd):
+# How long the agent may take to take the message (a full socket buffer); runc's Go dial never
+# waits for an accept either.
+SEND_TIMEOUT = 10.0
+
+
+def send(listener_path, payload, listener_fd, timeout=SEND_TIMEOUT):
+    """With a timeout the connect is non-blocking: a UNIX socket whose agent does not accept and
+    whose backlog is full answers EAGAIN at once, where a blocking connect would wait for ever."""
     import socket
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(listener_path)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(listener_path)
+            except BlockingIOError:
+                raise StepError("connect to seccomp agent", listener_path,
+                                "it does not accept connections (its backlog is full)") from None
             socket.send_fds(sock, [payload], [listener_fd])
+    except socket.timeout:
+        raise StepError("send seccomp listener fd to", listener_path,
+                        f"the agent took no message within {timeout:g}s") from None
     except OSError as e:
         raise StepError("send seccomp listener fd to", listener_path, e) from None
 
