@@ -385,14 +385,9 @@ class Client:
     def get_manifest(self, ref):
         """(body, content type, Docker-Content-Digest) of a manifest by tag or digest; a body
         larger than MANIFEST_MAX is refused unread."""
-        from pyctr.image.httpconn import BodyTooLarge
         url = f"/v2/{self.repo}/manifests/{_manifest_ref(ref)}"
         resp = self.request("GET", url, {"Accept": ", ".join(MANIFEST_TYPES)})
-        try:
-            body = read_small(resp, MANIFEST_MAX, f"manifest {ref}")
-        except BodyTooLarge as e:
-            raise RegistryError(f"manifest {ref} from {self.url(url)}: {e} (the limit of containerd "
-                                f"and skopeo)") from None
+        body = read_small(resp, MANIFEST_MAX, f"manifest {ref}", " (the limit of containerd and skopeo)")
         ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
         return body, ctype, resp.getheader("Docker-Content-Digest")
 
@@ -477,13 +472,13 @@ def discard(resp):
     resp.close()
 
 
-def read_small(resp, limit, what):
+def read_small(resp, limit, what, why_limit=""):
     """A body that must fit in memory (a token, a manifest): at most limit bytes are read."""
     from pyctr.image.httpconn import BodyTooLarge
     try:
         return resp.read_limited(limit)
-    except BodyTooLarge:
-        raise
+    except BodyTooLarge as e:
+        raise RegistryError(f"{what} from {resp.url}: {e}{why_limit}") from None
     except OSError as e:
         raise TransportError(f"{what}: reading {resp.url}: {describe_oserror(e)}", e) from None
 
