@@ -194,7 +194,7 @@ class HostileRegistry:
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
         server = _Server((addr, 0), Handler, context)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return server
 
     def stop(self):

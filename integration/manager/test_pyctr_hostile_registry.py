@@ -172,7 +172,7 @@ def test_huge_bodies_are_not_read(pyctr, hostile, what):
         if what == "401-body":
             return req.stream(401, big, what, headers=[("WWW-Authenticate", 'Basic realm="x"')])
         if what == "500-body":
-            return req.stream(500, big, what)
+            return req.stream(500, big, what, headers=[("Retry-After", "0")])
         if what == "redirect-body":
             return req.stream(302, big, what, headers=[("Location", "/elsewhere")])
         return req.stream(200, big if what == "manifest" else None, what, ctype=OCI_MANIFEST,
@@ -186,7 +186,7 @@ def test_huge_bodies_are_not_read(pyctr, hostile, what):
     assert sent < 48 * MiB, f"pyctr read {sent} bytes of a {what}\n{describe(cp)}"
     assert took < 20, f"{took:.1f}s"
     if what in ("manifest", "chunked-manifest"):
-        assert "4194304 bytes allowed" in cp.stderr and "limit of containerd and skopeo" in cp.stderr
+        assert "4194304" in cp.stderr and "limit of containerd and skopeo" in cp.stderr
     no_store_leftovers(pyctr)
 
 
@@ -347,7 +347,9 @@ def test_5xx_and_429_are_retried_with_backoff(pyctr, hostile):
     def _(req):
         for key, codes in answers.items():
             if key in req.path and codes:
-                return req.json(codes.pop(0), {"errors": [{"code": "UNAVAILABLE", "message": "try again"}]})
+                code = codes.pop(0)
+                return req.json(code, {"errors": [{"code": "UNAVAILABLE", "message": "try again"}]},
+                                [("Retry-After", "0")] if code in (429, 503) else [])
         return False
     login(pyctr, reg)
     pyctr.run("pull", "-q", f"{reg.host}/r/img:1")
