@@ -105,6 +105,7 @@ class Client:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._every_conn = set()  # of all threads, for abort()
+        self._conns_lock = threading.Lock()  # not _lock: that one is held while a token is fetched
         self._aborted = False
         self._tokens = {}       # scope -> token
         self._challenge = None  # (scheme, params) from the registry's last 401
@@ -122,7 +123,7 @@ class Client:
         if c is None:
             verify = self.verify or (scheme, host) != (self.scheme, self.host)
             c = conns[key] = Connection(scheme, host, timeout=self.timeout, verify=verify)
-            with self._lock:
+            with self._conns_lock:
                 self._every_conn.add(c)
         return c
 
@@ -130,13 +131,13 @@ class Client:
         """Close this thread's connections (a response left half-read makes its connection unusable)."""
         for c in (getattr(self._local, "conns", None) or {}).values():
             c.close()
-            with self._lock:
+            with self._conns_lock:
                 self._every_conn.discard(c)
         self._local.conns = {}
 
     def abort(self):
         """From any thread: fail every request in flight at once and refuse new ones."""
-        with self._lock:
+        with self._conns_lock:
             self._aborted = True
             conns = list(self._every_conn)
         for c in conns:
