@@ -71,6 +71,13 @@ def test_redirect_target_asking_for_a_token_gets_no_credentials(pyctr, hostile, 
     assert all("Authorization" not in s.headers for s in on_other), f"credentials leaked: {on_other}"
     assert not reg.requests("other", "/token"), "the foreign realm was asked for a token"
     no_store_leftovers(pyctr)
+    # skopeo (containers/image) sends nothing there either
+    reg.seen.clear()
+    sk = subprocess.run([need("skopeo"), "copy", "--src-tls-verify=false", "--src-creds",
+                         f"{reg.user}:{reg.password}", f"docker://{reg.host}/r/img:1",
+                         f"dir:{pyctr.root}-skopeo"], capture_output=True, text=True, timeout=120)
+    assert sk.returncode != 0, sk.stdout
+    assert reg.requests("other") and all("Authorization" not in s.headers for s in reg.requests("other"))
 
 
 @pytest.mark.parametrize("target", ["gopher", "http-downgrade", "file"])
