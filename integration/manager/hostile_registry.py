@@ -107,7 +107,7 @@ class Request:
     def stream(self, code, total, key, headers=(), ctype="application/octet-stream", chunked=False,
                prefix=b"", stall_after=None, release=None):
         """total bytes (prefix, then 'x's; None: until the client hangs up), generated as they are
-        sent; the count of bytes sent goes to registry.sent[key]. stall_after: stop sending after
+        sent; the bytes sent are added up in registry.sent[key] (over every request). stall_after: stop sending after
         that many bytes until release (an Event) is set, keeping the connection open."""
         h, reg = self.h, self.h.registry
         h.send_response(code)
@@ -122,7 +122,7 @@ class Request:
         h.close_connection = True
         piece = b"x" * 65536
         sent = 0
-        reg.sent[key] = 0
+        reg.sent.setdefault(key, 0)
         try:
             while total is None or sent < total:
                 if stall_after is not None and sent >= stall_after:
@@ -137,7 +137,7 @@ class Request:
                 else:
                     h.wfile.write(data[:n])
                 sent += n
-                reg.sent[key] = sent
+                reg.sent[key] += n
             if chunked or total is None:
                 h.wfile.write(b"0\r\n\r\n")
         except OSError:
@@ -157,11 +157,11 @@ class HostileRegistry:
         self.seen = []
         self.sent = {}
         self.release = threading.Event()  # lets stalled answers go on (set at stop)
-        context = None
+        context, self.tls, self.cert = None, tls, None
         if tls:
-            cert, key = self_signed_cert(workdir)
+            self.cert, key = self_signed_cert(workdir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
+            context.load_cert_chain(self.cert, key)
         self.main = self._serve(main_addr, "registry", context)
         self.other = self._serve("127.0.0.2", "other", None)
         self.host = "%s:%d" % self.main.server_address[:2]

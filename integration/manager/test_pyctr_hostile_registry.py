@@ -31,8 +31,19 @@ def hostile(tmp_path):
         r.stop()
 
 
+def insecure(reg):
+    """--insecure for a plain-HTTP registry (what loopback registries get by default now, spelled
+    out so that each test tries its own point and not that default); a TLS one is verified
+    against its own certificate (SSL_CERT_FILE, see tls_trusted)."""
+    return () if reg.tls else ("--insecure",)
+
+
+def tls_trusted(pyctr, reg):
+    pyctr.extra_env["SSL_CERT_FILE"] = reg.cert
+
+
 def login(pyctr, reg):
-    pyctr.run("login", "-u", reg.user, "--password-stdin", reg.host, input=reg.password + "\n")
+    pyctr.run("login", *insecure(reg), "-u", reg.user, "--password-stdin", reg.host, input=reg.password + "\n")
 
 
 def no_store_leftovers(pyctr):
@@ -64,7 +75,7 @@ def test_redirect_target_asking_for_a_token_gets_no_credentials(pyctr, hostile, 
                 req.reply(307, headers=[("Location", f"http://{reg.other_host}/data/{digest}")])
         return False
     login(pyctr, reg)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "not sent there" in cp.stderr and reg.other_host in cp.stderr, cp.stderr
     on_other = reg.requests("other")
     assert on_other, reg.seen
@@ -83,6 +94,7 @@ def test_redirect_target_asking_for_a_token_gets_no_credentials(pyctr, hostile, 
 @pytest.mark.parametrize("target", ["gopher", "http-downgrade", "file"])
 def test_redirects_only_to_http_s_and_never_down_to_http(pyctr, hostile, target):
     reg = hostile(tls=True, auth="basic")
+    tls_trusted(pyctr, reg)
     reg.add_image("1")
     locations = {"gopher": f"gopher://{reg.host}/1/v2/r/img/manifests/1",
                  "http-downgrade": f"http://{reg.host}/v2/r/img/manifests/1",
@@ -94,7 +106,7 @@ def test_redirects_only_to_http_s_and_never_down_to_http(pyctr, hostile, target)
             return not reg._authorized(req) or req.reply(302, headers=[("Location", locations[target])])
         return False
     login(pyctr, reg)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "refusing to follow a redirect" in cp.stderr, cp.stderr
     assert ("from https down to plain http" if target == "http-downgrade" else "not an http(s) URL") in cp.stderr
     plain = [s for s in reg.seen if s.scheme == "http"]
@@ -105,6 +117,7 @@ def test_redirects_only_to_http_s_and_never_down_to_http(pyctr, hostile, target)
 
 def test_https_registry_redirecting_within_https_keeps_working(pyctr, hostile):
     reg = hostile(tls=True, auth="basic")
+    tls_trusted(pyctr, reg)
     mdigest, _ = reg.add_image("1")
 
     @reg.rule
@@ -114,7 +127,7 @@ def test_https_registry_redirecting_within_https_keeps_working(pyctr, hostile):
                 req.reply(307, headers=[("Location", f"/v2/r/img/manifests/{mdigest}")])
         return False
     login(pyctr, reg)
-    pyctr.run("pull", "-q", f"{reg.host}/r/img:1")
+    pyctr.run("pull", "-q", *insecure(reg), f"{reg.host}/r/img:1")
     assert all(s.scheme == "https" for s in reg.seen if s.path.startswith("/v2/r/"))
 
 
@@ -137,7 +150,7 @@ def test_malformed_digests_in_an_index_never_reach_a_request(pyctr, hostile):
              "platform": {"os": "linux", "architecture": "amd64"}}]}
         reg.put_manifest(f"bad{i}", json.dumps(index).encode(), OCI_INDEX)
     for i, bad in enumerate(HOSTILE_DIGESTS):
-        cp = pyctr.fail("pull", "--platform", "linux/amd64", f"{reg.host}/r/img:bad{i}")
+        cp = pyctr.fail("pull", *insecure(reg), "--platform", "linux/amd64", f"{reg.host}/r/img:bad{i}")
         assert "digest" in cp.stderr and "manifest in the index" in cp.stderr, cp.stderr
     asked = [s.path for s in reg.seen if "/manifests/" in s.path]
     assert sorted(asked) == sorted(f"/v2/r/img/manifests/bad{i}" for i in range(len(HOSTILE_DIGESTS))), asked
@@ -153,7 +166,7 @@ def test_malformed_digests_in_a_manifest_never_reach_a_request(pyctr, hostile, w
         desc = m["config"] if where == "config" else m["layers"][0]
         desc["digest"] = desc["digest"] + "\r\nX-Injected: 1"
     reg.add_image("1", edit=edit)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "malformed digest" in cp.stderr, cp.stderr
     assert not [s for s in reg.seen if "/blobs/" in s.path]
     no_store_leftovers(pyctr)
@@ -187,7 +200,7 @@ def test_huge_bodies_are_not_read(pyctr, hostile, what):
     if what == "401-body":
         login(pyctr, reg)  # so that the 401 is answered with credentials, not refused up front
     start = time.monotonic()
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1", timeout=60)
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1", timeout=60)
     took = time.monotonic() - start
     sent = reg.sent.get(what, 0)
     assert sent < 48 * MiB, f"pyctr read {sent} bytes of a {what}\n{describe(cp)}"
@@ -205,7 +218,7 @@ def test_huge_manifest_refused_like_skopeo(pyctr, hostile):
         if "/manifests/" in req.path:
             return req.stream(200, 5 * MiB, "manifest", ctype=OCI_MANIFEST, prefix=b'{"schemaVersion": 2, "x": "')
         return False
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "more than the 4194304 allowed" in cp.stderr, cp.stderr  # declared: refused unread
     sk = subprocess.run([need("skopeo"), "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/r/img:1"],
                         capture_output=True, text=True, timeout=120)
@@ -222,7 +235,7 @@ def test_layer_descriptor_needs_a_size(pyctr, hostile, size):
         else:
             m["layers"][0]["size"] = size
     reg.add_image("1", edit=edit)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "size" in cp.stderr and "non-negative integer" in cp.stderr, cp.stderr
     assert not [s for s in reg.seen if "/blobs/" in s.path]
     no_store_leftovers(pyctr)
@@ -234,7 +247,7 @@ def test_config_over_4_mib_is_refused_before_download(pyctr, hostile):
     def edit(m):
         m["config"]["size"] = 4 * MiB + 1
     reg.add_image("1", edit=edit)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "over the 4 MiB allowed" in cp.stderr, cp.stderr
     assert not [s for s in reg.seen if "/blobs/" in s.path]
 
@@ -249,7 +262,7 @@ def test_blob_longer_than_declared_is_cut_at_its_size(pyctr, hostile):
         if req.path.endswith(layer):
             return req.stream(200, 2 << 30, "layer", prefix=reg.blobs[layer])
         return False
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "digest mismatch" in cp.stderr and f"more than {manifest['layers'][0]['size']} bytes" in cp.stderr
     assert reg.sent["layer"] < 48 * MiB
     no_store_leftovers(pyctr)
@@ -279,7 +292,7 @@ def test_blobs_larger_than_the_free_space_are_refused_up_front(pyctr, hostile, s
         if req.path.endswith(big):
             return req.stream(200, 64 * MiB, "big")
         return False
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert "not enough free space" in cp.stderr and "(16.8 MB) are free" in cp.stderr, cp.stderr
     assert not [s for s in reg.seen if "/blobs/" in s.path]
     no_store_leftovers(pyctr)
@@ -308,19 +321,19 @@ def test_stalled_registry_times_out_naming_the_url(pyctr, hostile):
     stalling(reg, 1)
     pyctr.extra_env["PYCTR_REGISTRY_TIMEOUT"] = "1"
     start = time.monotonic()
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1", timeout=30)
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1", timeout=30)
     assert time.monotonic() - start < 10
     assert "timed out" in cp.stderr and f"//{reg.host}/v2/r/img/blobs/sha256:" in cp.stderr, cp.stderr
     no_store_leftovers(pyctr)
     pyctr.extra_env["PYCTR_REGISTRY_TIMEOUT"] = "soon"
-    assert "PYCTR_REGISTRY_TIMEOUT='soon'" in pyctr.fail("pull", f"{reg.host}/r/img:1").stderr
+    assert "PYCTR_REGISTRY_TIMEOUT='soon'" in pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1").stderr
 
 
 @pytest.mark.parametrize("flags", [(), ("--no-unpack",)], ids=["pull", "no-unpack"])
 def test_one_sigint_stops_a_stalled_pull_and_cleans_up(pyctr, hostile, flags):
     reg = hostile()
     stalling(reg, 3)
-    proc = pyctr.popen("pull", *flags, f"{reg.host}/r/img:1")
+    proc = pyctr.popen("pull", *insecure(reg), *flags, f"{reg.host}/r/img:1")
     try:
         ingest = os.path.join(pyctr.root, "content/ingest")
         deadline = time.monotonic() + 30
@@ -359,13 +372,13 @@ def test_5xx_and_429_are_retried_with_backoff(pyctr, hostile):
                                 [("Retry-After", "0")] if code in (429, 503) else [])
         return False
     login(pyctr, reg)
-    pyctr.run("pull", "-q", f"{reg.host}/r/img:1")
+    pyctr.run("pull", "-q", *insecure(reg), f"{reg.host}/r/img:1")
     assert len(reg.requests("registry", layer)) == 3
     # an idempotent request that keeps failing gives up after a few tries, naming the URL
     answers[layer] = [500] * 10
     start = time.monotonic()
     other = type(pyctr)(pyctr.root + "-2", pyctr.authfile)
-    cp = other.fail("pull", f"{reg.host}/r/img:1")
+    cp = other.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert time.monotonic() - start < 15
     assert f"GET https://{reg.host}/v2/r/img/blobs/{layer}" in cp.stderr or \
         f"GET http://{reg.host}/v2/r/img/blobs/{layer}" in cp.stderr, cp.stderr
@@ -385,7 +398,7 @@ def test_unknown_manifest_media_type_is_refused(pyctr, hostile, how):
     else:
         _, manifest = reg.add_image("1", edit=lambda m: m.pop("mediaType"))
         reg.put_manifest("1", json.dumps(manifest).encode(), weird)
-    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    cp = pyctr.fail("pull", *insecure(reg), f"{reg.host}/r/img:1")
     assert f"unsupported manifest media type {weird!r}" in cp.stderr, cp.stderr
     no_store_leftovers(pyctr)
 
@@ -394,13 +407,13 @@ def test_manifest_without_any_type_is_still_recognised(pyctr, hostile):
     reg = hostile()
     _, manifest = reg.add_image("1", edit=lambda m: m.pop("mediaType"))
     reg.put_manifest("1", json.dumps(manifest).encode(), "application/json")
-    assert pyctr.run("pull", "-q", f"{reg.host}/r/img:1").stdout.strip() == manifest["config"]["digest"]
+    assert pyctr.run("pull", "-q", *insecure(reg), f"{reg.host}/r/img:1").stdout.strip() == manifest["config"]["digest"]
 
 
 def test_connection_refused_names_the_url_without_errno(pyctr):
     from integration.manager.registry import free_port
     port = free_port()
-    cp = pyctr.fail("pull", f"127.0.0.1:{port}/r/img:1")
+    cp = pyctr.fail("pull", "--insecure", f"127.0.0.1:{port}/r/img:1")
     assert f"http://127.0.0.1:{port}/v2/" in cp.stderr and "refused" in cp.stderr.lower(), cp.stderr
     assert "Errno" not in cp.stderr and "fd=" not in cp.stderr, cp.stderr
 
@@ -416,7 +429,7 @@ def test_plain_http_registry_on_loopback_needs_no_flag(pyctr, hostile, name):
 def test_tls_registry_on_loopback_is_reached_over_https(pyctr, hostile):
     reg = hostile(tls=True)
     reg.add_image("1")
-    pyctr.run("pull", "-q", f"{reg.host}/r/img:1")
+    pyctr.run("pull", "-q", f"{reg.host}/r/img:1")  # not verified: loopback is insecure by default
     assert {s.scheme for s in reg.seen} == {"https"}
 
 
