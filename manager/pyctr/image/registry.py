@@ -311,7 +311,7 @@ class Client:
         resp = self._send_retrying("GET", url, headers, None)
         if resp.status != 200:
             raise AuthError(f"token request to {realm} failed: HTTP {resp.status}{error_detail(resp)}")
-        body = read_small(resp, SMALL_BODY_MAX, f"token from {realm}")
+        body = read_small(resp, SMALL_BODY_MAX, "token")
         try:
             data = json.loads(body)
         except ValueError:
