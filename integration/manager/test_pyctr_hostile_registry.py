@@ -360,20 +360,24 @@ def test_one_sigint_stops_a_stalled_pull_and_cleans_up(pyctr, hostile, flags):
 def test_5xx_and_429_are_retried_with_backoff(pyctr, hostile):
     reg = hostile(auth="bearer")
     _, manifest = reg.add_image("1")
-    layer = manifest["layers"][0]["digest"]
-    answers = {"/token": [429], "/manifests/1": [503], layer: [500, 502]}
+    layer, config = manifest["layers"][0]["digest"], manifest["config"]["digest"]
+    # "drop": the connection is closed without an answer (a reset on the way)
+    answers = {"/token": [429], "/manifests/1": [503], layer: [500, 502], config: ["drop", "drop"]}
 
     @reg.rule
     def _(req):
         for key, codes in answers.items():
             if key in req.path and codes:
                 code = codes.pop(0)
+                if code == "drop":
+                    req.h.close_connection = True
+                    return True
                 return req.json(code, {"errors": [{"code": "UNAVAILABLE", "message": "try again"}]},
                                 [("Retry-After", "0")] if code in (429, 503) else [])
         return False
     login(pyctr, reg)
     pyctr.run("pull", "-q", *insecure(reg), f"{reg.host}/r/img:1")
-    assert len(reg.requests("registry", layer)) == 3
+    assert len(reg.requests("registry", layer)) == 3 and len(reg.requests("registry", config)) == 3
     # an idempotent request that keeps failing gives up after a few tries, naming the URL
     answers[layer] = [500] * 10
     start = time.monotonic()
