@@ -437,11 +437,25 @@ def test_tls_registry_on_loopback_is_reached_over_https(pyctr, hostile):
     assert {s.scheme for s in reg.seen} == {"https"}
 
 
-def test_plain_http_registry_elsewhere_gets_a_hint(pyctr, hostile):
+def non_loopback_address():
     addr = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
     v4 = [a for a in addr if "." in a and not a.startswith("127.")]
     assert v4, "this test needs a non-loopback IPv4 address on the machine"
-    reg = hostile(main_addr=v4[0])
+    return v4[0]
+
+
+def test_tls_registry_elsewhere_is_verified_unless_insecure(pyctr, hostile):
+    reg = hostile(tls=True, main_addr=non_loopback_address())
+    reg.add_image("1")
+    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    assert "TLS certificate verification failed" in cp.stderr and f"https://{reg.host}/v2/" in cp.stderr, cp.stderr
+    # --insecure: https without certificate checks, as Docker and podman
+    pyctr.run("pull", "-q", "--insecure", f"{reg.host}/r/img:1")
+    assert {s.scheme for s in reg.seen} == {"https"}
+
+
+def test_plain_http_registry_elsewhere_gets_a_hint(pyctr, hostile):
+    reg = hostile(main_addr=non_loopback_address())
     reg.add_image("1")
     cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
     assert "the registry answered plain HTTP" in cp.stderr and "--insecure" in cp.stderr, cp.stderr

@@ -34,6 +34,8 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # then give up: at most 3.5 s of waiting (and RETRY_AFTER_MAX each)
 RETRY_AFTER_MAX = 5.0
 TIMEOUT_ENV = "PYCTR_REGISTRY_TIMEOUT"
+# what OpenSSL reports when the answer to its ClientHello is plain HTTP
+_PLAIN_HTTP_REPLY = ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE")
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -65,6 +67,8 @@ def describe_oserror(e):
     import socket
     if isinstance(e, (socket.timeout, TimeoutError)):
         return "timed out (no answer from the registry)"
+    if getattr(e, "verify_message", None):  # ssl.SSLCertVerificationError
+        return f"TLS certificate verification failed: {e.verify_message}"
     reason = getattr(e, "reason", None)  # ssl.SSLError
     if reason:
         return f"TLS error: {reason}"
@@ -337,7 +341,7 @@ class Client:
         except TransportError as e:
             first = e
             if not insecure:
-                if getattr(e.cause, "reason", None) in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST"):
+                if getattr(e.cause, "reason", None) in _PLAIN_HTTP_REPLY:
                     raise RegistryError(f"{e}: the registry answered plain HTTP; if you trust the "
                                         f"network to it, use --insecure (or add {self.host} to "
                                         f"PYCTR_INSECURE_REGISTRIES)") from None
