@@ -390,6 +390,36 @@ def test_5xx_and_429_are_retried_with_backoff(pyctr, hostile):
     assert 10 - len(answers[layer]) == 4
 
 
+@pytest.mark.parametrize("framing", ["content-length", "until-close"])
+def test_a_blob_whose_connection_breaks_is_resumed_with_a_range_request(pyctr, hostile, framing):
+    reg = hostile()
+    _, manifest = reg.add_image("1", files=[("big", os.urandom(3 * MiB))])
+    layer = manifest["layers"][0]["digest"]
+    data = reg.blobs[layer]
+    cuts = [len(data) // 3, len(data) // 2]
+
+    @reg.rule
+    def _(req):
+        if not req.path.endswith(layer):
+            return False
+        start = int(req.headers.get("Range", "bytes=0-")[6:].rstrip("-"))
+        end = cuts.pop(0) if cuts else len(data)
+        h = req.h
+        h.send_response(206 if start else 200)
+        if start:
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        if framing == "content-length":
+            h.send_header("Content-Length", str(len(data) - start))
+        h.end_headers()
+        h.wfile.write(data[start:end])
+        h.close_connection = True
+        return True
+    out = pyctr.run("pull", "-q", "--insecure", f"{reg.host}/r/img:1").stdout.strip()
+    assert out == manifest["config"]["digest"]
+    ranges = [s.headers.get("Range") for s in reg.requests("registry", layer)]
+    assert ranges == [None, f"bytes={len(data) // 3}-", f"bytes={len(data) // 2}-"], ranges
+
+
 # --- errors and data --------------------------------------------------------------------------------
 
 

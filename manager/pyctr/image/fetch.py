@@ -13,6 +13,7 @@ import threading
 
 from pyctr.errors import DigestMismatch, PyctrError, RegistryError
 from pyctr.image import digest as _digest
+from pyctr.image.httpconn import IncompleteRead
 from pyctr.image.registry import Cancelled, describe_oserror
 
 CHUNK = 1 << 20
@@ -44,6 +45,7 @@ class Download:
         self._state = "pending"  # -> "running" -> "done" (filed) | "present" (was there) | "failed"
         self._error = None
         self._followed = False
+        self._resumes = 0
 
     # --- the download ------------------------------------------------------------------------------
 
@@ -94,12 +96,18 @@ class Download:
             while filled < want:
                 try:
                     n = resp.readinto(mv[filled:want])
+                    if not n and done + filled < size:
+                        if resp.remaining is not None:  # the body's own length or last chunk
+                            raise RegistryError(f"download of {self.what} from {resp.url}: the "
+                                                f"registry sent {done + filled} of its {size} bytes")
+                        # a body that ends where the server hangs up: it may have hung up early
+                        raise IncompleteRead(f"the connection closed {size - done - filled} bytes "
+                                             f"before the blob's end")
                 except OSError as e:  # httpconn.IncompleteRead, timeouts, resets, an abort
                     if self.cancel.is_set():
                         raise Cancelled(f"download of {self.what} cancelled") from None
-                    raise RegistryError(f"download of {self.what} from {getattr(resp, 'url', '?')} "
-                                        f"interrupted after {done + filled} bytes: "
-                                        f"{describe_oserror(e)}") from None
+                    resp = self._resume(resp, done + filled, e)
+                    continue
                 if not n:
                     eof = True
                     break
@@ -114,9 +122,27 @@ class Download:
                     self._cond.notify_all()
                 if self.progress:
                     self.progress.update(self.digest, done=done, status="Downloading")
-        if done != size:
-            raise RegistryError(f"download of {self.what} from {getattr(resp, 'url', '?')} "
-                                f"interrupted: got {done} of {size} bytes")
+
+    def _resume(self, resp, offset, error):
+        """The rest of the blob from offset after its connection broke: a ranged GET, as Docker
+        resumes a layer, a few times with backoff. A timeout is not retried: a stalled registry
+        fails in bounded time."""
+        import socket
+        from pyctr.image.registry import RETRY_DELAYS
+        what = (f"download of {self.what} from {getattr(resp, 'url', '?')} interrupted after {offset} "
+                f"bytes: {describe_oserror(error)}")
+        self.client.reset()
+        if isinstance(error, (socket.timeout, TimeoutError)) or self._resumes >= len(RETRY_DELAYS):
+            raise RegistryError(what) from None
+        self.client.pause(RETRY_DELAYS[self._resumes])
+        self._resumes += 1
+        new = self.client.get_blob(self.digest, offset)
+        start = (new.getheader("Content-Range") or "").partition(" ")[2].partition("-")[0]
+        if new.status != 206 or start != str(offset):
+            new.close()
+            raise RegistryError(f"{what}; the registry cannot resume it (HTTP {new.status} to a range "
+                                f"request)") from None
+        return new
 
     def _set(self, state):
         with self._cond:

@@ -181,16 +181,17 @@ class Client:
                 if delay is None or method not in ("GET", "HEAD") or \
                         not isinstance(e.cause, (ConnectionResetError, BrokenPipeError)):
                     raise
-                self._pause(delay)
+                self.pause(delay)
                 continue
             if delay is None or method not in ("GET", "HEAD") or resp.status not in RETRY_STATUSES:
                 return resp
             after = resp.getheader("Retry-After") or ""
             discard(resp)
-            self._pause(min(float(after), RETRY_AFTER_MAX) if after.isdigit() else delay)
+            self.pause(min(float(after), RETRY_AFTER_MAX) if after.isdigit() else delay)
         raise AssertionError("unreachable")
 
-    def _pause(self, seconds):
+    def pause(self, seconds):
+        """Sleep, but wake and raise Cancelled as soon as the client is aborted."""
         deadline = time.monotonic() + seconds
         while not self._aborted and time.monotonic() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
@@ -396,8 +397,12 @@ class Client:
         ctype = (resp.getheader("Content-Type") or "").split(";")[0].strip()
         return body, ctype, resp.getheader("Docker-Content-Digest")
 
-    def get_blob(self, digest):
-        return self.request("GET", f"/v2/{self.repo}/blobs/{_checked(digest)}")
+    def get_blob(self, digest, offset=0):
+        """The blob's response; from offset on (206, a range request) if offset is not 0."""
+        if not offset:
+            return self.request("GET", f"/v2/{self.repo}/blobs/{_checked(digest)}")
+        return self.request("GET", f"/v2/{self.repo}/blobs/{_checked(digest)}", {"Range": f"bytes={offset}-"},
+                            ok=(200, 206))
 
     def has_blob(self, digest):
         resp = self.request("HEAD", f"/v2/{self.repo}/blobs/{_checked(digest)}", ok=(200, 404))
