@@ -73,8 +73,12 @@ def media_type(body, header_type):
 
 def select(index, platform):
     """The descriptor in an index matching platform (os, architecture, variant if given)."""
+    entries = index.get("manifests", [])
+    if not isinstance(entries, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("platform") or {}, dict) for d in entries):
+        raise PyctrError("the image index's manifests are not a list of descriptors")
     candidates = []
-    for desc in index.get("manifests", []):
+    for desc in entries:
         p = desc.get("platform") or {}
         if p.get("os") != platform["os"] or p.get("architecture") != platform["architecture"]:
             continue
