@@ -115,6 +115,28 @@ def test_redirects_only_to_http_s_and_never_down_to_http(pyctr, hostile, target)
     assert any(s.scheme == "https" and s.headers.get("Authorization") == reg.basic for s in reg.seen)
 
 
+def test_https_registry_naming_a_plain_http_realm_gets_no_credentials(pyctr, hostile):
+    reg = hostile(tls=True, auth="bearer")
+    tls_trusted(pyctr, reg)
+    reg.add_image("1")
+
+    @reg.rule
+    def _(req):
+        if req.server == "registry" and req.path.startswith("/v2/") and \
+                req.headers.get("Authorization") != f"Bearer {reg.token}":
+            return req.reply(401, headers=[("WWW-Authenticate", f'Bearer realm="http://{reg.host}/token"')])
+        return False
+    login_seen = len(reg.seen)
+    pyctr.run("login", "-u", reg.user, "--password-stdin", reg.host, check=False, input=reg.password + "\n")
+    auth = {"auths": {reg.host: {"auth": reg.basic.split()[1]}}}
+    with open(pyctr.authfile, "w") as f:
+        json.dump(auth, f)
+    cp = pyctr.fail("pull", f"{reg.host}/r/img:1")
+    assert "plain-http token realm" in cp.stderr, cp.stderr
+    plain = [s for s in reg.seen[login_seen:] if s.scheme == "http"]
+    assert all("Authorization" not in s.headers for s in plain), f"credentials sent in clear: {plain}"
+
+
 def test_https_registry_redirecting_within_https_keeps_working(pyctr, hostile):
     reg = hostile(tls=True, auth="basic")
     tls_trusted(pyctr, reg)
