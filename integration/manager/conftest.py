@@ -17,9 +17,10 @@ PYCTR = os.path.join(REPO, ".venv", "bin", "pyctr")
 class Pyctr:
     def __init__(self, root, authfile):
         self.root, self.authfile = root, authfile
+        self.extra_env = {}
 
     def env(self):
-        return dict(os.environ, REGISTRY_AUTH_FILE=self.authfile)
+        return dict(os.environ, REGISTRY_AUTH_FILE=self.authfile, **self.extra_env)
 
     def run(self, *args, check=True, input=None, timeout=300):
         cp = execute([PYCTR, "--root", self.root, *args], input=input, timeout=timeout, env=self.env())

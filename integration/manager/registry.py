@@ -1,8 +1,8 @@
 """Test helpers for pyctr: a real registry (Debian's docker-registry) on 127.0.0.1 with a temp
 config and storage, an optional bearer-token server (http.server, RS256 JWTs signed by openssl with a
 throwaway self-signed cert the registry trusts), a hand-made docker-archive (independent of pyctr)
-for skopeo to push, a fake registry whose blob downloads break midway, and a fake one that redirects
-blob downloads to another host."""
+for skopeo to push, and a fake registry whose blob downloads break midway (hostile_registry.py has
+the registry that misbehaves in every other way)."""
 import base64
 import http.server
 import json
@@ -266,97 +266,6 @@ def bcrypt_htpasswd(path, user, password):
     assert hashed and hashed.startswith("$2"), "libc's crypt(3) lacks bcrypt"
     with open(path, "w") as f:
         f.write(f"{user}:{hashed}\n")
-
-
-class RedirectingRegistry:
-    """A fake registry on 127.0.0.1 that wants auth (basic, or bearer from its own /token) and answers
-    every blob GET with a 307 to a plain blob server on another host:port (127.0.0.2), as registries
-    backed by S3 or a CDN do; the manifest takes a same-host redirect first. Both record the headers
-    of every request, so a test can see where Authorization went."""
-
-    def __init__(self, blobs, manifest, scheme="basic", user="alice", password="wonderland"):
-        self.blobs, self.manifest, self.scheme = blobs, manifest, scheme
-        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-        self.token = "tok-" + os.urandom(8).hex()
-        self.seen = []       # (server, method, path, Authorization or None)
-        me = self
-
-        class Base(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_name = "?"
-
-            def log_message(self, *a):
-                pass
-
-            def reply(self, code, body=b"", headers=()):
-                self.send_response(code)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def note(self):
-                me.seen.append((self.server_name, self.command, self.path, self.headers.get("Authorization")))
-
-        class Blobs(Base):
-            server_name = "blobs"
-
-            def do_GET(self):
-                self.note()
-                digest = self.path.rsplit("/", 1)[-1]
-                if digest in me.blobs:
-                    return self.reply(200, me.blobs[digest], [("Content-Type", "application/octet-stream")])
-                self.reply(404)
-
-        self.blob_server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Blobs)
-        self.blob_host = "127.0.0.2:%d" % self.blob_server.server_address[1]
-
-        class Registry(Base):
-            server_name = "registry"
-
-            def authorized(self):
-                want = me.basic if me.scheme == "basic" else f"Bearer {me.token}"
-                if self.headers.get("Authorization") == want:
-                    return True
-                host = "127.0.0.1:%d" % me.registry.server_address[1]
-                challenge = ('Basic realm="fake"' if me.scheme == "basic" else
-                             f'Bearer realm="http://{host}/token",service="fake",scope="repository:r/img:pull"')
-                self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}',
-                           [("WWW-Authenticate", challenge), ("Content-Type", "application/json")])
-                return False
-
-            def do_GET(self):
-                self.note()
-                if self.path.startswith("/token"):
-                    if self.headers.get("Authorization") != me.basic:
-                        return self.reply(401)
-                    return self.reply(200, json.dumps({"token": me.token}).encode(),
-                                      [("Content-Type", "application/json")])
-                if not self.authorized():
-                    return
-                if self.path == "/v2/":
-                    return self.reply(200, b"{}", [("Content-Type", "application/json")])
-                if "/manifests/" in self.path:
-                    return self.reply(307, headers=[("Location", "/v2/r/img/moved-manifest")])
-                if self.path == "/v2/r/img/moved-manifest":
-                    return self.reply(200, me.manifest, [("Content-Type", "application/vnd.oci.image.manifest.v1+json")])
-                if "/blobs/" in self.path:
-                    digest = self.path.rsplit("/", 1)[-1]
-                    return self.reply(307, headers=[("Location", f"http://{me.blob_host}/data/{digest}")])
-                self.reply(404)
-
-        self.registry = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-        self.host = "127.0.0.1:%d" % self.registry.server_address[1]
-        for s in (self.blob_server, self.registry):
-            s.daemon_threads = True
-            threading.Thread(target=s.serve_forever, daemon=True).start()
-
-    def stop(self):
-        for s in (self.blob_server, self.registry):
-            s.shutdown()
-            s.server_close()
 
 
 def multiarch_layout(path, rootfs_tar):

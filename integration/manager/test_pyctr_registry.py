@@ -11,8 +11,8 @@ import time
 import pytest
 
 from integration.helpers.runtime import DEFAULT_RUNTIME, describe, execute
-from integration.manager.registry import BrokenRegistry, RedirectingRegistry, docker_archive, \
-    multiarch_layout, need
+from integration.manager.hostile_registry import OCI_MANIFEST, HostileRegistry
+from integration.manager.registry import BrokenRegistry, docker_archive, multiarch_layout, need
 
 RUNTIMES = {"pyrunc": DEFAULT_RUNTIME, "runc": "/usr/sbin/runc"}
 
@@ -167,32 +167,50 @@ def test_basic_auth_htpasswd_registry(pyctr, htpasswd_registry, rootfs_tar, tmp_
 
 
 @pytest.mark.parametrize("scheme", ["basic", "bearer"])
-def test_redirect_to_another_host_gets_no_authorization(pyctr, rootfs_tar, scheme):
+def test_redirect_to_another_host_gets_no_authorization(pyctr, rootfs_tar, scheme, tmp_path):
+    """A registry that wants auth and answers every blob GET with a 307 to another host:port
+    (127.0.0.2), as registries backed by S3 or a CDN do; the manifest takes a same-host redirect
+    first."""
     raw = open(rootfs_tar, "rb").read()
     layer = gzip.compress(raw, 1)
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
         "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}).encode()
-    blobs = {"sha256:" + hashlib.sha256(b).hexdigest(): b for b in (config, layer)}
-    cfg_digest, layer_digest = blobs
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": cfg_digest, "size": len(config)},
-                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                                       "digest": layer_digest, "size": len(layer)}]}).encode()
-    fake = RedirectingRegistry(blobs, manifest, scheme)
+    fake = HostileRegistry(str(tmp_path), auth=scheme)
     try:
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": fake.descriptor(config, "application/vnd.oci.image.config.v1+json"),
+                               "layers": [fake.descriptor(layer, "application/vnd.oci.image.layer.v1.tar+gzip")]})
+        fake.put_manifest(None, manifest.encode(), OCI_MANIFEST)
+        cfg_digest, layer_digest = sorted(fake.blobs, key=lambda d: fake.blobs[d] != config)
+
+        @fake.rule
+        def _(req):
+            if req.server != "registry" or not req.path.startswith("/v2/r/"):
+                return False
+            if not fake._authorized(req):
+                return True
+            if req.path.endswith("/manifests/1"):
+                return req.reply(307, headers=[("Location", "/v2/r/img/moved-manifest")])
+            if req.path == "/v2/r/img/moved-manifest":
+                return req.reply(200, manifest.encode(), ctype=OCI_MANIFEST)
+            if "/blobs/" in req.path:
+                digest = req.path.rsplit("/", 1)[-1]
+                return req.reply(307, headers=[("Location", f"http://{fake.other_host}/data/{digest}")])
+            return False
         pyctr.run("login", "--insecure", "-u", "alice", "--password-stdin", fake.host, input="wonderland\n")
         image_id = pyctr.run("pull", "--insecure", "-q", f"{fake.host}/r/img:1").stdout.strip()
     finally:
         fake.stop()
     assert image_id == cfg_digest
     want = fake.basic if scheme == "basic" else f"Bearer {fake.token}"
-    on_blob_host = [s for s in fake.seen if s[0] == "blobs"]
-    assert sorted(s[2].rsplit("/", 1)[1] for s in on_blob_host) == sorted(blobs), fake.seen
-    assert all(s[3] is None for s in on_blob_host), f"credentials leaked to {fake.blob_host}: {on_blob_host}"
+    on_blob_host = fake.requests("other")
+    assert sorted(s.path.rsplit("/", 1)[1] for s in on_blob_host) == sorted(fake.blobs), fake.seen
+    assert all("Authorization" not in s.headers for s in on_blob_host), \
+        f"credentials leaked to {fake.other_host}: {on_blob_host}"
     # on the registry itself (the same-host manifest redirect included) the credentials were sent
     for path in ("/v2/r/img/moved-manifest", f"/v2/r/img/blobs/{layer_digest}"):
-        assert any(s[0] == "registry" and s[2] == path and s[3] == want for s in fake.seen), fake.seen
+        assert any(s.server == "registry" and s.path == path and s.headers.get("Authorization") == want
+                   for s in fake.seen), fake.seen
 
 
 def test_index_platform_selection_and_zstd_layer(pyctr, registry, rootfs_tar, tmp_path):

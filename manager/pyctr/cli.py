@@ -349,7 +349,8 @@ def build_parser(only=None):
 
     def reg(sp):
         sp.add_argument("--insecure", "--tls-verify=false", dest="insecure", action="store_true",
-                        help="plain HTTP to the registry (a local registry)")
+                        help="an insecure registry: https without certificate checks, else plain "
+                             "HTTP (as Docker; the default for registries on loopback)")
         sp.add_argument("--authfile", help="Docker-style credentials file")
 
     sp = verb_parser("pull", help="pull an image from a registry")

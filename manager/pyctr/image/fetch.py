@@ -13,12 +13,20 @@ import threading
 
 from pyctr.errors import DigestMismatch, PyctrError, RegistryError
 from pyctr.image import digest as _digest
+from pyctr.image.httpconn import IncompleteRead
+from pyctr.image.registry import Cancelled, describe_oserror
 
 CHUNK = 1 << 20
+__all__ = ["Cancelled", "Download", "fetch", "checked_size"]
 
 
-class Cancelled(PyctrError):
-    """The pull is being abandoned (another layer failed, or it was interrupted)."""
+def checked_size(desc, what):
+    """The descriptor's size: it must have one (an int >= 0), as a download writes no more."""
+    size = desc.get("size") if isinstance(desc, dict) else None
+    if type(size) is not int or size < 0:
+        raise PyctrError(f"{what}: the descriptor's size {size!r} is not a non-negative integer "
+                         f"(a blob is downloaded only up to its declared size)")
+    return size
 
 
 class Download:
@@ -26,9 +34,10 @@ class Download:
 
     def __init__(self, client, store, desc, what="blob", progress=None, cancel=None):
         self.client, self.store, self.progress = client, store, progress
-        self.digest, self.size = desc["digest"], desc.get("size")
+        self.digest = _digest.check(desc.get("digest"), what)
         _digest.split(self.digest)
         self.what = f"{what} {self.digest}"
+        self.size = checked_size(desc, self.what)
         self.cancel = cancel or threading.Event()
         self._cond = threading.Condition()
         self._fd = None        # read fd on the ingest file, for the reader (survives the rename)
@@ -36,6 +45,7 @@ class Download:
         self._state = "pending"  # -> "running" -> "done" (filed) | "present" (was there) | "failed"
         self._error = None
         self._followed = False
+        self._resumes = 0
 
     # --- the download ------------------------------------------------------------------------------
 
@@ -81,18 +91,29 @@ class Download:
             if self.cancel.is_set():
                 raise Cancelled(f"download of {self.what} cancelled")
             filled = 0
-            while filled < CHUNK:
+            # one byte past the declared size at most: enough to tell the blob is too long
+            want = min(CHUNK, size + 1 - done)
+            while filled < want:
                 try:
-                    n = resp.readinto(mv[filled:])
-                except Exception as e:  # httpconn.IncompleteRead, timeouts, resets
-                    raise RegistryError(f"download of {self.what} interrupted after {done + filled} "
-                                        f"bytes: {e.__class__.__name__}") from None
+                    n = resp.readinto(mv[filled:want])
+                    if not n and done + filled < size:
+                        if resp.remaining is not None:  # the body's own length or last chunk
+                            raise RegistryError(f"download of {self.what} from {resp.url}: the "
+                                                f"registry sent {done + filled} of its {size} bytes")
+                        # a body that ends where the server hangs up: it may have hung up early
+                        raise IncompleteRead(f"the connection closed {size - done - filled} bytes "
+                                             f"before the blob's end")
+                except OSError as e:  # httpconn.IncompleteRead, timeouts, resets, an abort
+                    if self.cancel.is_set():
+                        raise Cancelled(f"download of {self.what} cancelled") from None
+                    resp = self._resume(resp, done + filled, e)
+                    continue
                 if not n:
                     eof = True
                     break
                 filled += n
             done += filled
-            if size is not None and done > size:
+            if done > size:
                 raise DigestMismatch(self.what, f"{size} bytes", f"more than {size} bytes")
             if filled:
                 w.write(mv[:filled])
@@ -101,8 +122,27 @@ class Download:
                     self._cond.notify_all()
                 if self.progress:
                     self.progress.update(self.digest, done=done, status="Downloading")
-        if size is not None and done != size:
-            raise RegistryError(f"download of {self.what} interrupted: got {done} of {size} bytes")
+
+    def _resume(self, resp, offset, error):
+        """The rest of the blob from offset after its connection broke: a ranged GET, as Docker
+        resumes a layer, a few times with backoff. A timeout is not retried: a stalled registry
+        fails in bounded time."""
+        import socket
+        from pyctr.image.registry import RETRY_DELAYS
+        what = (f"download of {self.what} from {getattr(resp, 'url', '?')} interrupted after {offset} "
+                f"bytes: {describe_oserror(error)}")
+        self.client.reset()
+        if isinstance(error, (socket.timeout, TimeoutError)) or self._resumes >= len(RETRY_DELAYS):
+            raise RegistryError(what) from None
+        self.client.pause(RETRY_DELAYS[self._resumes])
+        self._resumes += 1
+        new = self.client.get_blob(self.digest, offset)
+        start = (new.getheader("Content-Range") or "").partition(" ")[2].partition("-")[0]
+        if new.status != 206 or start != str(offset):
+            new.close()
+            raise RegistryError(f"{what}; the registry cannot resume it (HTTP {new.status} to a range "
+                                f"request)") from None
+        return new
 
     def _set(self, state):
         with self._cond:

@@ -28,6 +28,15 @@ class RemoteDisconnected(ConnectionResetError):
     """The server closed the connection before answering (a keep-alive connection it had dropped)."""
 
 
+class BodyTooLarge(ProtocolError):
+    """A body is larger than its reader allows (read_limited)."""
+
+
+def _unsafe(text):
+    """A character that would end a request line or header early (request smuggling)."""
+    return any(c in text for c in "\r\n\0")
+
+
 def split_netloc(netloc, default_port):
     if netloc.startswith("["):  # [v6addr]:port
         host, _, rest = netloc[1:].partition("]")
@@ -39,8 +48,11 @@ def split_netloc(netloc, default_port):
 
 
 class Connection:
-    def __init__(self, scheme, netloc, timeout=60):
-        self.scheme, self.netloc, self.timeout = scheme, netloc, timeout
+    """timeout bounds the connect and every wait for data (an idle peer); verify=False is TLS
+    without certificate checks (an insecure registry, as Docker and podman reach one)."""
+
+    def __init__(self, scheme, netloc, timeout=60, verify=True):
+        self.scheme, self.netloc, self.timeout, self.verify = scheme, netloc, timeout, verify
         self.host, self.port = split_netloc(netloc, 443 if scheme == "https" else 80)
         self.sock = None
         self.response = None  # the last one; the connection is reusable once it is read to its end
@@ -66,8 +78,13 @@ class Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.scheme == "https":
             import ssl
+            if self.verify:
+                ctx = ssl.create_default_context()
+            else:  # no CA bundle to load either
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
             try:
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+                sock = ctx.wrap_socket(sock, server_hostname=self.host)
             except BaseException:
                 sock.close()
                 raise
@@ -78,6 +95,16 @@ class Connection:
             self.sock.close()
             self.sock = None
         self.response = None
+
+    def abort(self):
+        """From another thread: wake a recv or send blocked on this connection (it fails at once).
+        The socket is shut down, not closed: its fd stays valid for the thread using it."""
+        sock = self.sock
+        if sock is not None:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # not SSLSocket's: leave TLS state be
+            except OSError:
+                pass
 
     def request(self, method, path, headers=None, body=None):
         """Send a request and read the response's head; the caller reads its body."""
@@ -96,6 +123,9 @@ class Connection:
                 raise ValueError("a file body needs a Content-Length header")
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.netloc}"]
         lines += [f"{k}: {v}" for k, v in headers.items()]
+        if any(_unsafe(line) for line in lines) or " " in path or " " in self.netloc:
+            raise ProtocolError(f"refusing to send a request with a control character or space in its "
+                                f"target or headers: {method} {path!r}")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         try:
             if body is None or isinstance(body, (bytes, bytearray)):
@@ -286,6 +316,18 @@ class Response:
             if not n:
                 return bytes(out)
             out += memoryview(chunk)[:n]
+
+    def read_limited(self, limit):
+        """The whole body if it is at most limit bytes, else BodyTooLarge (having read at most
+        limit + 1 bytes of it: a peer's declared or streamed size never becomes our memory)."""
+        if self.remaining is not None and not self.chunked and self.remaining > limit:
+            self.close()
+            raise BodyTooLarge(f"body of {self.remaining} bytes, more than the {limit} allowed")
+        data = self.read(limit + 1)
+        if len(data) > limit:
+            self.close()
+            raise BodyTooLarge(f"body larger than the {limit} bytes allowed")
+        return data
 
     def close(self):
         """Give up on the rest of the body (the connection is closed if any is left)."""

@@ -42,31 +42,43 @@ def parse_platform(text):
     return {"os": parts[0], "architecture": parts[1], "variant": parts[2] if len(parts) > 2 else ""}
 
 
+# Content-Types that say nothing about which manifest it is (a registry that stored one without)
+_UNTYPED = ("", "application/json", "application/octet-stream", "text/plain")
+
+
 def media_type(body, header_type):
-    """The manifest's own mediaType if set, else the Content-Type, else guessed from its shape."""
+    """The manifest's own mediaType if set, else the Content-Type; guessed from its shape only if
+    neither names a type. A type that is named and unknown is refused, never taken for another."""
     try:
         doc = json.loads(body)
     except ValueError:
         raise PyctrError("registry returned a manifest that is not valid JSON") from None
     if not isinstance(doc, dict):
         raise PyctrError("registry returned a manifest that is not a JSON object")
-    mt = doc.get("mediaType") or header_type
-    if mt not in INDEXES + MANIFESTS:
-        if doc.get("schemaVersion") == 1 or "schema1" in (mt or ""):
-            raise PyctrError("Docker schema 1 manifests are not supported (deprecated by Docker)")
+    mt = doc.get("mediaType") or header_type or ""
+    if not isinstance(mt, str):
+        raise PyctrError(f"manifest mediaType {str(mt)[:100]!r} is not a string")
+    if mt in INDEXES + MANIFESTS:
+        return doc, mt
+    if doc.get("schemaVersion") == 1 or "schema1" in mt:
+        raise PyctrError("Docker schema 1 manifests are not supported (deprecated by Docker)")
+    if mt in _UNTYPED:
         if "manifests" in doc:
-            mt = OCI_INDEX
-        elif "config" in doc and "layers" in doc:
-            mt = OCI_MANIFEST
-        else:
-            raise PyctrError(f"unsupported manifest media type {mt!r}")
-    return doc, mt
+            return doc, OCI_INDEX
+        if "config" in doc and "layers" in doc:
+            return doc, OCI_MANIFEST
+    raise PyctrError(f"unsupported manifest media type {mt[:200]!r} (supported: "
+                     f"{', '.join(INDEXES + MANIFESTS)})")
 
 
 def select(index, platform):
     """The descriptor in an index matching platform (os, architecture, variant if given)."""
+    entries = index.get("manifests", [])
+    if not isinstance(entries, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("platform") or {}, dict) for d in entries):
+        raise PyctrError("the image index's manifests are not a list of descriptors")
     candidates = []
-    for desc in index.get("manifests", []):
+    for desc in entries:
         p = desc.get("platform") or {}
         if p.get("os") != platform["os"] or p.get("architecture") != platform["architecture"]:
             continue
@@ -90,7 +102,10 @@ def check_manifest(doc):
     cfg = doc.get("config")
     if not isinstance(cfg, dict) or "digest" not in cfg:
         raise PyctrError("manifest has no config descriptor")
-    for layer in doc.get("layers", []):
+    layers = doc.get("layers", [])
+    if not isinstance(layers, list) or not all(isinstance(x, dict) for x in layers):
+        raise PyctrError("manifest's layers are not a list of descriptors")
+    for layer in layers:
         if layer.get("mediaType") not in LAYER_TYPES:
-            raise PyctrError(f"unsupported layer media type {layer.get('mediaType')!r}")
-    return cfg, doc.get("layers", [])
+            raise PyctrError(f"unsupported layer media type {str(layer.get('mediaType'))[:200]!r}")
+    return cfg, layers

@@ -46,11 +46,36 @@ def _verified_manifest(client, ref_str, expected=None):
     return body, doc, mt, actual
 
 
+def _check_descriptor(desc, what, limit=None):
+    """A descriptor from a registry, before its digest goes into a URL and its size into a budget."""
+    if not isinstance(desc, dict):
+        raise PyctrError(f"{what}: the descriptor is not a JSON object")
+    from pyctr.image.fetch import checked_size
+    _digest.check(desc.get("digest"), what)
+    size = checked_size(desc, f"{what} {desc['digest']}")
+    if limit is not None and size > limit:
+        raise PyctrError(f"{what} {desc['digest']}: declared size {size} is over the {limit >> 20} MiB "
+                         f"allowed (the limit of containerd and skopeo)")
+
+
+def _check_free_space(store, descs):
+    """Refuse a pull whose blobs, by their declared sizes, do not fit on the store's filesystem."""
+    import os
+    need = sum(d["size"] for d in descs if not store.content.has(d["digest"]))
+    st = os.statvfs(store.content.ingest)
+    free = st.f_bavail * st.f_frsize
+    if need > free:
+        raise PyctrError(f"not enough free space for the image's blobs in {store.content.root}: they "
+                         f"declare {need} bytes ({need / 1e6:.1f} MB), {free} bytes "
+                         f"({free / 1e6:.1f} MB) are free")
+
+
 def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, unpack=True):
     """Pull ref into store (which the caller has locked); returns the image id. Every blob is
     fetched into the content store; unpack=False leaves the layers there (unpack.ensure_unpacked
     applies them on first use)."""
     import sys
+    from pyctr.image.registry import MANIFEST_MAX
     from pyctr.image.tasks import Pool
     progress = Progress(out or sys.stderr, quiet)
     client.ping()
@@ -59,14 +84,26 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
     if mt in _m.INDEXES:
         index_body, index_digest = body, mdigest
         desc = _m.select(doc, _m.parse_platform(platform))
+        _check_descriptor(desc, "manifest in the index", MANIFEST_MAX)
         body, doc, mt, mdigest = _verified_manifest(client, desc["digest"], desc["digest"])
         if mt in _m.INDEXES:
             raise PyctrError("nested image indexes are not supported")
     cfg_desc, layers = _m.check_manifest(doc)
+    _check_descriptor(cfg_desc, "image config", MANIFEST_MAX)
+    for layer in layers:
+        _check_descriptor(layer, "layer")
+    _check_free_space(store, [cfg_desc] + layers)
     progress.message(f"{ref.familiar()}: pulling manifest {mdigest}")
     for layer in layers:
-        progress.add(layer["digest"], layer.get("size") or 0)
+        progress.add(layer["digest"], layer["size"])
     cancel = threading.Event()
+
+    def stop():
+        """Make every download and extraction give up now: the ones blocked on a stalled
+        registry included (their sockets are shut down), so one ctrl-c ends the pull."""
+        cancel.set()
+        client.abort()
+
     downloads = [Download(client, store, layer, "layer", progress, cancel) for layer in layers]
     with Pool(parallel, "fetch") as pool:
         try:
@@ -78,11 +115,11 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
             config_bytes = store.content.read(cfg_desc["digest"])
             diff_ids = _diff_ids(config_bytes, cfg_desc, layers)
             if unpack:
-                _unpack_while_fetching(store, downloads, diff_ids, progress, cancel)
+                _unpack_while_fetching(store, downloads, diff_ids, progress, stop)
             for dl in downloads:
                 dl.wait()
         except BaseException:
-            cancel.set()
+            stop()
             raise
     if index_body is not None:
         store.content.put(index_body, index_digest, "index")
@@ -113,7 +150,7 @@ def _diff_ids(config_bytes, cfg_desc, layers):
     return diff_ids
 
 
-def _unpack_while_fetching(store, downloads, diff_ids, progress, cancel):
+def _unpack_while_fetching(store, downloads, diff_ids, progress, stop):
     """Extract each layer the layer store lacks while it downloads; commit them in order."""
     from pyctr.image.unpack import commit_in_order
     jobs = []
@@ -123,4 +160,4 @@ def _unpack_while_fetching(store, downloads, diff_ids, progress, cancel):
             jobs.append((dl.digest, chain, None))
         else:
             jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _stage(store, dl, d)))
-    commit_in_order(store, jobs, progress, on_error=cancel.set)
+    commit_in_order(store, jobs, progress, on_error=stop)

@@ -17,7 +17,8 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*\Z")
 _DOMAIN_RE = re.compile(rf"{_DOMAIN}\Z")
-_TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
+# Go's \w (the grammar's) is ASCII only; Python's would take any letter or digit of Unicode
+_TAG = re.compile(r"[\w][\w.-]{0,127}\Z", re.ASCII)
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}\Z")
 NAME_TOTAL_MAX = 255
 
@@ -87,8 +88,9 @@ def parse(text, default_tag=True):
         rest, digest = rest.split("@", 1)
         if not _DIGEST.match(digest):
             raise InvalidReference(text, f"invalid digest {digest!r}")
-        if not digest.startswith("sha256:") or len(digest) != 71:
-            raise InvalidReference(text, f"unsupported digest {digest!r} (sha256 with 64 hex digits expected)")
+        if not digest.startswith("sha256:") or len(digest) != 71 or digest != digest.lower():
+            raise InvalidReference(text, f"unsupported digest {digest!r} (sha256 with 64 lowercase hex "
+                                         f"digits expected)")
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")
@@ -121,3 +123,7 @@ def parse(text, default_tag=True):
 
 def is_digest(text):
     return bool(_DIGEST.match(text or ""))
+
+
+def is_tag(text):
+    return bool(_TAG.match(text or ""))
