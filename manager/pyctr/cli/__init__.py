@@ -10,10 +10,10 @@ import os
 import sys
 
 from pyctr import __version__
-from pyctr.cli import images
+from pyctr.cli import containers, images
 
 # verb groups in the order their verbs are defined; a later group's verb of the same name wins
-_GROUPS = (images,)
+_GROUPS = (images, containers)
 _VERBS = frozenset().union(*(g.VERBS for g in _GROUPS))
 
 
@@ -38,7 +38,7 @@ def _verb(argv):
     for a in args:
         if a == "--":
             return next(args, None)
-        if len(a) > 2 and "--root".startswith(a):  # --root and its abbreviations take a value
+        if len(a) > 2 and ("--root".startswith(a) or "--runroot".startswith(a)):  # they take a value
             next(args, None)
         elif not a.startswith("-"):
             return a
@@ -75,6 +75,8 @@ def build_parser(only=None):
     p = Parser(prog="pyctr", description="Daemonless Docker-like container and image manager.")
     p.add_argument("--root", default=os.environ.get("PYCTR_ROOT", "/var/lib/pyctr"),
                    help="store root (default /var/lib/pyctr)")
+    p.add_argument("--runroot", default=os.environ.get("PYCTR_RUNROOT"),
+                   help="containers' runtime state, monitors' sockets (a tmpfs; default /run/pyctr/<hash of root>)")
     p.add_argument("--allow-device-nodes", action="store_true",
                    help="let layers create device nodes (refused by default)")
     p.add_argument("--version", action="version", version=f"pyctr version {__version__}")
