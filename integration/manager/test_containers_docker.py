@@ -109,7 +109,6 @@ def test_run_rm_status_and_output(tool, argv, code, out):
     ["run", "--rm", "no-such-image:1"],
     ["run", "--rm", "--bogus-flag", IMAGE, "true"],
     ["run", "--rm", "--restart", "always", IMAGE, "true"],
-    ["run", "-d", "-a", "stdout", IMAGE, "true"],
     ["run", "--rm", "-v", "relative:dir", IMAGE, "true"],
 ])
 def test_own_errors_are_125(tool, argv):
@@ -126,9 +125,12 @@ def test_everything_after_the_image_is_the_command(tool):
 def test_name_clash(tool):
     name = f"clash-{os.getpid()}"
     tool("create", "--network", "none", "--name", name, IMAGE, "true", check=True)
-    cp = tool("create", "--network", "none", "--name", name, IMAGE, "true")
-    assert cp.returncode == 125, cp
-    assert f'Conflict. The container name "/{name}" is already in use by container' in cp.stderr
+    for verb, code in (("create", 1), ("run", 125)):  # Docker's create fails with 1, run with 125
+        cp = tool(verb, "--network", "none", "--name", name, IMAGE, "true")
+        assert cp.returncode == code, cp
+        assert f'Conflict. The container name "/{name}" is already in use by container' in cp.stderr
+    cp = tool("run", "-d", "-a", "stdout", "--network", "none", IMAGE, "true")
+    assert cp.returncode == 1 and "Conflicting options: -a and -d" in cp.stderr, cp
     cp = tool("rename", name, "bad/name")
     assert cp.returncode != 0
 
@@ -151,12 +153,13 @@ def test_detached_workflow(tool):
     head, row = _ps_line(tool, name)
     assert re.split(r"\s{2,}", head) == ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     cols = re.split(r"\s{2,}", row.strip())
-    assert cols[0] == cid[:12] and cols[1] == IMAGE and cols[2] == '"sh -c trap \'echo by…"'
+    assert cols[0] == cid[:12] and cols[1] == IMAGE and cols[2] == '"sh -c \'trap \'echo b…"'
     assert cols[4].startswith("Up ") and cols[-1] == name, row
     assert tool("ps", "-q").stdout.split() == [cid[:12]]
     cp = tool("logs", name)
     assert (cp.stdout, cp.stderr) == ("hello\n", "oops\n")
-    assert tool("logs", "--tail", "1", name).stderr == "oops\n"
+    cp = tool("logs", "--tail", "1", name)  # stdout and stderr entries may be in either order
+    assert cp.stdout + cp.stderr in ("hello\n", "oops\n"), cp
     ts = tool("logs", "-t", name).stdout
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello\n$", ts), ts
     cp = tool("exec", name, "sh", "-c", "echo $A $PWD $(hostname); exit 4")

@@ -61,7 +61,8 @@ def _ellipsis(s, n):
 def _command(rec, trunc=True):
     from pyctr.container.oci import argv_of
     argv = argv_of(rec["Config"])
-    cmd = " ".join(argv)
+    # as dockerd shows it: arguments with blanks in single quotes
+    cmd = " ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv)
     if trunc:
         cmd = _ellipsis(cmd, 20)
     return json.dumps(cmd, ensure_ascii=False)
