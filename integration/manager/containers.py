@@ -1,8 +1,10 @@
 """Helpers for the container tests: a pyctr with a private --root and --runroot whose containers,
 mounts, monitors, cgroups and runtime state are checked and removed at teardown, and a private
 dockerd (Debian's docker.io, no bridge or iptables) loaded with the same busybox image."""
+import contextlib
 import json
 import os
+import tempfile
 import shutil
 import signal
 import subprocess
@@ -106,3 +108,17 @@ def wait_until(pred, timeout=30, what="condition"):
 def popen(p, *args):
     return subprocess.Popen([PYCTR, "--root", p.root, "--runroot", p.runroot, *args], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+@contextlib.contextmanager
+def private_pyctr(archive, prefix):
+    """A Pyctr on fresh directories with the image loaded; fails the test on leftovers."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    p = Pyctr(base)
+    try:
+        p("load", "-i", archive, check=True)
+        yield p
+    finally:
+        problems = p.leftovers()
+        shutil.rmtree(base, ignore_errors=True)
+        assert not problems, f"pyctr leftovers: {problems}"

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from integration.helpers.runtime import describe, execute
-from integration.manager.containers import IMAGE, Pyctr, build_image_archive, wait_until
+from integration.manager.containers import IMAGE, Pyctr, build_image_archive, private_pyctr, wait_until
 from integration.peers.test_docker import Dockerd
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -54,16 +54,8 @@ def dockerd(archive):
 
 @pytest.fixture(scope="module")
 def pyctr_store(archive):
-    base = tempfile.mkdtemp(prefix="pyctr-ctr-")
-    p = Pyctr(base)
-    try:
-        p("load", "-i", archive, check=True)
+    with private_pyctr(archive, "pyctr-ctr-") as p:
         yield p
-    finally:
-        problems = p.leftovers()
-        shutil.rmtree(base, ignore_errors=True)
-        if problems:
-            pytest.fail("pyctr leftovers: " + ", ".join(problems), pytrace=False)
 
 
 @pytest.fixture(params=["docker", "pyctr"])

@@ -3,12 +3,11 @@ state gone), racing commands. The next command sees the truth and `rm -f` remove
 import os
 import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
-from integration.manager.containers import IMAGE, Pyctr, build_image_archive, popen, wait_until
+from integration.manager.containers import IMAGE, build_image_archive, popen, private_pyctr, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +17,8 @@ def archive(tmp_path_factory):
 
 @pytest.fixture
 def p(archive):
-    base = tempfile.mkdtemp(prefix="pyctr-flt-")
-    p = Pyctr(base)
-    try:
-        p("load", "-i", archive, check=True)
+    with private_pyctr(archive, "pyctr-flt-") as p:
         yield p
-    finally:
-        problems = p.leftovers()
-        shutil.rmtree(base, ignore_errors=True)
-        assert not problems, problems
 
 
 def _monitor(p, cid):
