@@ -3,11 +3,12 @@
 Expected strings are what `docker inspect -f` / `docker volume ls --format` print (docker 28 client,
 Go's text/template), checked against a private dockerd when this was written (see the report of
 h15-extras); Go's rules they rest on are quoted next to the cases."""
+import json
 import random
 
 import pytest
 
-from pyctr.container import template
+from pyctr.container import gofmt, template
 from pyctr.container.formatter import format_rows, prepare
 from pyctr.container.tabwriter import tabwrite
 from pyctr.container.template import TemplateError, is_table, render
@@ -40,11 +41,14 @@ OBJ = {
     ("{{.Config.Env}}", "[PATH=/bin A=1]"),
     ("{{.Size}}", "1e+06"),
     ("{{.HostConfig.NanoCpus}}", "1500000000"),
-    # missing keys and JSON null print <no value> on a map[string]interface{}
-    ("{{.Nope}}", "<no value>"),
-    ("{{.Nope.Deeper}}", "<no value>"),
+    # a missing key of a map (a dict of strings) prints <no value>, index gives the zero value "";
+    # JSON null prints <no value> (Docker's typed nils: see test_typed_nils)
+    ("{{.Config.Labels.nope}}", "<no value>"),
+    ("{{index .Config.Labels \"nope\"}}|", "|"),
     ("{{.Config.Entrypoint}}", "<no value>"),
-    ("{{index .Config.Labels \"nope\"}}", "<no value>"),
+    # %v of a struct (a dict with non-string values) is Go's {v1 v2 ...} in field order
+    ("{{.State}}", "{running true false 4242 0}"),
+    ("{{.Mounts}}", "[{volume data /var/lib/x /data true}]"),
     # range over lists, maps (key order), with $i/$k variables, else branch, ints
     ("{{range .Config.Env}}[{{.}}]{{end}}", "[PATH=/bin][A=1]"),
     ("{{range $k, $v := .Config.Labels}}{{$k}}={{$v}} {{end}}", "a=first z=last "),
@@ -64,7 +68,7 @@ OBJ = {
     ("{{if .Config.Hostname}}h{{else}}no-h{{end}}", "no-h"),
     ("{{if .HostConfig.Memory}}m{{else}}unlimited{{end}}", "unlimited"),
     ("{{with .State}}{{.Pid}}{{end}}", "4242"),
-    ("{{with .Nope}}x{{else}}empty{{end}}", "empty"),
+    ("{{with .Config.Hostname}}x{{else}}empty{{end}}", "empty"),
     ("{{if and .State.Running (not .State.Paused)}}ok{{end}}", "ok"),
     ('{{or .Config.Hostname "dflt"}}', "dflt"),
     ("{{if ne .State.ExitCode 0}}bad{{else}}good{{end}}", "good"),
@@ -95,20 +99,34 @@ OBJ = {
     ("{{`raw\\n`}}|{{\"esc\\t\"}}|{{0x10}}|{{-3}}|{{'a'}}|{{1.5}}|{{true}}", "raw\\n|esc\t|16|-3|97|1.5|true"),
     ("{{\"\\u00e9\"}}", "\u00e9"),
     ("\n{{.Name}}\n", "\n/web\n"),
+    ("{{html \"<a&'\\\">\"}}", "&lt;a&amp;&#39;&#34;&gt;"),
+    ("{{js \"a'b<c>\"}}", "a\\'b\\u003Cc\\u003E"),
+    ('{{urlquery "a b&c"}}', "a+b%26c"),
+    ('{{printf "%5.2f|%X|%o|%b|%c|%e|%g|%T" 3.14159 "hi" 8 5 65 1234.5 0.00001 .Name}}',
+     " 3.14|6869|10|101|A|1.234500e+03|1e-05|string"),
+    ('{{printf "%-8s|%8s|%08.3f|%+d|% d|%#x|%#v" "l" "r" 3.14159 5 5 255 .Name}}', 'l       |       r|0003.142|+5| 5|0xff|"/web"'),
+    ("{{1e3}} {{0x1F}} {{1_000}} {{0o17}} {{017}}", "1000 31 1000 15 15"),
+    ('{{printf "%v %v %v %v" 1.0 1e21 1e-5 123456789.0}}', "1 1e+21 1e-05 1.23456789e+08"),
+    ('{{len "\u00e9"}} {{index .Name 1}} {{slice .Name 1 3}}', "2 119 we"),
+    ('{{eq .Name "x" "/web"}} {{lt 1 2}} {{lt "b" "a"}} {{and 1 0 2}} {{or 0 "" "x"}}', "true true false 0 x"),
 ])
 def test_render(tmpl, out):
     assert render(tmpl, OBJ) == out
 
 
 @pytest.mark.parametrize("tmpl,message", [
-    # execution errors: Go's `template: :LINE:COL: executing "" at <NODE>: WHY`
-    ("{{.Name.Foo}}", 'template: :1:7: executing "" at <.Name.Foo>: can\'t evaluate field Foo in type string'),
-    ("{{.Config.Env.X}}", 'template: :1:9: executing "" at <.Config.Env.X>: can\'t evaluate field X in type []interface {}'),
-    ("{{.State.Pid.X}}", 'template: :1:8: executing "" at <.State.Pid.X>: can\'t evaluate field X in type int'),
+    # execution errors: Go's `template: :LINE:COL: executing "" at <NODE>: WHY`, as `docker inspect
+    # -f` prints them for a container (its fallback run on the JSON with missingkey=error)
+    ("{{.Nope}}", 'template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope"'),
+    ("{{.Nope.X}}", 'template: :1:7: executing "" at <.Nope.X>: map has no entry for key "Nope"'),
+    ("{{with .Nope}}x{{end}}", 'template: :1:7: executing "" at <.Nope>: map has no entry for key "Nope"'),
+    ("{{.Name.Foo}}", 'template: :1:7: executing "" at <.Name.Foo>: can\'t evaluate field Foo in type interface {}'),
+    ("{{.Config.Env.X}}", 'template: :1:9: executing "" at <.Config.Env.X>: can\'t evaluate field X in type interface {}'),
+    ("{{.State.Pid.X}}", 'template: :1:8: executing "" at <.State.Pid.X>: can\'t evaluate field X in type interface {}'),
     ("{{.Config.Entrypoint.X}}", 'template: :1:9: executing "" at <.Config.Entrypoint.X>: nil pointer evaluating interface {}.X'),
     ("{{index .Config.Cmd 5}}", 'template: :1:2: executing "" at <index .Config.Cmd 5>: error calling index: index out of range: 5'),
     ("x\n{{range .Name}}{{end}}", 'template: :2:8: executing "" at <.Name>: range can\'t iterate over /web'),
-    ('{{"a" "b"}}', 'template: :1:2: executing "" at <"a" "b">: can\'t give argument to non-function "a"'),
+    ('{{"a" "b"}}', 'template: :1:2: executing "" at <"a">: can\'t give argument to non-function "a"'),
     ("{{json}}", 'template: :1:2: executing "" at <json>: wrong number of args for json: want 1 got 0'),
     ('{{join .Mounts ","}}', 'template: :1:2: executing "" at <join .Mounts ",">: error calling join: '
                             'wrong type for value; expected []string; got []interface {}'),
@@ -134,6 +152,28 @@ def test_errors(tmpl, message):
     # Docker's wording, and a PyctrError so the CLI prints it without a traceback
     assert str(e.value) == "template parsing error: " + message
     assert isinstance(e.value, PyctrError)
+
+
+def test_typed_nils():
+    """Docker prints its typed nils: a nil slice `[]`, a nil map `map[]`, a nil pointer `<nil>`
+    (checked with `docker inspect -f` on a created container: .Config.Env, .Config.Volumes,
+    .HostConfig.PidsLimit); JSON output and the json function print null."""
+    obj = {"Config": {"Env": gofmt.NIL_SLICE, "Volumes": gofmt.NIL_MAP, "Labels": gofmt.NIL_MAP},
+           "HostConfig": {"PidsLimit": gofmt.NIL_POINTER}}
+    assert render("{{.Config.Env}} {{.Config.Volumes}} {{.HostConfig.PidsLimit}}", obj) == "[] map[] <nil>"
+    assert render("{{json .Config.Env}} {{len .Config.Env}} {{range .Config.Env}}x{{else}}none{{end}}", obj) == \
+        "null 0 none"
+    assert render('{{.Config.Labels.x}} {{index .Config.Labels "x"}}|{{if .Config.Env}}y{{else}}n{{end}}', obj) == \
+        "<no value> |n"
+    assert json.dumps(obj, default=gofmt.json_default) == \
+        '{"Config": {"Env": null, "Volumes": null, "Labels": null}, "HostConfig": {"PidsLimit": null}}'
+    with pytest.raises(TemplateError, match="nil pointer evaluating interface {}.X"):
+        render("{{.Config.Env.X}}", obj)
+    # markers for dicts the heuristic (all-string values = map) would get wrong
+    binding = gofmt.GoStruct(HostIp="", HostPort="8080")
+    assert render("{{.}}", binding) == "{ 8080}"
+    nets = gofmt.GoMap(bridge=gofmt.GoStruct(IPAddress="10.0.0.2"))
+    assert render("{{.}} {{.other}}", nets) == "map[bridge:{10.0.0.2}] <no value>"
 
 
 def test_compiled_once_for_many_rows():

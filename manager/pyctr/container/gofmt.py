@@ -7,10 +7,62 @@ import re
 NO_VALUE = "<no value>"
 
 
+class GoNil:
+    """A typed Go nil in a dict built for templates: Docker executes `inspect -f` on its typed
+    structs first, so a nil slice prints `[]`, a nil map `map[]`, a nil pointer `<nil>`, where a
+    plain None (JSON null) prints `<no value>`. JSON output of such a dict: json_default -> null."""
+    __slots__ = ("text",)
+
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return f"GoNil({self.text!r})"
+
+
+NIL_SLICE = GoNil("[]")
+NIL_MAP = GoNil("map[]")
+NIL_POINTER = GoNil("<nil>")
+
+
+class GoMap(dict):
+    """A dict that is a Go map in Docker's types (missing keys print `<no value>`, %v prints
+    `map[k:v]`), where the heuristic of is_map() would guess a struct."""
+
+
+class GoStruct(dict):
+    """A dict that is a Go struct in Docker's types (an unknown field is an error, %v prints
+    `{v1 v2}`), where the heuristic of is_map() would guess a map."""
+
+
+def is_map(value):
+    """Whether a dict stands for a Go map rather than a struct. Docker's maps are mostly
+    map[string]string (Labels, Options, GraphDriver.Data, LogConfig.Config) and its structs have
+    non-string fields, so: all values strings (or empty) = a map, unless marked."""
+    if isinstance(value, GoMap):
+        return True
+    if isinstance(value, GoStruct):
+        return False
+    return all(isinstance(v, str) for v in value.values())
+
+
+def json_default(value):
+    """json.dumps(obj, default=json_default): a GoNil is null."""
+    if isinstance(value, GoNil):
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def is_nil(value):
+    return value is None or isinstance(value, GoNil)
+
+
 def go_type(value):
     """The Go type name Docker's templates report for a decoded-JSON value (errors quote it)."""
     if value is None:
         return "<nil>"
+    if isinstance(value, GoNil):
+        return {"[]": "[]interface {}", "map[]": "map[string]interface {}"}.get(value.text, "<nil>")
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -72,6 +124,8 @@ def format_value(value, top=True):
     `<no value>` (text/template on a map[string]interface{}), inside a container `<nil>`."""
     if value is None:
         return NO_VALUE if top else "<nil>"
+    if isinstance(value, GoNil):
+        return value.text
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -83,6 +137,8 @@ def format_value(value, top=True):
     if isinstance(value, (list, tuple)):
         return "[" + " ".join(format_value(v, top=False) for v in value) + "]"
     if isinstance(value, dict):
+        if not is_map(value):
+            return "{" + " ".join(format_value(v, top=False) for v in value.values()) + "}"
         return "map[" + " ".join(f"{format_value(k, top=False)}:{format_value(value[k], top=False)}"
                                  for k in sorted(value, key=_map_key_order)) + "]"
     return str(value)

@@ -100,7 +100,7 @@ class _Exec:
             del self.vars[mark:]
 
     def range(self, node, value, dot, mark):
-        if value is MISSING or value is None:
+        if value is MISSING or gofmt.is_nil(value):
             pairs = []
         elif isinstance(value, (list, tuple)):
             pairs = list(enumerate(value))
@@ -153,7 +153,7 @@ class _Exec:
             if isinstance(first, Field):
                 self.fail(first, f"{first.names[-1] if first.names else first.root} is not a method "
                                  f"but has arguments")
-            self.fail(cmd, f"can't give argument to non-function {first}")
+            self.fail(first, f"can't give argument to non-function {first}")
         return self.arg(first, dot)
 
     def arg(self, node, dot):
@@ -177,15 +177,21 @@ class _Exec:
             receiver = self.lookup(node.root)
         else:
             receiver = self.pipe(node.root.pipe, dot)
+        # Docker runs inspect templates on its typed structs, then on the JSON as a map with
+        # missingkey=error: a missing map key prints <no value>, a missing struct field fails
         for name in node.names:
-            if receiver is MISSING:
+            if receiver is MISSING or receiver is gofmt.NIL_MAP:
                 return MISSING
-            if receiver is None:
+            if gofmt.is_nil(receiver):
                 self.fail(node, f"nil pointer evaluating interface {{}}.{name}")
-            if isinstance(receiver, dict):
-                receiver = receiver.get(name, MISSING)
-                continue
-            self.fail(node, f"can't evaluate field {name} in type {gofmt.go_type(receiver)}")
+            if not isinstance(receiver, dict):
+                self.fail(node, f"can't evaluate field {name} in type interface {{}}")
+            if name in receiver:
+                receiver = receiver[name]
+            elif gofmt.is_map(receiver):
+                return MISSING
+            else:
+                self.fail(node, f'map has no entry for key "{name}"')
         return receiver
 
     def call(self, name, node, args, arg_nodes, dot):

@@ -13,7 +13,7 @@ class FuncError(Exception):
 
 def truth(value):
     """Go's template truth: false, 0, nil, empty string/list/map and missing values are false."""
-    if value is MISSING or value is None:
+    if value is MISSING or gofmt.is_nil(value):
         return False
     if isinstance(value, (bool, int, float)):
         return bool(value)
@@ -26,6 +26,11 @@ def _clean(value):
     return None if value is MISSING else value
 
 
+def _plain(value):
+    """None for anything nil (missing, JSON null, a typed GoNil)."""
+    return None if value is MISSING or gofmt.is_nil(value) else value
+
+
 def _fn_json(value):
     """Docker's json: encoding/json without HTML escaping, the trailing newline trimmed."""
     return _go_json(_clean(value))
@@ -33,6 +38,8 @@ def _fn_json(value):
 
 def _go_json(value):
     # by hand rather than json.dumps: Go prints 3.0 as 3 and 1e-07 as 1e-07 but 1e+21 as 1e+21
+    if gofmt.is_nil(value):
+        return "null"
     if isinstance(value, dict):
         return "{" + ",".join(_go_json(str(k)) + ":" + _go_json(v) for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
@@ -100,7 +107,9 @@ def _fn_truncate(s, length):
 
 
 def _fn_len(value):
-    value = _clean(value)
+    value = _plain(value)
+    if value is None:
+        return 0  # Docker's nil slices and maps
     if isinstance(value, str):
         return len(value.encode())
     if isinstance(value, (list, tuple, dict)):
@@ -111,15 +120,20 @@ def _fn_len(value):
 def _fn_index(item, *keys):
     item = _clean(item)
     for key in keys:
-        if item is None:
-            raise FuncError("index of untyped nil")
+        if gofmt.is_nil(item):
+            # a nil map in Docker's typed structs: its zero value (Labels are map[string]string)
+            if isinstance(key, str):
+                return ""
+            raise FuncError(f"index out of range: {key}")
         if isinstance(item, dict):
             if not isinstance(key, str):
                 raise FuncError(f"value has type {gofmt.go_type(key)}; should be string")
-            item = item.get(key, MISSING)
-            if item is MISSING:
-                return MISSING
-            continue
+            if key in item:
+                item = item[key]
+                continue
+            # Go's index yields the element type's zero value: "" for a map[string]string
+            # (Labels, Options), nothing printable for anything else
+            return "" if all(isinstance(v, str) for v in item.values()) else MISSING
         if isinstance(item, (list, tuple, str)):
             if not isinstance(key, int) or isinstance(key, bool):
                 raise FuncError(f"cannot index slice/array with type {gofmt.go_type(_clean(key))}")
@@ -133,7 +147,7 @@ def _fn_index(item, *keys):
 
 
 def _fn_slice(item, *bounds):
-    item = _clean(item)
+    item = _plain(item)
     if not isinstance(item, (list, tuple, str)):
         raise FuncError(f"can't slice item of type {gofmt.go_type(item)}")
     if len(bounds) > 2:
@@ -151,7 +165,7 @@ def _fn_slice(item, *bounds):
 
 
 def _comparable(a, b):
-    a, b = _clean(a), _clean(b)
+    a, b = _plain(a), _plain(b)
     if isinstance(a, bool) != isinstance(b, bool):
         raise FuncError("incompatible types for comparison")
     numbers = (int, float)
@@ -187,7 +201,8 @@ def _ordered(a, b):
 
 def _fn_html(*args):
     import html
-    return html.escape(gofmt.sprint([_clean(a) for a in args])).replace("&#x27;", "&#39;")
+    # Go's HTMLEscape: numeric entities for quotes
+    return html.escape(gofmt.sprint([_clean(a) for a in args])).replace("&#x27;", "&#39;").replace("&quot;", "&#34;")
 
 
 def _fn_js(*args):
