@@ -1,0 +1,92 @@
+"""`pyctr exec`: the runtime's own exec in the foreground (stdio, and its pty for -t, passed
+through), based on the container's process (its env, user, working directory), as Docker's.
+Status: the process's, 126 when it could not be started (Docker's for any start failure), 127 when
+the command is not found (the runtime's "executable file not found" wording)."""
+import os
+import subprocess
+import tempfile
+
+from pyctr.container import state
+from pyctr.container.errors import CommandError
+
+
+def run(ctx, args, command):
+    from pyctr.container.options import parse_env
+    cs = ctx.containers
+    cid = cs.lookup(args.container)
+    rec = cs.load(cid)
+    rt = ctx.runtime(rec)
+    st = state.derive(cs, rec, rt)
+    if st.status == "paused":
+        raise CommandError(f"Container {cid} is paused, unpause the container before exec")
+    if st.status != "running":
+        raise CommandError(f"Container {cid} is not running")
+    if not command:
+        raise CommandError("exec requires at least 2 arguments")
+    a = ["exec"]
+    if args.tty:
+        a.append("--tty")
+    if args.detach:
+        a.append("--detach")
+    if args.workdir:
+        a += ["--cwd", args.workdir]
+    for e in parse_env(args.env, args.env_file):
+        a += ["--env", e]
+    if args.user:
+        a += ["--user", _user(cs, cid, args.user)]
+    if args.privileged:
+        from pyctr.container.caps import ALL_CAPS
+        for c in ALL_CAPS:
+            a += ["--cap", c]
+    fd, log = tempfile.mkstemp(prefix="exec-", suffix=".log", dir=cs.dir(cid))
+    os.close(fd)
+    try:
+        argv = [rt.binary, "--root", rt.root, "--log", log, "--log-format", "json"] + a + [cid] + list(command)
+        stdin = None if (args.interactive or args.tty) else subprocess.DEVNULL
+        if args.detach:
+            stdin = subprocess.DEVNULL
+        try:
+            code = subprocess.call(argv, stdin=stdin,
+                                   stdout=subprocess.DEVNULL if args.detach else None,
+                                   stderr=subprocess.DEVNULL if args.detach else None)
+        except OSError as e:
+            raise CommandError(f"cannot run {rt.binary}: {e.strerror}") from None
+        if code == 255:  # the runtime's own failure, not the process's status
+            msg = _last_error(log)
+            if msg:
+                from pyctr.container.monitor import exit_code_for
+                mapped = exit_code_for(msg)
+                if args.detach:
+                    raise CommandError(f"OCI runtime exec failed: {msg}")
+                return 127 if mapped == 127 else 126
+        return code
+    finally:
+        os.unlink(log)
+
+
+def _last_error(path):
+    import json
+    msg = ""
+    try:
+        with open(path, "rb") as f:
+            for line in f.read(1 << 20).splitlines():
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(e, dict) and e.get("level") in ("error", "fatal"):
+                    msg = str(e.get("msg", ""))
+    except OSError:
+        pass
+    return msg
+
+
+def _user(cs, cid, user):
+    """name|uid[:group|gid] -> uid:gid, resolved in the container's /etc/passwd (safely)."""
+    from pyctr.image.bundle import resolve_user
+    from pyctr.errors import PyctrError
+    try:
+        uid, gid, _ = resolve_user(cs.path(cid, "bundle", "rootfs"), user)
+    except PyctrError as e:
+        raise CommandError(str(e)) from None
+    return f"{uid}:{gid}"
