@@ -2,6 +2,7 @@
 docker.io with runc, its own data-root, exec-root, pidfile and socket, no bridge or iptables) and
 through pyctr (pyrunc under pyrunc-shim), comparing what users see: exit codes, output, logs, ps
 columns, the inspect fields scripts read."""
+import json
 import os
 import re
 import shutil
@@ -143,11 +144,19 @@ def test_detached_workflow(tool):
     assert HEX64.match(cid), cp.stdout
     wait_until(lambda: "hello" in tool("logs", name).stdout, what="the first line")
     head, row = _ps_line(tool, name)
+    assert head.startswith("CONTAINER ID   IMAGE") and head.endswith("   PORTS     NAMES"), head
     assert re.split(r"\s{2,}", head) == ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     cols = re.split(r"\s{2,}", row.strip())
     assert cols[0] == cid[:12] and cols[1] == IMAGE and cols[2] == '"sh -c \'trap \'echo b…"'
     assert cols[4].startswith("Up ") and cols[-1] == name, row
     assert tool("ps", "-q").stdout.split() == [cid[:12]]
+    cp = tool("ps", "--format", "{{.Names}}|{{.State}}|{{.Image}}|{{.Labels}}")
+    assert cp.stdout == f"{name}|running|{IMAGE}|k=v\n", cp
+    cp = tool("ps", "--format", "table {{.Names}}\t{{.State}}")
+    assert cp.stdout.splitlines()[0].split() == ["NAMES", "STATE"], cp
+    cp = tool("inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.Running}} {{json .Config.Cmd}} {{.Config.Labels.k}}",
+              name)
+    assert cp.stdout == f'/{name} running true ["sh","-c",{json.dumps(script)}] v\n', cp
     cp = tool("logs", name)
     assert (cp.stdout, cp.stderr) == ("hello\n", "oops\n")
     cp = tool("logs", "--tail", "1", name)  # stdout and stderr entries may be in either order
