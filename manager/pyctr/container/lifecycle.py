@@ -393,3 +393,12 @@ def rename(ctx, ref, new):
             cs.save(rec)
             cs.release_name(old, cid)
     events.emit(ctx, "rename", rec, oldName="/" + old)
+
+
+def set_detach_keys(ctx, cid, keys):
+    cs = ctx.containers
+    with cs.container_lock(cid):
+        rec = cs.load(cid)
+        rec["DetachKeys"] = keys
+        cs.save(rec)
+    return rec
