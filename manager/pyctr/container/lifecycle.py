@@ -180,7 +180,8 @@ def release(ctx, rec, rt):
     run = rec.get("Run") or {}
     if state.alive(run.get("MonitorPid"), run.get("MonitorStart")):
         os.kill(run["MonitorPid"], signal.SIGKILL)  # its container goes with the runtime delete below
-    rt.delete(rec["Id"])
+    if os.path.exists(os.path.join(rt.root, rec["Id"])):  # runc-style runtimes keep <root>/<id>
+        rt.delete(rec["Id"])
     m = ctx.images.layerdb.get_mount(rootfs.mount_name(rec["Id"]))
     if m:
         rootfs.unmount(m["target"])
