@@ -46,7 +46,12 @@ def _command(args):
 
 def cmd_create(args):
     from pyctr.container import lifecycle
-    rec = lifecycle.create(_ctx(args), args, _command(args))
+    from pyctr.container.errors import ContainerError
+    try:
+        rec = lifecycle.create(_ctx(args), args, _command(args))
+    except ContainerError as e:
+        e.exit_code = 1  # Docker's `create` (unlike `run`) fails with 1
+        raise
     print(rec["Id"])
 
 
@@ -54,7 +59,8 @@ def cmd_run(args):
     from pyctr.container import lifecycle
     from pyctr.container.errors import ContainerError
     if args.detach and args.attach:
-        raise ContainerError("Conflicting options: -a and -d")
+        from pyctr.container.errors import CommandError
+        raise CommandError("Conflicting options: -a and -d")
     if args.detach_keys is not None:
         _check_detach_keys(args.detach_keys, ContainerError)
     ctx = _ctx(args)

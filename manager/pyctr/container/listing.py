@@ -61,7 +61,8 @@ def _ellipsis(s, n):
 def _command(rec, trunc=True):
     from pyctr.container.oci import argv_of
     argv = argv_of(rec["Config"])
-    cmd = " ".join(argv)
+    # as dockerd shows it: arguments with blanks in single quotes
+    cmd = " ".join(f"'{a}'" if any(c.isspace() for c in a) else a for a in argv)
     if trunc:
         cmd = _ellipsis(cmd, 20)
     return json.dumps(cmd, ensure_ascii=False)
@@ -105,26 +106,33 @@ def _matches(rec, st, filters):
     return True
 
 
-def _table(headers, rows):
-    widths = [max(len(str(r[i])) for r in [headers] + rows) for i in range(len(headers))]
-    for r in [headers] + rows:
-        cells = [str(c).ljust(widths[i] + 3) if i < len(r) - 1 else str(c) for i, c in enumerate(r)]
-        print("".join(cells).rstrip() if not r[-1] else "".join(cells))
+PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+              "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS"}
+STATS_TABLE = ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}"
+               "\t{{.PIDs}}")
+STATS_HEADERS = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+                 "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
+                 "PIDs": "PIDS"}
 
 
 def _render():
-    try:
-        from pyctr.container.template import render
-    except ImportError:
-        raise CommandError("--format templates are not supported by this pyctr yet") from None
+    from pyctr.container.template import render
     return render
+
+
+def _print_rows(fmt, rows, headers, default_table):
+    """Docker's list output: its default table, or --format (table, json, a template)."""
+    from pyctr.container.formatter import format_rows
+    sys.stdout.write(format_rows(fmt or default_table, rows, headers, default_table))
 
 
 def ps_row(rec, st, now, trunc):
     return {"ID": rec["Id"][:12] if trunc else rec["Id"], "Image": rec["Config"].get("Image", ""),
             "Command": _command(rec, trunc), "CreatedAt": rec["Created"],
             "RunningFor": human_duration(now - _epoch(rec["Created"])) + " ago",
-            "Ports": "", "State": st.status, "Status": status_text(rec, st, now), "Size": "0B",
+            "Ports": "", "State": st.status, "Status": status_text(rec, st, now), "Size": "0B (virtual 0B)",
             "Names": rec["Name"], "Labels": ",".join(f"{k}={v}" for k, v in (rec["Config"].get("Labels") or {}).items()),
             "Mounts": ",".join(m.get("Name") or m["Source"] for m in rec.get("Mounts") or []),
             "Networks": rec["HostConfig"].get("NetworkMode", "")}
@@ -153,24 +161,7 @@ def ps(ctx, args):
             print(rec["Id"][:12] if trunc else rec["Id"])
         return
     data = [ps_row(rec, st, now, trunc) for rec, st in rows]
-    if args.format:
-        render = _render()
-        fmt = args.format
-        if fmt == "json":
-            for d in data:
-                print(json.dumps(d))
-            return
-        if fmt.startswith("table"):
-            fmt = fmt[5:].lstrip()
-        for d in data:
-            print(render(fmt, d))
-        return
-    headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    if args.size:
-        headers.append("SIZE")
-    table = [[d["ID"], d["Image"], d["Command"], d["RunningFor"], d["Status"], d["Ports"], d["Names"]] +
-             (["0B (virtual 0B)"] if args.size else []) for d in data]
-    _table(headers, table)
+    _print_rows(args.format, data, PS_HEADERS, PS_TABLE + ("\t{{.Size}}" if args.size else ""))
 
 
 def inspect_record(ctx, rec):
@@ -339,15 +330,7 @@ def stats(ctx, args):
                      "CPUPerc": f"{cpu_pct:.2f}%", "MemUsage": f"{_size(mem)} / {_size(limit)}",
                      "MemPerc": f"{mem * 100 / limit:.2f}%" if limit else "0.00%", "NetIO": "0B / 0B",
                      "BlockIO": "0B / 0B", "PIDs": str(pids)})
-    if args.format:
-        render = _render()
-        fmt = args.format[5:].lstrip() if args.format.startswith("table") else args.format
-        for r in rows:
-            print(render(fmt, r))
-        return
-    _table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"],
-           [[r["ID"], r["Name"], r["CPUPerc"], r["MemUsage"], r["MemPerc"], r["NetIO"], r["BlockIO"], r["PIDs"]]
-            for r in rows])
+    _print_rows(args.format, rows, STATS_HEADERS, STATS_TABLE)
 
 
 def events(ctx, args):
@@ -371,10 +354,9 @@ def events(ctx, args):
                 print(_render()(args.format, e), flush=True)
                 continue
             attrs = ", ".join(f"{k}={v}" for k, v in sorted(e["Actor"]["Attributes"].items()))
-            from pyctr.container.lifecycle import now_rfc3339
+            zone = time.strftime("%z", time.localtime(t))
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{e['timeNano'] % 10**9:09d}" + \
-                time.strftime("%z", time.localtime(t))[:3] + ":" + time.strftime("%z", time.localtime(t))[3:]
-            del now_rfc3339
+                zone[:3] + ":" + zone[3:]
             print(f"{stamp} container {e['Action']} {e['id']} ({attrs})", flush=True)
         seen = len(evs)
         if not follow or (until is not None and time.time() > until):

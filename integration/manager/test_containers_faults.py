@@ -1,0 +1,91 @@
+"""pyctr containers under faults: SIGKILL of the monitor or of pyctr itself, a reboot (runtime
+state gone), racing commands. The next command sees the truth and `rm -f` removes everything."""
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from integration.manager.containers import IMAGE, build_image_archive, popen, private_pyctr, wait_until
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    return build_image_archive(str(tmp_path_factory.mktemp("ctr-image")))
+
+
+@pytest.fixture
+def p(archive):
+    with private_pyctr(archive, "pyctr-flt-") as p:
+        yield p
+
+
+def _monitor(p, cid):
+    with open(os.path.join(p.root, "containers", cid, "monitor.pid")) as f:
+        return int(f.read())
+
+
+def test_container_outlives_pyctr_and_its_monitor_kill_is_seen(p):
+    cid = p("run", "-d", IMAGE, "sleep", "60", check=True).stdout.strip()
+    assert p.inspect(cid)["State"]["Running"]  # the pyctr that started it has exited
+    os.kill(_monitor(p, cid), signal.SIGKILL)
+    time.sleep(0.2)
+    assert p.inspect(cid)["State"]["Running"]  # the container itself still runs: the runtime says so
+    cp = p("rm", "-f", cid)
+    assert cp.returncode == 0, cp
+    assert p("ps", "-aq").stdout == ""
+
+
+def test_sigkill_of_pyctr_during_run_then_rm_f(p):
+    """pyctr killed at several points of a foreground run: whatever it left, rm -f removes."""
+    for delay in (0.05, 0.15, 0.3, 0.6):
+        proc = popen(p, "run", "--name", f"k{int(delay * 100)}", IMAGE, "sleep", "30")
+        time.sleep(delay)
+        proc.kill()
+        proc.communicate()
+    ids = p("ps", "-aq", "--no-trunc").stdout.split()
+    if ids:
+        assert p("rm", "-f", *ids).returncode == 0
+    assert p("ps", "-aq").stdout == ""
+
+
+def test_reboot_shows_exited_and_start_all_brings_back_always(p):
+    always = p("run", "-d", "--restart", "always", IMAGE, "sleep", "60", check=True).stdout.strip()
+    plain = p("run", "-d", IMAGE, "sleep", "60", check=True).stdout.strip()
+    # a reboot: every process gone, the runtime's tmpfs state gone
+    for cid in (always, plain):
+        pid = p.inspect(cid)["State"]["Pid"]
+        os.kill(_monitor(p, cid), signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    shutil.rmtree(os.path.join(p.runroot, "runtime"))
+    for cid in (always, plain):  # and the cgroups (empty now) go with the reboot
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            d = f"/sys/fs/cgroup/{ctrl}/pyctr/{cid}"
+            if os.path.isdir(d):
+                wait_until(lambda: _rmdir(d), 10, f"{d} to be empty")
+    for cid in (always, plain):
+        st = p.inspect(cid)["State"]
+        assert (st["Status"], st["Running"]) == ("exited", False), st
+    cp = p("start", "--all")
+    assert cp.stdout.split() == [always], cp
+    assert p.inspect(always)["State"]["Running"] and not p.inspect(plain)["State"]["Running"]
+    assert p("rm", "-f", always, plain).returncode == 0
+
+
+def test_racing_stop_and_rm(p):
+    cid = p("run", "-d", IMAGE, "sleep", "60", check=True).stdout.strip()
+    procs = [popen(p, "stop", "-t", "1", cid), popen(p, "rm", "-f", cid), popen(p, "kill", cid)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert b"Traceback" not in err and b"internal error" not in err, err
+    wait_until(lambda: p("ps", "-aq").stdout == "", 10, "the removal")
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+        return True
+    except OSError:
+        return False
