@@ -13,20 +13,10 @@ LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Moun
               "Availability": "AVAILABILITY", "Status": "STATUS", "Label": lambda _name: "LABEL"}
 
 
-def volume_users(root):
-    """{volume name: [ids of the containers that have it in their mounts]}."""
-    from pyctr.container.store import ContainerStore
-    users = {}
-    for rec in ContainerStore(root).all():
-        for m in rec.get("Mounts") or []:
-            if m.get("Type") == "volume" and m.get("Name"):
-                users.setdefault(m["Name"], []).append(rec["Id"])
-    return users
-
-
 def store(args):
+    from pyctr.container.volumes import users
     from pyctr.volume.store import VolumeStore
-    return VolumeStore(args.root, users=lambda: volume_users(args.root))
+    return VolumeStore(args.root, users=lambda: users(args.root))
 
 
 def _key_values(items, what):

@@ -232,10 +232,12 @@ class VolumeStore:
     # --- copy-up ------------------------------------------------------------------------------------------
     def copy_up(self, name, rootfs, path):
         """Fill an empty volume from the image's content at path (Docker's populateVolume); nothing
-        if the volume has anything in it or the image has no directory there."""
+        if the volume has anything in it or the image has no directory there. A tmpfs or bind
+        volume must be mounted first (ensure_mounted)."""
         from pyctr.volume.copyup import copy_up
         with self:
-            return copy_up(rootfs, path, self.ensure_mounted(name))
+            self.get(name)
+            return copy_up(rootfs, path, self.mountpoint(name))
 
     @staticmethod
     def _delete_tree(path):
