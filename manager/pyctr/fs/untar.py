@@ -58,9 +58,10 @@ class Extractor:
 
     def parent(self, parts):
         """fd of the directory parts (below dest), opened component by component."""
-        keep = 0
-        while keep < len(self.stack) and keep < len(parts) and self.stack[keep][0] == parts[:keep + 1]:
-            keep += 1
+        # archives list a directory's entries after it: the open path is nearly always a prefix
+        keep = min(len(self.stack), len(parts))
+        while keep and self.stack[keep - 1][0] != parts[:keep]:
+            keep -= 1
         self.unwind(keep)
         fd = self.stack[-1][1] if self.stack else self.dest
         for i in range(keep, len(parts)):
@@ -88,6 +89,8 @@ class Extractor:
         base = parts[-1]
         existing = _lstat(base, pfd)
         if m.isdir():
+            if existing is not None and stat.S_ISLNK(existing.st_mode):
+                raise ExtractError(f"cannot write below {'/'.join(parts)}: it is a symbolic link (not followed)")
             if existing is not None and not stat.S_ISDIR(existing.st_mode):
                 raise ExtractError(f"cannot overwrite non-directory \"{'/'.join(parts)}\" with directory")
             if existing is None:
