@@ -64,6 +64,20 @@ class Pyctr:
     def inspect(self, name):
         return json.loads(self("inspect", name, check=True).stdout)[0]
 
+    def _container_ids_ever(self):
+        """Every container id this store's event log names (created here, removed or not)."""
+        ids = set()
+        try:
+            with open(os.path.join(self.root, "containers", "events.log")) as f:
+                for line in f:
+                    try:
+                        ids.add(json.loads(line).get("id"))
+                    except ValueError:
+                        continue
+        except FileNotFoundError:
+            pass
+        return ids
+
     def leftovers(self):
         """What a test left: containers (removed), then anything they held (a problem even so)."""
         problems = []
@@ -83,10 +97,14 @@ class Pyctr:
         rt = os.path.join(self.runroot, "runtime")
         if os.path.isdir(rt) and os.listdir(rt):
             problems.append(f"runtime state {os.listdir(rt)}")
+        ours = self._container_ids_ever()
         for ctrl in os.listdir("/sys/fs/cgroup"):
             for d in (f"/sys/fs/cgroup/{ctrl}/pyctr",):
-                if os.path.isdir(d) and [n for n in os.listdir(d) if len(n) == 64]:
-                    problems.append(f"cgroup {d}: {[n for n in os.listdir(d) if len(n) == 64]}")
+                # only this store's containers: other pyctr stores (other tests, other people's
+                # containers) share the pyctr/ parent
+                left = [n for n in os.listdir(d) if n in ours] if os.path.isdir(d) else []
+                if left:
+                    problems.append(f"cgroup {d}: {left}")
                 try:
                     os.rmdir(d)  # the parent the runtime made (fails, harmlessly, while anyone uses it)
                 except OSError:

@@ -150,6 +150,7 @@ def cmd_inspect(args):
             "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
                            ([] if not mdigest else []),
             "ManifestDigest": mdigest,
+            "Comment": cfg.get("comment", ""),  # a commit's -m
             "Created": cfg.get("created"), "Author": cfg.get("author", ""),
             "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
             "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),

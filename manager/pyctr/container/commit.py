@@ -98,12 +98,15 @@ def commit(ctx, cid, repo_tag=None, changes=(), message="", author="", pause=Tru
                                 **({"author": author} if author else {}), **({"comment": message} if message else {}),
                                 **({"empty_layer": True} if empty else {})})
                 config = {k: v for k, v in base.items() if k not in ("config", "rootfs", "history", "created",
-                                                                    "container", "container_config", "author")}
+                                                                    "container", "container_config", "author",
+                                                                    "comment")}
                 config.update({"architecture": base.get("architecture", "amd64"), "os": base.get("os", "linux"),
                                "author": author or None, "created": now, "container": cid,
                                "container_config": rec.get("Config") or {}, "config": new_config,
                                "rootfs": {"type": "layers", "diff_ids": diff_ids + ([] if empty else [layer_digest])},
                                "history": history})
+                if message:
+                    config["comment"] = message   # Docker's image.Image Comment (inspect shows it)
                 if not author:
                     config.pop("author")
                 config_bytes = json.dumps(config, separators=(",", ":")).encode()

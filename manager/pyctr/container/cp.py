@@ -5,7 +5,9 @@
     SRC dir     DEST missing -> created with SRC's content; DEST file -> "cannot copy directory";
                 DEST dir -> DEST/basename(SRC), or SRC's content if SRC ends in '/.'
     '-'         a tar on stdout (from a container) or from stdin (into a container dir)
-    owners      out: the caller's; in: root's; -a keeps the source's
+    owners      as Docker 20.10 does them (checked against dockerd; its docs say otherwise): into a
+                container the source's ids are kept, out of it files belong to the caller, with or
+                without -a
     symlinks    SRC's last component copied as a link unless -L; DEST's followed
 
 Container paths are resolved inside the container's root (openat2 RESOLVE_IN_ROOT) with its
@@ -163,7 +165,7 @@ def copy_from(ctx, cid, shown, src_path, dest_path, archive=False, follow=False)
     fs = ContainerFS(ctx, ctx.containers.load(cid))
     if dest_path != "-":   # relative to the caller's directory, whatever a helper's cwd
         dest_path = os.path.abspath(dest_path) + ("/" if dest_path.endswith("/") else "")
-    owner = None if archive else (os.getuid(), os.getgid())
+    owner = (os.getuid(), os.getgid())
 
     def work(root):
         src = open_source(root, src_path, follow, shown)
@@ -201,7 +203,7 @@ def copy_to(ctx, cid, shown, src_path, dest_path, archive=False, follow=False):
     fs = ContainerFS(ctx, ctx.containers.load(cid))
     if (ctx.containers.load(cid).get("HostConfig") or {}).get("ReadonlyRootfs"):
         raise CommandError("container rootfs is marked read-only")
-    owner = None if archive else (0, 0)
+    owner = None   # the archive's ids (the host file's), -a or not
     src = None if src_path == "-" else open_source(None, src_path, follow, shown)
 
     def work(root):
@@ -212,7 +214,7 @@ def copy_to(ctx, cid, shown, src_path, dest_path, archive=False, follow=False):
                 raise CommandError(f"destination \"{shown}:{dest_path}\" must be a directory")
             dfd = open_in_root(root, dest, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                extract(sys.stdin.buffer, dfd, None if archive else (0, 0))
+                extract(sys.stdin.buffer, dfd, owner)
             finally:
                 os.close(dfd)
             return 0
