@@ -65,7 +65,7 @@ def cmd_commit(args):
 
 
 def cmd_export(args):
-    from pyctr.cli.images import _finish, _out
+    from pyctr.cli.images import write_output
     from pyctr.container.errors import NoSuchContainer
     from pyctr.container.export import export
     ctx = _ctx(args)
@@ -77,14 +77,7 @@ def cmd_export(args):
         from pyctr.cli.images import cmd_export as export_image
         args.image = args.container
         return export_image(args)
-    f, is_file = _out(args.output)
-    ok = False
-    try:
-        export(ctx, cid, f)
-        ok = True
-    finally:
-        if is_file:
-            _finish(f, args.output, ok)
+    write_output(args.output, lambda f: export(ctx, cid, f))
 
 
 def _is_image(args):

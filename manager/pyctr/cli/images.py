@@ -190,19 +190,24 @@ def _finish(f, path, ok):
         os.unlink(path + ".tmp")
 
 
+def write_output(path, write):
+    """write(f) to the -o file (complete or absent: written beside, renamed at the end) or stdout."""
+    f, is_file = _out(path)
+    ok = False
+    try:
+        write(f)
+        ok = True
+    finally:
+        if is_file:
+            _finish(f, path, ok)
+        else:
+            f.flush()
+
+
 def cmd_save(args):
     from pyctr.image.archive import save
     with _store(args) as store:
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            save(store, args.images, f, args.format)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: save(store, args.images, f, args.format))
 
 
 def cmd_load(args):
@@ -224,16 +229,7 @@ def cmd_export(args):
     from pyctr.image.archive import export
     with _store(args) as store:
         image_id = store.resolve(args.image)
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            export(store, image_id, f)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: export(store, image_id, f))
 
 
 def cmd_mount(args):

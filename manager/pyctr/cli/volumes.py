@@ -19,23 +19,13 @@ def store(args):
     return VolumeStore(args.root, users=lambda: users(args.root))
 
 
-def _key_values(items, what):
-    from pyctr.volume.errors import VolumeError
-    out = {}
-    for item in items:
-        k, sep, v = item.partition("=")
-        if not k:
-            raise VolumeError(f"invalid argument {item!r} for \"{what}\" flag: empty key")
-        out[k] = v
-    return out
-
-
 def cmd_create(args):
     from pyctr.volume.errors import VolumeError
     if args.name and args.name_flag and args.name != args.name_flag:
         raise VolumeError(f"conflicting options: either specify --name or provide positional arg, not both")
-    vol, _ = store(args).create(args.name or args.name_flag, args.driver,
-                                _key_values(args.label, "--label"), _key_values(args.opt, "--opt"))
+    from pyctr.container.options import parse_labels   # KEY=VALUE lists, as run's --label
+    vol, _ = store(args).create(args.name or args.name_flag, args.driver, parse_labels(args.label),
+                                parse_labels(args.opt))
     print(vol["Name"])
 
 

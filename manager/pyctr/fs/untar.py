@@ -5,6 +5,7 @@ a directory never replaced by a file or the reverse (Docker's refusals), ownersh
 archive or forced, xattrs kept. Iterative, one fd per directory level."""
 import errno
 import os
+import shutil
 import stat
 import tarfile
 
@@ -107,14 +108,8 @@ class Extractor:
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=pfd)
             try:
-                src = tf.extractfile(m)
-                while True:
-                    chunk = src.read(_CHUNK)
-                    if not chunk:
-                        break
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                with os.fdopen(fd, "wb", closefd=False) as out:
+                    shutil.copyfileobj(tf.extractfile(m), out, _CHUNK)
                 self.metadata(fd, m)
             finally:
                 os.close(fd)

@@ -35,14 +35,8 @@ def _now():
 
 
 def _write_json(path, obj):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(obj, indent=1).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    from pyctr.container.store import _atomic_write
+    _atomic_write(path, json.dumps(obj, indent=1).encode())
 
 
 class VolumeStore:
@@ -51,24 +45,18 @@ class VolumeStore:
         self.base = os.path.join(self.root, "volumes")
         os.makedirs(self.base, mode=0o701, exist_ok=True)
         self.users = users or dict
-        self._lock_fd = None
-        self._depth = 0
+        from pyctr.container.store import Lock
+        self._lock = Lock(os.path.join(self.base, "lock"))
 
     # --- locking and recovery ------------------------------------------------------------------------
     def __enter__(self):
-        import fcntl
-        if self._depth == 0:
-            self._lock_fd = os.open(os.path.join(self.base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._lock.__enter__()
+        if self._lock.depth == 1:
             self._recover()
-        self._depth += 1
         return self
 
-    def __exit__(self, *_):
-        self._depth -= 1
-        if self._depth == 0:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+    def __exit__(self, *exc):
+        self._lock.__exit__(*exc)
 
     def _recover(self):
         for n in os.listdir(self.base):
