@@ -1,7 +1,6 @@
 """The verbs that read or write a container's files: cp, diff, commit, export (also as `pyctr
 container VERB`). `export NAME` exports a container, as Docker's does; a NAME that is no container
 but an image keeps pyctr's older image export working."""
-import sys
 
 VERBS = frozenset({"cp", "diff", "commit", "export"})
 USAGE_EXIT = 125   # Docker's status for a bad flag

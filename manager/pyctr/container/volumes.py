@@ -8,7 +8,6 @@
     rm -v, run --rm                              the anonymous volumes go, named ones stay
     start                                        tmpfs/bind (-o) volumes are mounted on _data
 """
-import os
 
 from pyctr.container.errors import ContainerError
 
