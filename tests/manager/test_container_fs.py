@@ -297,3 +297,9 @@ def test_deep_tree_round_trip(tmp_path):
         remove_tree(str(src))
         remove_tree(str(dest))
     assert not os.path.exists(src) and not os.path.exists(dest)
+
+
+def test_container_paths_are_normal():
+    """A mount destination of //x (an image VOLUME "/x" joined to "/") is /x, as Docker shows it."""
+    from pyctr.container.fsview import _abs
+    assert [_abs(p) for p in ("//anon", "/a/../b", "rel", "/")] == ["/anon", "/b", "/rel", "/"]

@@ -295,3 +295,24 @@ def test_cli_outputs(tmp_path):
     assert pyctr("rm", "tv", "nosuch").returncode == 1
     assert pyctr("rm", "-f", "nosuch").stdout == "nosuch\n"
     assert pyctr("ls", "-q").stdout == ""
+
+
+def test_rm_and_prune_hold_the_guard(tmp_path):
+    """The container store's lock is held around the in-use check and the removal: a create
+    cannot take the volume in between."""
+    held = []
+
+    class Guard:
+        def __enter__(self):
+            held.append("in")
+
+        def __exit__(self, *_):
+            held.append("out")
+    vs = VolumeStore(str(tmp_path / "root"), users=lambda: {"v2": ["c" * 64]} if held[-1:] == ["in"] else {},
+                     guard=Guard())
+    vs.create("v1")
+    vs.create("v2")
+    with pytest.raises(VolumeInUse):
+        vs.remove("v2")
+    assert vs.prune() == (["v1"], 0)
+    assert held == ["in", "out", "in", "out"]

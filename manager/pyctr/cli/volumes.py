@@ -14,9 +14,9 @@ LS_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Moun
 
 
 def store(args):
-    from pyctr.container.volumes import users
-    from pyctr.volume.store import VolumeStore
-    return VolumeStore(args.root, users=lambda: users(args.root))
+    from pyctr.container.context import Context
+    from pyctr.container.volumes import store as container_volumes
+    return container_volumes(Context(args.root, args.runroot))
 
 
 def cmd_create(args):
