@@ -505,6 +505,8 @@ def add_parsers(verb_parser):
         return p
     if isinstance(csub, argparse._SubParsersAction):
         _define(nested)
+        from pyctr.cli import fsverbs
+        fsverbs.define(nested)   # container cp|diff|commit|export
         ls = csub.add_parser("ls", help="list containers")
         ls.set_defaults(fn=cmd_ps)
         for a, kw in (("-a", {"dest": "all", "action": "store_true"}), ("-q", {"dest": "quiet", "action": "store_true"}),

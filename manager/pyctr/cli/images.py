@@ -150,6 +150,7 @@ def cmd_inspect(args):
             "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
                            ([] if not mdigest else []),
             "ManifestDigest": mdigest,
+            "Comment": cfg.get("comment", ""),  # a commit's -m
             "Created": cfg.get("created"), "Author": cfg.get("author", ""),
             "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
             "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),
@@ -189,19 +190,24 @@ def _finish(f, path, ok):
         os.unlink(path + ".tmp")
 
 
+def write_output(path, write):
+    """write(f) to the -o file (complete or absent: written beside, renamed at the end) or stdout."""
+    f, is_file = _out(path)
+    ok = False
+    try:
+        write(f)
+        ok = True
+    finally:
+        if is_file:
+            _finish(f, path, ok)
+        else:
+            f.flush()
+
+
 def cmd_save(args):
     from pyctr.image.archive import save
     with _store(args) as store:
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            save(store, args.images, f, args.format)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: save(store, args.images, f, args.format))
 
 
 def cmd_load(args):
@@ -223,16 +229,7 @@ def cmd_export(args):
     from pyctr.image.archive import export
     with _store(args) as store:
         image_id = store.resolve(args.image)
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            export(store, image_id, f)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: export(store, image_id, f))
 
 
 def cmd_mount(args):

@@ -43,7 +43,7 @@ def is_map(value):
         return True
     if isinstance(value, GoStruct):
         return False
-    return all(isinstance(v, str) for v in value.values())
+    return all(isinstance(v, str) for v in value.values() if not callable(v))
 
 
 def json_default(value):
@@ -138,7 +138,7 @@ def format_value(value, top=True):
         return "[" + " ".join(format_value(v, top=False) for v in value) + "]"
     if isinstance(value, dict):
         if not is_map(value):
-            return "{" + " ".join(format_value(v, top=False) for v in value.values()) + "}"
+            return "{" + " ".join(format_value(v, top=False) for v in value.values() if not callable(v)) + "}"
         return "map[" + " ".join(f"{format_value(k, top=False)}:{format_value(value[k], top=False)}"
                                  for k in sorted(value, key=_map_key_order)) + "]"
     return str(value)

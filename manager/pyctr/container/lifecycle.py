@@ -12,6 +12,8 @@ import signal
 import time
 
 from pyctr.container import events, monitor, rootfs, state
+from pyctr.container import volumes
+from pyctr.container import volumes as _volumes_store  # remove()'s parameter is named volumes
 from pyctr.container.errors import CommandError, ContainerError, NoSuchContainer
 
 STOP_TIMEOUT = 10
@@ -55,6 +57,7 @@ def create(ctx, args, command):
                 rec["Name"] = cs.auto_name(cid)
             with images:
                 rec["MountId"] = rootfs.create_layer(images, image_id, cid, os.path.join(d, "bundle", "rootfs"))
+            volumes.copy_up(ctx, rec)
             cs.save(rec)
         except BaseException:
             if rec["Name"]:
@@ -62,19 +65,20 @@ def create(ctx, args, command):
             with images:
                 rootfs.remove_layer(images, cid)
             shutil.rmtree(d, ignore_errors=True)
+            volumes.remove_anonymous(ctx, rec)
             raise
     events.emit(ctx, "create", rec)
     return rec
 
 
 def _volumes(ctx, rec, image_cfg):
-    """Binds as given (-v creates a missing source); anonymous volumes (-v /dst and the image's
-    VOLUMEs) in the container's own directory, removed with it."""
-    out = []
+    """Binds as given (-v creates a missing source); volumes named or anonymous (-v /dst and the
+    image's VOLUMEs) from the volume store (container/volumes.py)."""
+    out = rec["Mounts"] = []   # filled as it goes: a failed create removes the volumes it made
     dests = {m["Destination"] for m in rec["HostConfig"]["Mounts"]} | set(rec["HostConfig"].get("Tmpfs") or {})
     wanted = list(rec["HostConfig"]["Mounts"])
     for v in sorted(image_cfg.get("Volumes") or {}):
-        dst = os.path.normpath("/" + v)
+        dst = os.path.normpath("/" + v.lstrip("/"))  # normpath keeps a leading "//"
         if dst not in dests:
             wanted.append({"Type": "volume", "Source": "", "Destination": dst, "RW": True, "Mode": "",
                            "Propagation": "", "NoCopy": False, "CreateSource": True})
@@ -87,26 +91,9 @@ def _volumes(ctx, rec, image_cfg):
                                          f"exist: {m['Source']}")
                 os.makedirs(m["Source"], mode=0o755, exist_ok=True)
         elif m["Type"] == "volume":
-            if m["Source"]:
-                m.update(_named_volume(ctx, m["Source"]))
-            else:
-                from pyctr.container.names import new_id
-                name = new_id()
-                path = os.path.join(ctx.containers.dir(rec["Id"]), "volumes", name, "_data")
-                os.makedirs(path, mode=0o755)
-                m.update(Name=name, Source=path, Anonymous=True, Driver="local")
+            volumes.attach(ctx, m)   # named (created if missing) or anonymous, in the volume store
         out.append(m)
     return out
-
-
-def _named_volume(ctx, name):
-    try:
-        from pyctr.volume.store import VolumeStore
-    except ImportError:
-        raise ContainerError(f"named volume {name!r}: named volumes are not supported by this pyctr yet "
-                             f"(use a bind mount: -v /host/path:/dst)") from None
-    vol = VolumeStore(ctx.root).get_or_create(name)
-    return {"Name": name, "Source": vol["Mountpoint"], "Driver": "local"}
 
 
 # --- start ------------------------------------------------------------------------------------------
@@ -141,6 +128,7 @@ def _start(ctx, rec, rt, before_start):
     from pyctr.container import oci
     cs = ctx.containers
     d = cs.dir(rec["Id"])
+    volumes.mount_all(ctx, rec)
     target = rootfs.mount(ctx.images, rec["Id"])
     spec = oci.build(rec, target, d, lambda ref: _running_pid(ctx, ref))
     tmp = os.path.join(d, "bundle", "config.json.tmp")
@@ -376,6 +364,8 @@ def remove(ctx, cid, force=False, volumes=False):
             os.rename(cs.dir(cid), cs.dir(cid) + ".removing")  # gone at once for every lookup
             cs.release_name(rec["Name"], cid)
     shutil.rmtree(cs.dir(cid) + ".removing", ignore_errors=True)
+    if volumes:
+        _volumes_store.remove_anonymous(ctx, rec)
     events.emit(ctx, "destroy", rec)
     return rec
 

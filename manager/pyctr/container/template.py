@@ -151,8 +151,14 @@ class _Exec:
             return self.call(first.name, cmd, args, cmd.args[1:], dot)
         if len(cmd.args) > 1 or final is not _NO_FINAL:
             if isinstance(first, Field):
-                self.fail(first, f"{first.names[-1] if first.names else first.root} is not a method "
-                                 f"but has arguments")
+                method = self.field(first, dot)
+                name = first.names[-1] if first.names else first.root
+                if callable(method):  # a row's method, as `{{.Label "com.x"}}` in ps/volume ls
+                    args = [self.arg(a, dot) for a in cmd.args[1:]]
+                    if final is not _NO_FINAL:
+                        args.append(final)
+                    return self.invoke(name, first, method, args)
+                self.fail(first, f"{name} is not a method but has arguments")
             self.fail(first, f"can't give argument to non-function {first}")
         return self.arg(first, dot)
 
@@ -162,7 +168,10 @@ class _Exec:
         if isinstance(node, Dot):
             return dot
         if isinstance(node, Field):
-            return self.field(node, dot)
+            value = self.field(node, dot)
+            if callable(value):
+                return self.invoke(node.names[-1] if node.names else node.root, node, value, [])
+            return value
         if isinstance(node, Paren):
             return self.pipe(node.pipe, dot)
         if isinstance(node, Func):
@@ -197,7 +206,9 @@ class _Exec:
     def call(self, name, node, args, arg_nodes, dot):
         if name in ("and", "or"):
             return self.and_or(name, node, args)
-        func = self.funcs[name]
+        return self.invoke(name, node, self.funcs[name], args)
+
+    def invoke(self, name, node, func, args):
         try:
             return func(*args)
         except FuncError as e:

@@ -41,7 +41,8 @@ def _go_json(value):
     if gofmt.is_nil(value):
         return "null"
     if isinstance(value, dict):
-        return "{" + ",".join(_go_json(str(k)) + ":" + _go_json(v) for k, v in value.items()) + "}"
+        return "{" + ",".join(_go_json(str(k)) + ":" + _go_json(v) for k, v in value.items()
+                              if not callable(v)) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_go_json(v) for v in value) + "]"
     if isinstance(value, str):
