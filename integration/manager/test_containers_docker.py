@@ -51,6 +51,10 @@ def dockerd(archive):
         d("load", "-i", archive)
         yield d
     finally:
+        # dockerd keeps a bind of the host's netns (--network host) under its exec-root for its life
+        host_netns = os.path.join(base, "x", "netns", "default")
+        if os.path.exists(host_netns):
+            execute(["umount", host_netns])
         problems = d.stop() if d else []
         shutil.rmtree(base, ignore_errors=True)
         if problems:
@@ -252,3 +256,41 @@ def test_interactive_tty_detach_and_attach(tool):
     out, status = on_pty(argv, env, [(None, b"echo again-$((1+1))\r"), ("again-2", b"exit 3\r")])
     assert status == 3, out
     assert tool.inspect(name)["State"]["ExitCode"] == 3
+
+
+SAME = [
+    ([], ["sh", "-c", "grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"]),
+    (["--cap-drop", "CHOWN", "--cap-add", "SYS_ADMIN"], ["sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status"]),
+    (["--privileged"], ["sh", "-c", "grep -E '^Cap(Eff|Bnd)' /proc/self/status; grep -c . /proc/kcore >/dev/null && echo k"]),
+    (["--cap-drop", "CHOWN"], ["sh", "-c", "chown 1 /tmp; echo $?"]),
+    (["-u", "1000:1000", "-w", "/made/here"], ["sh", "-c", "id; pwd; ls -ld /made/here | cut -c1-10"]),
+    (["-u", "nobody"], ["id"]),
+    ([], ["sh", "-c", "id; env"]),
+    (["-t"], ["sh", "-c", "env; tty"]),
+    (["--hostname", "box", "-e", "X=1", "--entrypoint", "env"], []),
+    (["--read-only"], ["sh", "-c", "touch /x 2>/dev/null; echo $?; touch /tmp/x 2>/dev/null; echo $?"]),
+    (["--read-only", "--tmpfs", "/t:size=1m"], ["sh", "-c", "touch /t/x; echo $?; grep ' /t ' /proc/mounts | cut -d' ' -f3"]),
+    (["-m", "64m", "--pids-limit", "20", "--cpus", "0.5"],
+     ["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+                  "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"]),
+    (["--ulimit", "nofile=100:200"], ["sh", "-c", "ulimit -n; ulimit -Hn"]),
+    ([], ["sh", "-c", "cat /proc/kcore 2>&1 | head -c 0; wc -c < /proc/kcore; ls /sys/class/net; cat /etc/hostname | wc -c"]),
+    ([], ["sh", "-c", "grep -E ' / | /proc | /sys | /dev ' /proc/mounts | cut -d' ' -f2,3 | sort"]),
+    (["--init"], ["sh", "-c", "cat /proc/1/comm"]),
+    (["--stop-signal", "USR1", "--label", "a=b"], ["true"]),
+    ([], ["sh", "-c", "unshare -U true 2>/dev/null; echo $?"]),
+    (["--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN"], ["sh", "-c", "unshare -U true; echo $?"]),
+    (["--network", "host"], ["sh", "-c", "ls /sys/class/net | grep -c lo"]),
+]
+
+
+@pytest.mark.parametrize("flags, command", SAME, ids=[" ".join(f) or "defaults" + str(i) for i, (f, _) in enumerate(SAME)])
+def test_flags_do_what_dockers_do(both, flags, command):
+    """run --rm with the flag through docker (runc) and pyctr (pyrunc): the same output and status."""
+    docker, pyctr = both
+    argv = ["run", "--rm", *flags, *(["--network", "none"] if "--network" not in flags else []), IMAGE, *command]
+    d, p = docker(*argv), pyctr(*argv)
+
+    def same(text):  # the container's id differs
+        return re.sub(r"HOSTNAME=[0-9a-f]{12}", "HOSTNAME=<id>", text)
+    assert (p.returncode, same(p.stdout)) == (d.returncode, same(d.stdout)), f"docker: {d}\npyctr: {p}"

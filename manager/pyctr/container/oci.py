@@ -67,11 +67,6 @@ def _mounts(rec, rootfs, ctr_dir):
             m["options"] = ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]
         if host.get("Privileged") and m["destination"] in ("/sys", "/sys/fs/cgroup"):
             m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
-    if host.get("ReadonlyRootfs"):  # as podman: a writable /run and /tmp
-        for d in ("/run", "/tmp"):
-            if d not in (host.get("Tmpfs") or {}):
-                mounts.append({"destination": d, "type": "tmpfs", "source": "tmpfs",
-                               "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"][:4]})
     for dst, opts in (host.get("Tmpfs") or {}).items():
         options = ["noexec", "nosuid", "nodev"] + [o for o in opts.split(",") if o]
         mounts.append({"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": options})
@@ -154,15 +149,14 @@ def build(rec, rootfs, ctr_dir, pid_of):
     if host.get("Init"):
         argv = [INIT_PATH, "--"] + argv
         proc["args"] = argv
-    env = list(cfg.get("Env") or [])
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, DEFAULT_PATH)
-    env.append(f"HOSTNAME={cfg['Hostname']}")
-    if cfg.get("Tty") and not any(e.startswith("TERM=") for e in env):
-        env.append("TERM=xterm")
+    # dockerd's order: its PATH and HOSTNAME (and TERM), then the container's Env replacing or appending
+    from pyctr.container.options import merge_env
+    base = [DEFAULT_PATH, f"HOSTNAME={cfg['Hostname']}"] + (["TERM=xterm"] if cfg.get("Tty") else [])
+    env = merge_env(base, list(cfg.get("Env") or []))
     proc["env"] = env
     uid, gid, extra = resolve_user(rootfs, cfg.get("User"))
-    proc["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+    # libcontainer's GetExecUser: no supplementary group found -> the primary one
+    proc["user"] = {"uid": uid, "gid": gid, "additionalGids": extra or [gid]}
     cwd = cfg.get("WorkingDir") or "/"
     if cwd != "/":
         from pyctr.container.rootfs import mkdir_in_root
