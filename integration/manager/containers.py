@@ -12,7 +12,7 @@ import time
 
 from integration.helpers import mountinfo
 from integration.helpers.bundle import make_rootfs, write_rootfs_tar
-from integration.helpers.runtime import assert_no_traceback, describe, execute
+from integration.helpers.runtime import assert_no_traceback, describe, execute, wait_for
 from integration.manager.conftest import PYCTR
 
 IMAGE = "pyctr-test/busybox:latest"
@@ -115,14 +115,7 @@ class Pyctr:
 
 
 def wait_until(pred, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    return wait_for(pred, timeout, 0.05, what)
 
 
 def popen(p, *args):

@@ -294,3 +294,69 @@ def test_flags_do_what_dockers_do(both, flags, command):
     def same(text):  # the container's id differs
         return re.sub(r"HOSTNAME=[0-9a-f]{12}", "HOSTNAME=<id>", text)
     assert (p.returncode, same(p.stdout)) == (d.returncode, same(d.stdout)), f"docker: {d}\npyctr: {p}"
+
+
+def test_logs_follow_since_until(tool):
+    name = f"logs-{os.getpid()}"
+    tool("run", "-d", "--network", "none", "--name", name, IMAGE, "sh", "-c",
+         "echo a; sleep 1; echo b >&2; sleep 1; echo c", check=True)
+    cp = tool("logs", "-f", name, timeout=30)  # returns when the container exits
+    assert (cp.returncode, cp.stdout, cp.stderr) == (0, "a\nc\n", "b\n"), cp
+    stamps = [line.split(" ", 1)[0] for line in tool("logs", "-t", name).stdout.splitlines()]
+    assert len(stamps) == 2
+    assert tool("logs", "--since", stamps[1], name).stdout == "c\n"
+    cp = tool("logs", "--until", stamps[0], name)
+    assert (cp.stdout, cp.stderr) == ("a\n", ""), cp
+    assert tool("logs", "--tail", "0", name).stdout == ""
+    assert tool("logs", "--since", "1h", name).stdout == "a\nc\n"
+
+
+def test_wait_blocks_and_stop_signal(tool):
+    name = f"sig-{os.getpid()}"
+    tool("run", "-d", "--network", "none", "--name", name, "--stop-signal", "USR1", IMAGE, "sh", "-c",
+         "trap 'exit 9' USR1; while :; do sleep 0.1; done", check=True)
+    import subprocess
+    argv, env = tool.argv("wait", name)
+    waiter = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert tool("stop", name).returncode == 0
+        out, _ = waiter.communicate(timeout=30)
+    finally:
+        waiter.kill()
+        waiter.wait()
+    assert out == "9\n"
+    info = tool.inspect(name)
+    assert (info["State"]["ExitCode"], info["Config"]["StopSignal"]) == (9, "USR1")
+
+
+def test_restart_always_until_stopped(tool):
+    name = f"always-{os.getpid()}"
+    tool("run", "-d", "--network", "none", "--name", name, "--restart", "always", IMAGE, "sh", "-c",
+         "sleep 0.2; exit 1", check=True)
+    wait_until(lambda: tool.inspect(name)["RestartCount"] >= 2, 30, "two restarts")
+    assert tool("stop", "-t", "1", name).returncode == 0
+    count = tool.inspect(name)["RestartCount"]
+    import time
+    time.sleep(1.5)
+    info = tool.inspect(name)
+    assert (info["State"]["Running"], info["RestartCount"]) == (False, count), info["State"]
+
+
+def test_top_stats_and_events(tool):
+    name = f"obs-{os.getpid()}"
+    t0 = tool("run", "--rm", "--network", "none", IMAGE, "date", "+%s").stdout.strip()
+    tool("run", "-d", "--network", "none", "--name", name, IMAGE, "sleep", "30", check=True)
+    cp = tool("top", name)
+    assert cp.returncode == 0 and cp.stdout.splitlines()[0].split()[:3] == ["UID", "PID", "PPID"], cp
+    assert "sleep 30" in cp.stdout
+    cp = tool("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", name)
+    assert cp.stdout == f"{name} 1\n", cp
+    assert tool("port", name).stdout == ""
+    tool("kill", "-s", "TERM", name)  # sleep as pid 1 ignores it
+    tool("rm", "-f", name, check=True)
+    import time
+    until = str(int(time.time()) + 1)
+    time.sleep(1.1)
+    cp = tool("events", "--since", t0, "--until", until, "--filter", f"container={name}", "--format",
+              "{{.Action}}")
+    assert cp.stdout.split() == ["create", "start", "top", "kill", "kill", "die", "destroy"], cp

@@ -207,6 +207,7 @@ def stop(ctx, cid, timeout=None, sig=None):
         cs.save(rec)
         if st.status == "paused":
             rt.run("resume", cid)
+        events.emit(ctx, "kill", rec, signal=signum)
         rt.kill(cid, signum)
         if not wait_exit(ctx, rec, rt, timeout):
             rt.kill(cid, signal.SIGKILL, all_=True)
@@ -354,6 +355,7 @@ def remove(ctx, cid, force=False, volumes=False):
                                    f'the container before removing or force remove')
             if st.status == "paused":
                 rt.run("resume", cid)
+            events.emit(ctx, "kill", rec, signal=int(signal.SIGKILL))
             rt.kill(cid, signal.SIGKILL, all_=True)
             wait_exit(ctx, rec, rt, 10)
         st = settle(ctx, rec, rt) if rec.get("Run") else st

@@ -269,6 +269,8 @@ def top(ctx, cid, ps_args):
     if "PID" not in head:
         raise CommandError("Couldn't find PID field in ps output")
     col = head.index("PID")
+    from pyctr.container import events
+    events.emit(ctx, "top", rec)
     print(lines[0])
     for line in lines[1:]:
         f = line.split()

@@ -25,21 +25,16 @@ def signal_number(spec):
 
 
 def parse_bytes(spec, what):
-    """Docker's RAMInBytes: 512, 512b, 64k, 64m, 1g, 1.5g (binary units)."""
-    s = str(spec).strip().lower()
-    mult = 1
-    for suffix, m in (("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30), ("tb", 1 << 40),
-                      ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40), ("b", 1)):
-        if s.endswith(suffix):
-            s, mult = s[:-len(suffix)], m
-            break
+    """Docker's RAMInBytes (512, 64k, 64m, 1.5g: binary units), as pyrunc's update parses it."""
+    from pyrunc.errors import UsageError
+    from pyrunc.lifecycle.update import ram_in_bytes
     try:
-        v = float(s)
-    except ValueError:
-        raise ContainerError(f"invalid {what}: {spec!r} (a size such as 64m or 1g)") from None
-    if v < 0:
-        raise ContainerError(f"invalid {what}: {spec!r} (negative)")
-    return int(v * mult)
+        n = ram_in_bytes(str(spec), what)
+    except UsageError:
+        n = -2
+    if n < 0:
+        raise ContainerError(f"invalid {what}: {spec!r} (a size such as 64m or 1g)")
+    return n
 
 
 def parse_env(pairs, env_files, lookup=os.environ.get):
