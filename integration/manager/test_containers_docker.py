@@ -360,3 +360,61 @@ def test_top_stats_and_events(tool):
     cp = tool("events", "--since", t0, "--until", until, "--filter", f"container={name}", "--format",
               "{{.Action}}")
     assert cp.stdout.split() == ["create", "start", "top", "kill", "kill", "die", "destroy"], cp
+
+
+def test_exec_details(tool):
+    name = f"exec-{os.getpid()}"
+    tool("run", "-d", "--network", "none", "--name", name, "-e", "A=img", "-w", "/w", IMAGE, "sleep", "60",
+         check=True)
+    cp = tool("exec", "-e", "B=2", "-w", "/tmp", "-u", "nobody", name, "sh", "-c", "echo $A $B $PWD $(id -u)")
+    assert (cp.returncode, cp.stdout) == (0, "img 2 /tmp 65534\n"), cp
+    cp = tool("exec", "-i", name, "cat", input="through stdin\n")
+    assert cp.stdout == "through stdin\n", cp
+    assert tool("exec", name, "cat", input="not read\n").stdout == ""  # no -i: no stdin
+    assert tool("exec", "-d", name, "sh", "-c", "echo detached > /tmp/d").returncode == 0
+    wait_until(lambda: tool("exec", name, "cat", "/tmp/d").stdout == "detached\n", 10, "the detached exec")
+
+
+def test_exec_status_codes_match(both):
+    docker, pyctr = both
+    codes = []
+    for tool in (docker, pyctr):
+        name = f"codes-{os.getpid()}"
+        tool("run", "-d", "--network", "none", "--name", name, IMAGE, "sleep", "60", check=True)
+        try:
+            codes.append([tool("exec", name, *argv).returncode for argv in
+                          (["nosuch"], ["/etc/passwd"], ["/etc"], ["sh", "-c", "exit 42"])])
+            tool("pause", name, check=True)
+            codes[-1].append(tool("exec", name, "true").returncode)
+            tool("unpause", name, check=True)
+            tool("stop", "-t", "0", name, check=True)
+            codes[-1].append(tool("exec", name, "true").returncode)
+        finally:
+            tool("rm", "-f", name)
+    assert codes[0] == codes[1], codes
+
+
+def test_ps_filters_and_prune(tool):
+    pid = os.getpid()
+    tool("run", "--network", "none", "--name", f"f-ok-{pid}", "-l", "role=a", IMAGE, "true", check=True)
+    tool("run", "--network", "none", "--name", f"f-bad-{pid}", "-l", "role=b", IMAGE, "sh", "-c", "exit 3")
+    tool("create", "--network", "none", "--name", f"f-new-{pid}", IMAGE, "true", check=True)
+    tool("run", "-d", "--network", "none", "--name", f"f-up-{pid}", IMAGE, "sleep", "60", check=True)
+
+    def names(*flags):
+        return tool("ps", "-a", "--format", "{{.Names}}", *flags).stdout.split()
+    assert names() == [f"f-up-{pid}", f"f-new-{pid}", f"f-bad-{pid}", f"f-ok-{pid}"]  # newest first
+    assert names("--filter", "status=exited") == [f"f-bad-{pid}", f"f-ok-{pid}"]
+    assert names("--filter", "exited=3") == [f"f-bad-{pid}"]
+    assert names("--filter", "label=role=a") == [f"f-ok-{pid}"]
+    assert names("--filter", "label=role") == [f"f-bad-{pid}", f"f-ok-{pid}"]
+    assert names("--filter", "status=created", "--filter", "status=running") == [f"f-up-{pid}", f"f-new-{pid}"]
+    assert names("--filter", f"name=f-b") == [f"f-bad-{pid}"]
+    assert names("--filter", f"ancestor={IMAGE}", "-n", "2") == [f"f-up-{pid}", f"f-new-{pid}"]
+    assert tool("ps", "-l", "--format", "{{.Names}} {{.State}}").stdout == f"f-up-{pid} running\n"
+    assert len(tool("ps", "-q", "--no-trunc").stdout.strip()) == 64
+    assert tool("ps", "--filter", "bogus=1").returncode != 0
+    cp = tool("container", "prune", "-f")
+    assert cp.returncode == 0 and cp.stdout.startswith("Deleted Containers:\n"), cp
+    assert names() == [f"f-up-{pid}"]
+    assert tool("container", "ls", "-q").stdout.split() == tool("ps", "-q").stdout.split()

@@ -1,7 +1,7 @@
 """`pyctr exec`: the runtime's own exec in the foreground (stdio, and its pty for -t, passed
 through), based on the container's process (its env, user, working directory), as Docker's.
-Status: the process's, 126 when it could not be started (Docker's for any start failure), 127 when
-the command is not found (the runtime's "executable file not found" wording)."""
+Status: the process's, or 126 when it could not be started, found or not (dockerd's code for any
+exec start failure; only `run` tells 127 from 126)."""
 import os
 import subprocess
 import tempfile
@@ -54,11 +54,9 @@ def run(ctx, args, command):
         if code == 255:  # the runtime's own failure, not the process's status
             msg = _last_error(log)
             if msg:
-                from pyctr.container.monitor import exit_code_for
-                mapped = exit_code_for(msg)
                 if args.detach:
                     raise CommandError(f"OCI runtime exec failed: {msg}")
-                return 127 if mapped == 127 else 126
+                return 126
         return code
     finally:
         os.unlink(log)
