@@ -418,3 +418,49 @@ def test_ps_filters_and_prune(tool):
     assert cp.returncode == 0 and cp.stdout.startswith("Deleted Containers:\n"), cp
     assert names() == [f"f-up-{pid}"]
     assert tool("container", "ls", "-q").stdout.split() == tool("ps", "-q").stdout.split()
+
+
+CONFIG_FIELDS = ["Hostname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "Tty", "OpenStdin", "StdinOnce",
+                 "Env", "Cmd", "Image", "WorkingDir", "Entrypoint", "Labels", "StopSignal"]
+HOST_FIELDS = ["RestartPolicy", "AutoRemove", "Privileged", "ReadonlyRootfs", "NetworkMode", "Memory", "NanoCpus",
+               "CapAdd", "CapDrop", "Binds"]
+
+
+def _shape(info):
+    """What scripts read from `inspect`, with what differs by nature (ids, times, pids) masked."""
+    cfg = {k: info["Config"].get(k) for k in CONFIG_FIELDS}
+    cfg["Hostname"] = len(cfg["Hostname"])
+    cfg["Env"] = [e for e in cfg["Env"] if not e.startswith("HOSTNAME=")]
+    st = dict(info["State"])
+    for k in ("StartedAt", "FinishedAt"):
+        st[k] = st[k].startswith("0001-")
+    st["Pid"] = st["Pid"] > 0
+    return {"keys": sorted(info), "state_keys": sorted(info["State"]), "State": st, "Config": cfg,
+            "HostConfig": {k: info["HostConfig"].get(k) for k in HOST_FIELDS}, "Name": info["Name"],
+            "Path": info["Path"], "Args": info["Args"], "RestartCount": info["RestartCount"],
+            "Mounts": [(m["Type"], m["Source"], m["Destination"], m["RW"]) for m in info["Mounts"]],
+            "Image": info["Image"].startswith("sha256:")}
+
+
+def test_inspect_matches_docker(both, tmp_path):
+    docker, pyctr = both
+    src = str(tmp_path)
+    shapes = []
+    for tool in (docker, pyctr):
+        name = f"insp-{os.getpid()}"
+        created = ["create", "--network", "none", "--name", name, "-t", "-i", "-e", "K=V", "-u", "1:2",
+                   "-w", "/srv", "-l", "x=y", "--read-only", "--cap-add", "NET_ADMIN",
+                   "--cap-drop", "MKNOD", "-m", "32m", "--cpus", "0.25", "--stop-signal", "SIGINT",
+                   "-v", f"{src}:/data:ro", "--entrypoint", "sh", IMAGE, "-c", "exit 4"]
+        try:
+            tool(*created, check=True)
+            one = _shape(tool.inspect(name))
+            tool("start", name, check=True)
+            assert tool("wait", name).stdout == "4\n"
+            two = _shape(tool.inspect(name))
+            shapes.append((one, two))
+        finally:
+            tool("rm", "-f", name)
+    for d, p in zip(shapes[0], shapes[1]):
+        for key in d:
+            assert p[key] == d[key], f"{key}: docker {d[key]!r}, pyctr {p[key]!r}"

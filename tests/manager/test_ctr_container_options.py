@@ -41,6 +41,8 @@ def test_docker_rules():
                        "on-failure:3", "img", image_config={"Cmd": ["sh"], "Env": ["A=0", "B=2"]})
     assert host["PidsLimit"] is None and host["NanoCpus"] == 1500000000 and host["Memory"] == 64 << 20
     assert cfg["Env"] == ["A=1", "B=2"]
+    cfg, _ = _build("-e", "C=3", "-e", "A=1", "img", image_config={"Cmd": ["sh"], "Env": ["A=0", "B=2"]})
+    assert cfg["Env"] == ["C=3", "A=1", "B=2"]  # dockerd's order: the user's, then the image's left
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     cfg, _ = _build("--entrypoint", "/bin/echo", "img", image_config={"Entrypoint": ["x"], "Cmd": ["y"]})
     assert (cfg["Entrypoint"], cfg["Cmd"]) == (["/bin/echo"], None)  # a new entrypoint drops the image's Cmd

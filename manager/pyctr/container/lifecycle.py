@@ -109,7 +109,7 @@ def start(ctx, cid, before_start=None):
             return rec, False
         if st.status == "paused":
             raise CommandError(f"cannot start a paused container, try unpause instead")
-        release(ctx, rec, rt)
+        settle(ctx, rec, rt)  # a previous run's exit recorded (and its leftovers freed) first
         try:
             _start(ctx, rec, rt, before_start)
         except BaseException as e:
@@ -277,10 +277,7 @@ def settle(ctx, rec, rt):
         rec["FinishedAt"] = now_rfc3339(st.finished_at)
         rec["LastRun"] = rec["Run"]
         rec["Run"] = None
-        try:
-            os.unlink(ctx.containers.path(rec["Id"], "exit"))
-        except FileNotFoundError:
-            pass
+        # the exit file stays (readers holding the old record still find it); the next start removes it
         ctx.containers.save(rec)
         events.emit(ctx, "die", rec, exitCode=st.exit_code)
     return state.derive(ctx.containers, rec, rt)
@@ -322,17 +319,21 @@ def cleanup(ctx, cid):
         return
 
 
-def _restart_delay(rec, st, ran_for):
+def will_restart(rec, exit_code):
+    """Docker's restart manager: does this exit start the container again?"""
     policy = rec["HostConfig"].get("RestartPolicy") or {}
     name = policy.get("Name") or "no"
     if name == "no" or rec.get("ManuallyStopped"):
-        return None
+        return False
     if name == "on-failure":
-        if st.exit_code == 0:
-            return None
         n = policy.get("MaximumRetryCount") or 0
-        if n and rec.get("RestartCount", 0) >= n:
-            return None
+        return exit_code != 0 and not (n and rec.get("RestartCount", 0) >= n)
+    return True
+
+
+def _restart_delay(rec, st, ran_for):
+    if not will_restart(rec, st.exit_code):
+        return None
     delay = rec.get("RestartDelay") or 0
     delay = BACKOFF_START if ran_for >= BACKOFF_RESET or not delay else min(delay * 2, BACKOFF_MAX)
     rec["RestartDelay"] = delay
@@ -415,7 +416,7 @@ def sweep(ctx, recs_states):
                         rootfs.remove_layer(ctx.images, name)
                     shutil.rmtree(cs.dir(name), ignore_errors=True)
     for rec, st in recs_states:
-        if rec.get("Run") and st.status == "exited" and not _cleanup_pending(rec):
+        if rec.get("Run") and st.status == "exited" and not cleanup_pending(rec):
             with cs.container_lock(rec["Id"]):
                 try:
                     fresh = cs.load(rec["Id"])
@@ -425,7 +426,7 @@ def sweep(ctx, recs_states):
                     settle(ctx, fresh, ctx.runtime(fresh))
 
 
-def _cleanup_pending(rec):
+def cleanup_pending(rec):
     """The monitor's exit command may still be on its way (it runs right after the exit file is
     written): leave the container to it for a few seconds."""
     try:

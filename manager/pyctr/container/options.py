@@ -66,6 +66,15 @@ def parse_env(pairs, env_files, lookup=os.environ.get):
     return env
 
 
+def config_env(image_env, user_env):
+    """dockerd's merge of the image's Env into the container's Config.Env: the user's variables
+    first, then the image's that the user did not set."""
+    if not user_env:
+        return list(image_env)
+    keys = {e.partition("=")[0] for e in user_env}
+    return list(user_env) + [e for e in image_env if e.partition("=")[0] not in keys]
+
+
 def merge_env(image_env, env):
     """Image Env overridden key by key by the container's."""
     keys = {e.partition("=")[0]: i for i, e in enumerate(image_env)}
@@ -274,7 +283,7 @@ def build(args, image_ref, image_id, image_config):
         cmd = command or icfg.get("Cmd")
     if not (entrypoint or cmd):
         raise ContainerError("no command specified")
-    env = merge_env(list(icfg.get("Env") or []), parse_env(args.env, args.env_file))
+    env = config_env(list(icfg.get("Env") or []), parse_env(args.env, args.env_file))
     labels = dict(icfg.get("Labels") or {})
     labels.update(parse_labels(args.label))
     stop_signal = args.stop_signal or icfg.get("StopSignal") or ""

@@ -71,8 +71,21 @@ def frozen(cid):
     return False
 
 
-def derive(store, rec, runtime=None):
+def derive(store, rec, runtime=None, _again=True):
     """runtime: a Runtime (runtime.py), asked only when the monitor is gone without an exit file."""
+    st = _derive(store, rec, runtime)
+    if _again and st.status == "exited" and st.exit_code == LOST_EXIT and rec.get("Run"):
+        # the record may have changed since it was read (settled, or restarted): read it again
+        try:
+            fresh = store.load(rec["Id"])
+        except Exception:  # removed meanwhile: what was seen stands
+            return st
+        if fresh.get("Run") != rec.get("Run"):
+            return derive(store, fresh, runtime, _again=False)
+    return st
+
+
+def _derive(store, rec, runtime):
     cid = rec["Id"]
     run = rec.get("Run")
     restarting = rec.get("Restarting")
