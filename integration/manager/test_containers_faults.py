@@ -114,3 +114,26 @@ def test_killed_create_and_rm_and_unmonitored_exit_are_swept_by_ps(p):
     assert p("mounts").stdout == ""
     assert not [n for n in os.listdir(os.path.join(p.root, "containers")) if len(n) >= 64], \
         json.dumps(os.listdir(os.path.join(p.root, "containers")))
+
+
+@pytest.mark.parametrize("verb", [["stop", "-t", "1"], ["rm", "-f"], ["restart", "-t", "0"]])
+def test_sigkill_of_pyctr_during_stop_rm_restart(p, verb):
+    """pyctr killed at several points of stop, rm -f, restart: the next command sees the truth
+    (no container both gone and running, no lock held) and rm -f removes everything."""
+    for delay in (0.01, 0.05, 0.1, 0.2):
+        cid = p("run", "-d", IMAGE, "sleep", "60", check=True).stdout.strip()
+        proc = popen(p, *verb, cid)
+        time.sleep(delay)
+        proc.kill()
+        proc.communicate()
+        cp = p("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}")
+        assert cp.returncode == 0, cp
+        rows = dict(line.split() for line in cp.stdout.splitlines())
+        if cid in rows:
+            running = rows[cid] == "running"
+            pid = p.inspect(cid)["State"]["Pid"]
+            assert running == (pid > 0 and os.path.exists(f"/proc/{pid}")), (rows, pid)
+            assert p("rm", "-f", cid).returncode == 0
+        else:
+            assert "No such container" in p("rm", "-f", cid).stderr
+    assert p("ps", "-aq").stdout == ""
