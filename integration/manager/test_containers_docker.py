@@ -464,3 +464,28 @@ def test_inspect_matches_docker(both, tmp_path):
     for d, p in zip(shapes[0], shapes[1]):
         for key in d:
             assert p[key] == d[key], f"{key}: docker {d[key]!r}, pyctr {p[key]!r}"
+
+
+def test_network_container_joins_the_other_netns(tool):
+    name = f"net-{os.getpid()}"
+    tool("run", "-d", "--network", "none", "--name", name, IMAGE, "sleep", "60", check=True)
+    theirs = tool("exec", name, "readlink", "/proc/self/ns/net").stdout
+    mine = tool("run", "--rm", "--network", f"container:{name}", IMAGE, "readlink", "/proc/self/ns/net").stdout
+    other = tool("run", "--rm", "--network", "none", IMAGE, "readlink", "/proc/self/ns/net").stdout
+    assert theirs.startswith("net:[") and mine == theirs and other != theirs
+
+
+def test_runtime_by_path(pyctr_store):
+    """--runtime takes any runc-compatible binary (here runc itself) for run, exec and stop."""
+    p = pyctr_store
+    cid = p("run", "-d", "--runtime", "/usr/sbin/runc", IMAGE, "sleep", "60", check=True).stdout.strip()
+    try:
+        assert p("exec", cid, "echo", "via runc").stdout == "via runc\n"
+        assert p.inspect(cid)["HostConfig"]["Runtime"] == "/usr/sbin/runc"
+        assert p("stop", "-t", "0", cid).returncode == 0
+        assert p("start", cid).returncode == 0
+    finally:
+        p("rm", "-f", cid)
+    cp = p("run", "--rm", "--runtime", "/nonexistent/runc", IMAGE, "true")
+    assert cp.returncode == 125 and "/nonexistent/runc" in cp.stderr, cp
+    assert p("ps", "-aq").stdout == ""

@@ -105,6 +105,8 @@ def _attached_run(ctx, cid, stdin, tty, auto_remove, sig_proxy=True):
         if auto_remove:
             lifecycle.remove(ctx, cid, force=True, volumes=True)
         raise
+    if "s" not in box:  # it was running already (start -a): attach to it as it is
+        box["s"] = attach.Session(ctx, cid, stdin, tty, ctx.containers.load(cid).get("DetachKeys"))
     restore = _proxy_signals(ctx, cid) if sig_proxy and not tty else None
     try:
         finished = box["s"].relay()

@@ -40,6 +40,13 @@ class Context:
         from pyctr.container.runtime import sibling
         return sibling(name)
 
-    def runtime(self, rec):
+    def runtime(self, rec, for_removal=False):
+        """The container's runtime; for_removal: pyrunc if that one is gone (rm must still work)."""
+        from pyctr.container.errors import ContainerError
         from pyctr.container.runtime import Runtime, resolve
-        return Runtime(resolve(rec["HostConfig"].get("Runtime")), self.runtime_root)
+        try:
+            return Runtime(resolve(rec["HostConfig"].get("Runtime")), self.runtime_root)
+        except ContainerError:
+            if not for_removal:
+                raise
+            return Runtime(resolve("pyrunc"), self.runtime_root)

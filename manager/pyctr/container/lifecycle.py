@@ -347,7 +347,7 @@ def remove(ctx, cid, force=False, volumes=False):
             rec = cs.load(cid)
         except NoSuchContainer:
             return None
-        rt = ctx.runtime(rec)
+        rt = ctx.runtime(rec, for_removal=True)
         _cancel_restart(ctx, rec)
         st = state.derive(cs, rec, rt)
         if st.running:
@@ -423,7 +423,7 @@ def sweep(ctx, recs_states):
                 except NoSuchContainer:
                     continue
                 if fresh.get("Run"):
-                    settle(ctx, fresh, ctx.runtime(fresh))
+                    settle(ctx, fresh, ctx.runtime(fresh, for_removal=True))
 
 
 def cleanup_pending(rec):

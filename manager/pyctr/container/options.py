@@ -338,10 +338,9 @@ def build(args, image_ref, image_id, image_config):
     if dup:
         raise ContainerError(f"Duplicate mount point: {dup}")
     net = network_mode(args.network)
-    if args.runtime and not os.path.isabs(args.runtime):
-        import shutil
-        if not shutil.which(args.runtime):
-            raise ContainerError(f"unknown or invalid runtime name: {args.runtime}")
+    if args.runtime:
+        from pyctr.container.runtime import resolve
+        resolve(args.runtime)  # a clear error now, before anything is made
     host = {
         "Binds": list(args.volume) or None, "NetworkMode": net,
         "RestartPolicy": parse_restart(args.restart) if args.restart else {"Name": "no", "MaximumRetryCount": 0},
