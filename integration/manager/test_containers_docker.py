@@ -409,7 +409,7 @@ def test_ps_filters_and_prune(tool):
     assert names("--filter", "label=role=a") == [f"f-ok-{pid}"]
     assert names("--filter", "label=role") == [f"f-bad-{pid}", f"f-ok-{pid}"]
     assert names("--filter", "status=created", "--filter", "status=running") == [f"f-up-{pid}", f"f-new-{pid}"]
-    assert names("--filter", f"name=f-b") == [f"f-bad-{pid}"]
+    assert names("--filter", "name=f-b") == [f"f-bad-{pid}"]
     assert names("--filter", f"ancestor={IMAGE}", "-n", "2") == [f"f-up-{pid}", f"f-new-{pid}"]
     assert tool("ps", "-l", "--format", "{{.Names}} {{.State}}").stdout == f"f-up-{pid} running\n"
     assert len(tool("ps", "-q", "--no-trunc").stdout.strip()) == 64

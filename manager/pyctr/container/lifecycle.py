@@ -108,7 +108,7 @@ def start(ctx, cid, before_start=None):
         if st.status in ("running", "restarting"):
             return rec, False
         if st.status == "paused":
-            raise CommandError(f"cannot start a paused container, try unpause instead")
+            raise CommandError("cannot start a paused container, try unpause instead")
         settle(ctx, rec, rt)  # a previous run's exit recorded (and its leftovers freed) first
         try:
             _start(ctx, rec, rt, before_start)
@@ -380,7 +380,7 @@ def rename(ctx, ref, new):
         rec = cs.load(cid)
         old = rec["Name"]
         if new.lstrip("/") == old:
-            raise CommandError(f"Renaming a container with the same name as its current name")
+            raise CommandError("Renaming a container with the same name as its current name")
         with cs.lock:
             cs.reserve_name(new.lstrip("/"), cid)
             rec["Name"] = new.lstrip("/")

@@ -105,7 +105,7 @@ def parse_restart(spec):
     if name not in ("no", "always", "unless-stopped", "on-failure"):
         raise ContainerError(f"invalid restart policy: {spec}")
     if count and name != "on-failure":
-        raise ContainerError(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        raise ContainerError("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     try:
         n = int(count) if count else 0
     except ValueError:
