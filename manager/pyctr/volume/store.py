@@ -40,11 +40,16 @@ def _write_json(path, obj):
 
 
 class VolumeStore:
-    def __init__(self, root, users=None):
+    def __init__(self, root, users=None, guard=None):
+        """users() -> {volume name: [container ids]}; guard: a lock held around rm and prune so that
+        no container takes a volume between the check and the removal (the container store's: a
+        create holds it from volume lookup to record)."""
+        import contextlib
         self.root = os.path.abspath(root)
         self.base = os.path.join(self.root, "volumes")
         os.makedirs(self.base, mode=0o701, exist_ok=True)
         self.users = users or dict
+        self.guard = guard or contextlib.nullcontext()
         from pyctr.container.store import Lock
         self._lock = Lock(os.path.join(self.base, "lock"))
 
@@ -146,7 +151,7 @@ class VolumeStore:
     def remove(self, name, force=False):
         """Docker's `volume rm`: in use -> refused even with force; force only silences a missing
         volume."""
-        with self:
+        with self.guard, self:
             try:
                 self.get(name, "get")
             except NoSuchVolume:
@@ -170,7 +175,7 @@ class VolumeStore:
         -a for scripts written for 23+). Returns ([names removed], bytes reclaimed)."""
         by_key = parse_filters(filters, allowed=("label", "label!"))
         removed, reclaimed = [], 0
-        with self:
+        with self.guard, self:
             users = self.users()
             for name in self.names():
                 try:
