@@ -64,18 +64,19 @@ class Pyctr:
     def inspect(self, name):
         return json.loads(self("inspect", name, check=True).stdout)[0]
 
-    def _container_ids_ever(self):
-        """Every container id this store's event log names (created here, removed or not)."""
+    def argv(self, *args):
+        return [PYCTR, "--root", self.root, "--runroot", self.runroot, *args], None
+
+    def container_ids(self):
+        """Every container this store ever created (its event log), for the cgroup check: other
+        stores' containers may run meanwhile."""
         ids = set()
-        try:
-            with open(os.path.join(self.root, "containers", "events.log")) as f:
-                for line in f:
-                    try:
-                        ids.add(json.loads(line).get("id"))
-                    except ValueError:
-                        continue
-        except FileNotFoundError:
-            pass
+        for name in ("events.log.1", "events.log"):
+            try:
+                with open(os.path.join(self.root, "containers", name)) as f:
+                    ids.update(json.loads(line)["id"] for line in f if line.strip())
+            except (OSError, ValueError, KeyError):
+                continue
         return ids
 
     def leftovers(self):
@@ -97,18 +98,16 @@ class Pyctr:
         rt = os.path.join(self.runroot, "runtime")
         if os.path.isdir(rt) and os.listdir(rt):
             problems.append(f"runtime state {os.listdir(rt)}")
-        ours = self._container_ids_ever()
+        ours = self.container_ids()
         for ctrl in os.listdir("/sys/fs/cgroup"):
-            for d in (f"/sys/fs/cgroup/{ctrl}/pyctr",):
-                # only this store's containers: other pyctr stores (other tests, other people's
-                # containers) share the pyctr/ parent
-                left = [n for n in os.listdir(d) if n in ours] if os.path.isdir(d) else []
-                if left:
-                    problems.append(f"cgroup {d}: {left}")
-                try:
-                    os.rmdir(d)  # the parent the runtime made (fails, harmlessly, while anyone uses it)
-                except OSError:
-                    pass
+            d = f"/sys/fs/cgroup/{ctrl}/pyctr"
+            left = sorted(ours & set(os.listdir(d))) if os.path.isdir(d) else []
+            if left:
+                problems.append(f"cgroups {d}/{left}")
+            try:
+                os.rmdir(d)  # the parent the runtime made (fails, harmlessly, while anyone uses it)
+            except OSError:
+                pass
         return problems
 
 
@@ -140,3 +139,51 @@ def private_pyctr(archive, prefix):
         problems = p.leftovers()
         shutil.rmtree(base, ignore_errors=True)
         assert not problems, f"pyctr leftovers: {problems}"
+
+
+def on_pty(argv, env, steps, timeout=30):
+    """Run argv on a new pty; steps: (text to wait for in the output, bytes to type then).
+    Returns (all output, exit status)."""
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env or dict(os.environ))
+        finally:
+            os._exit(127)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        for want, typed in steps + [(None, None)]:
+            while want is not None and want.encode() not in out:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no {want!r} in the pty output: {out!r}")
+                if select.select([fd], [], [], 0.1)[0]:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            if typed:
+                os.write(fd, typed)
+        status = None
+        while status is None and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                    continue
+                except OSError:  # EIO: every holder of the pty's other end is gone
+                    pass
+            done, st = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(st)
+        if status is None:
+            raise AssertionError(f"{argv[:6]} did not exit; output: {out!r}")
+        return out.decode(errors="replace"), status
+    finally:
+        os.close(fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # exited and collected above

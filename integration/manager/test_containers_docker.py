@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from integration.helpers.runtime import describe, execute
-from integration.manager.containers import IMAGE, Pyctr, build_image_archive, private_pyctr, wait_until
+from integration.manager.containers import IMAGE, Pyctr, build_image_archive, on_pty, private_pyctr, wait_until
 from integration.peers.test_docker import Dockerd
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -36,6 +36,10 @@ class DockerCli:
 
     def inspect(self, name):
         return self.d.inspect(name)
+
+    def argv(self, *args):
+        return [self.d.client, "-H", f"unix://{self.d.sock}", *args], \
+            dict(os.environ, DOCKER_CONFIG=os.path.join(self.d.base, "client"))
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +238,17 @@ def test_detached_rm_removes_at_exit(tool):
     monitor's exit command does it)."""
     cid = tool("run", "-d", "--rm", "--network", "none", IMAGE, "sleep", "0.3", check=True).stdout.strip()
     wait_until(lambda: cid[:12] not in tool("ps", "-aq").stdout, 30, "the removal")
+
+
+def test_interactive_tty_detach_and_attach(tool):
+    """run -it on a real pty: a terminal inside, ctrl-p ctrl-q detaches (status 0, the container
+    runs on, its stdin still open), attach types into it again, and returns its status."""
+    name = f"tty-{os.getpid()}"
+    argv, env = tool.argv("run", "-it", "--network", "none", "--name", name, IMAGE, "sh")
+    out, status = on_pty(argv, env, [("#", b"tty; echo $((6*7))\r"), ("42", b"\x10\x11")])
+    assert status == 0 and "/dev/pts/0" in out, out
+    assert tool.inspect(name)["State"]["Running"]
+    argv, env = tool.argv("attach", name)
+    out, status = on_pty(argv, env, [(None, b"echo again-$((1+1))\r"), ("again-2", b"exit 3\r")])
+    assert status == 3, out
+    assert tool.inspect(name)["State"]["ExitCode"] == 3

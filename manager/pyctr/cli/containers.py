@@ -66,6 +66,8 @@ def cmd_run(args):
     ctx = _ctx(args)
     rec = lifecycle.create(ctx, args, _command(args))
     cid = rec["Id"]
+    if args.detach_keys is not None:  # the monitor watches for them, for every attach to come
+        rec = lifecycle.set_detach_keys(ctx, cid, args.detach_keys)
     if args.detach:
         try:
             lifecycle.start(ctx, cid)
@@ -93,7 +95,7 @@ def _attached_run(ctx, cid, stdin, tty, auto_remove, sig_proxy=True):
     box = {}
 
     def connect(rec):
-        box["s"] = attach.Session(ctx, rec["Id"], stdin, tty)
+        box["s"] = attach.Session(ctx, rec["Id"], stdin, tty, rec.get("DetachKeys"))
 
     try:
         lifecycle.start(ctx, cid, before_start=connect)
@@ -290,7 +292,11 @@ def cmd_attach(args):
     rec = ctx.containers.load(cid)
     if state.derive(ctx.containers, rec).status not in ("running", "paused"):
         raise PyctrError("You cannot attach to a stopped container, start it first")
-    s = attach.Session(ctx, cid, not args.no_stdin and rec["Config"].get("OpenStdin"), rec["Config"].get("Tty"))
+    if args.detach_keys is not None and args.detach_keys != rec.get("DetachKeys", args.detach_keys):
+        raise PyctrError("--detach-keys: the container watches for the keys given to `run --detach-keys` "
+                         f"({rec.get('DetachKeys')!r}); pyctr cannot change them while it runs")
+    s = attach.Session(ctx, cid, not args.no_stdin and rec["Config"].get("OpenStdin"), rec["Config"].get("Tty"),
+                       rec.get("DetachKeys"))
     if not s.relay():
         return 0
     return _wait_code(ctx, cid)

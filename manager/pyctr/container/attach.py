@@ -44,8 +44,11 @@ def _winsize(ctx, cid, fd):
 class Session:
     """Connected before the container's process starts, so nothing it writes is missed."""
 
-    def __init__(self, ctx, cid, stdin, tty):
+    def __init__(self, ctx, cid, stdin, tty, detach_keys=None):
+        from pyrunc_shim.attachproto import DEFAULT_DETACH_KEYS, parse_detach_keys
         self.ctx, self.cid, self.tty = ctx, cid, tty
+        keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
+        self.keys = parse_detach_keys(keys)
         self.out = connect(ctx, cid)
         self.inp = connect(ctx, cid) if stdin else None
         self.detached = False
@@ -58,7 +61,7 @@ class Session:
             import termios
             import tty
             old_term = termios.tcgetattr(in_fd)
-            tty.setraw(in_fd)
+            tty.setraw(in_fd, termios.TCSANOW)  # keep what was typed before the attach
             _winsize(self.ctx, self.cid, in_fd)
             signal.signal(signal.SIGWINCH, lambda *_: _winsize(self.ctx, self.cid, in_fd))
         try:
@@ -85,6 +88,8 @@ class Session:
                 except OSError:
                     pkt = b""
                 if not pkt:
+                    self.out.close()
+                    self.out = None
                     return True
                 dst = outs.get(pkt[0])
                 if dst is not None:
@@ -116,6 +121,14 @@ class Session:
                     self.inp = None
 
     def close(self):
+        """Leave without ending the container's stdin: the monitor takes a connection's close as
+        the end of stdin unless the connection detached, so the output connection, which carried
+        no input, detaches first (with the monitor's detach keys)."""
+        if self.out is not None and self.keys:
+            try:
+                self.out.send(self.keys)
+            except OSError:
+                pass
         for s in (self.out, self.inp):
             if s is not None:
                 s.close()

@@ -168,7 +168,8 @@ def release(ctx, rec, rt):
     run = rec.get("Run") or {}
     if state.alive(run.get("MonitorPid"), run.get("MonitorStart")):
         os.kill(run["MonitorPid"], signal.SIGKILL)  # its container goes with the runtime delete below
-    rt.delete(rec["Id"])
+    if os.path.exists(os.path.join(rt.root, rec["Id"])):  # runc-style runtimes keep <root>/<id>
+        rt.delete(rec["Id"])
     m = ctx.images.layerdb.get_mount(rootfs.mount_name(rec["Id"]))
     if m:
         rootfs.unmount(m["target"])
@@ -383,3 +384,12 @@ def rename(ctx, ref, new):
             cs.save(rec)
             cs.release_name(old, cid)
     events.emit(ctx, "rename", rec, oldName="/" + old)
+
+
+def set_detach_keys(ctx, cid, keys):
+    cs = ctx.containers
+    with cs.container_lock(cid):
+        rec = cs.load(cid)
+        rec["DetachKeys"] = keys
+        cs.save(rec)
+    return rec

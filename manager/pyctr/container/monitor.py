@@ -48,6 +48,8 @@ def argv(ctx, rec, runtime_binary, short_logs=False):
         a.append("-t")
     if cfg.get("OpenStdin"):
         a.append("-i")
+    if rec.get("DetachKeys") is not None:
+        a += ["--detach-keys", rec["DetachKeys"]]
     return a
 
 
