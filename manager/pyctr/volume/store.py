@@ -287,6 +287,14 @@ def parse_filters(filters, allowed=FILTERS):
     return by_key
 
 
+def _regex_match(term, name):
+    """Docker's filters.Match: the term is a regular expression searched in the name."""
+    try:
+        return re.search(term, name) is not None
+    except re.error:
+        return False
+
+
 def _label_match(labels, term):
     k, sep, v = term.partition("=")
     return k in labels and (not sep or labels[k] == v)
@@ -299,7 +307,7 @@ def _matches(vol, by_key, users):
             if not any((value.lower() in ("true", "1")) == (not users.get(vol["Name"])) for value in values):
                 return False
         elif key == "name":
-            if not any(v in vol["Name"] for v in values):
+            if not any(_regex_match(v, vol["Name"]) for v in values):
                 return False
         elif key == "driver":
             if not any(v == vol["Driver"] for v in values):
