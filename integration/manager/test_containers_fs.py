@@ -257,3 +257,39 @@ def test_deep_tree_diff_export_commit(pyctr_store, tmp_path):  # noqa: F811
         p("image", "prune")
         assert not any(n for n in os.listdir(os.path.join(p.root, "overlay2")) if n != "l"
                        and os.path.isdir(os.path.join(p.root, "overlay2", n, "diff", "d", "d")))
+
+
+@pytest.mark.parametrize("victim", ["pyctr", "group"])
+def test_sigkill_during_cp_into_a_stopped_container(pyctr_store, victim):  # noqa: F811
+    """pyctr (or pyctr and its helper) killed mid-copy: no mount anywhere, the container's lock is
+    free (it starts), what was copied is a prefix of the stream, rm removes all."""
+    import signal
+    import subprocess
+    import time
+    from integration.helpers import mountinfo
+    p = pyctr_store
+    name = _name("kill")
+    assert p("create", "--network", "none", "--name", name, IMAGE, "sleep", "600").returncode == 0
+    proc = subprocess.Popen(_argv(p) + ["cp", "-", f"{name}:/tmp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        info = tarfile.TarInfo("big")
+        info.size = 64 << 20
+        proc.stdin.write(info.tobuf(format=tarfile.PAX_FORMAT) + b"\0" * (1 << 20))
+        proc.stdin.flush()
+        time.sleep(0.5)   # the helper has mounted the container and is writing
+        if victim == "pyctr":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdin.close()   # a helper left alone sees the end of its stream and gives up
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    from integration.manager.containers import wait_until
+    wait_until(lambda: p("start", name).returncode == 0, timeout=30, what="the container's lock")
+    assert p("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
+    assert not [m for m in mountinfo.read() if m.mount_point.startswith(p.root) and "/view" in m.mount_point]
+    assert p("rm", "-f", name).returncode == 0
