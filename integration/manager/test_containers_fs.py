@@ -291,5 +291,5 @@ def test_sigkill_during_cp_into_a_stopped_container(pyctr_store, victim):  # noq
     from integration.manager.containers import wait_until
     wait_until(lambda: p("start", name).returncode == 0, timeout=30, what="the container's lock")
     assert p("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
-    assert not [m for m in mountinfo.read() if m.mount_point.startswith(p.root) and "/view" in m.mount_point]
+    assert not [m for m in mountinfo.read() if m.mount_point.startswith(p.root) and "/view-" in m.mount_point]
     assert p("rm", "-f", name).returncode == 0
