@@ -40,7 +40,8 @@ def cmd_ls(args):
     from pyctr.container.formatter import format_rows
     vols = store(args).list(args.filter)
     fmt = "{{.Name}}" if args.quiet else (args.format or LS_TABLE)
-    sys.stdout.write(format_rows(fmt, [ls_row(v) for v in vols], LS_HEADERS, default_table=LS_TABLE))
+    sys.stdout.write(format_rows(fmt, [ls_row(v) for v in vols], LS_HEADERS, default_table=LS_TABLE,
+                                 go_type="*formatter.volumeContext"))
 
 
 def cmd_inspect(args):
