@@ -95,6 +95,9 @@ class Pyctr:
             if m.mount_point.startswith((self.root, self.runroot)):
                 problems.append(f"mount {m.mount_point}")
                 execute(["umount", "-l", m.mount_point])
+        layers = self("mounts").stdout.strip()
+        if layers:
+            problems.append(f"container layers {layers.splitlines()}")
         rt = os.path.join(self.runroot, "runtime")
         if os.path.isdir(rt) and os.listdir(rt):
             problems.append(f"runtime state {os.listdir(rt)}")

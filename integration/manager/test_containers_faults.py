@@ -89,3 +89,28 @@ def _rmdir(d):
         return True
     except OSError:
         return False
+
+
+def test_killed_create_and_rm_and_unmonitored_exit_are_swept_by_ps(p):
+    """What killed commands leave, `ps` cleans: a create killed before its record (layer and
+    directory), a removal killed after its rename, a container that exited with its monitor
+    and cleanup gone (its rootfs stays mounted until then)."""
+    import json
+    for delay in (0.02, 0.05, 0.08, 0.12):
+        proc = popen(p, "create", IMAGE, "true")
+        time.sleep(delay)
+        proc.kill()
+        proc.communicate()
+    cid = p("run", "-d", IMAGE, "sh", "-c", "sleep 0.5", check=True).stdout.strip()
+    os.kill(_monitor(p, cid), signal.SIGKILL)  # nobody will write its exit file or clean up
+    wait_until(lambda: not p.inspect(cid)["State"]["Running"], 10, "the exit")
+    rootfs = os.path.join(p.root, "containers", cid, "bundle", "rootfs")
+    p("ps", "-a", check=True)
+    with open("/proc/self/mountinfo") as f:
+        assert rootfs not in f.read()
+    assert p.inspect(cid)["State"]["ExitCode"] == 255  # no exit file: Docker's code for a lost exit
+    ids = p("ps", "-aq", "--no-trunc").stdout.split()
+    assert p("rm", "-f", *ids).returncode == 0
+    assert p("mounts").stdout == ""
+    assert not [n for n in os.listdir(os.path.join(p.root, "containers")) if len(n) >= 64], \
+        json.dumps(os.listdir(os.path.join(p.root, "containers")))

@@ -393,3 +393,40 @@ def set_detach_keys(ctx, cid, keys):
         rec["DetachKeys"] = keys
         cs.save(rec)
     return rec
+
+
+def sweep(ctx, recs_states):
+    """What killed commands left, seen by the next `ps`: a create killed before its record was
+    written (a directory without record.json: its layer and directory go; create holds the store
+    lock throughout, so one in progress is never mistaken for one killed), a removal killed after
+    its rename (<id>.removing), and containers that exited while nobody cleaned up after them
+    (their monitor or its exit command killed): unmounted and released, as cleanup would."""
+    from pyctr.container.names import HEX64
+    cs = ctx.containers
+    for name in os.listdir(cs.base):
+        if name.endswith(".removing"):
+            shutil.rmtree(os.path.join(cs.base, name), ignore_errors=True)
+        elif HEX64.match(name) and not os.path.exists(cs.path(name, "record.json")):
+            with cs.lock:
+                if os.path.isdir(cs.dir(name)) and not os.path.exists(cs.path(name, "record.json")):
+                    with ctx.images:
+                        rootfs.remove_layer(ctx.images, name)
+                    shutil.rmtree(cs.dir(name), ignore_errors=True)
+    for rec, st in recs_states:
+        if rec.get("Run") and st.status == "exited" and not _cleanup_pending(rec):
+            with cs.container_lock(rec["Id"]):
+                try:
+                    fresh = cs.load(rec["Id"])
+                except NoSuchContainer:
+                    continue
+                if fresh.get("Run"):
+                    settle(ctx, fresh, ctx.runtime(fresh))
+
+
+def _cleanup_pending(rec):
+    """The monitor's exit command may still be on its way (it runs right after the exit file is
+    written): leave the container to it for a few seconds."""
+    try:
+        return time.time() - os.stat(os.path.join(os.path.dirname(rec["LogPath"]), "exit")).st_mtime < 5
+    except OSError:
+        return False

@@ -144,8 +144,10 @@ def ps(ctx, args):
     recs = sorted(cs.all(), key=lambda r: r["Created"], reverse=True)
     show_all = args.all or args.latest or args.last > 0
     rows = []
-    for rec in recs:
-        st = _state.derive(cs, rec)
+    states = [(rec, _state.derive(cs, rec)) for rec in recs]
+    from pyctr.container.lifecycle import sweep
+    sweep(ctx, states)
+    for rec, st in states:
         if not show_all and not st.running and not any(f.startswith("status=") for f in args.filter):
             continue
         if not _matches(rec, st, args.filter):
