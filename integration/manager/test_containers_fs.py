@@ -214,3 +214,82 @@ def test_volumes(tool):
     assert info == f"{vol} local local map[]\n"
     ls = tool("volume", "ls", "--filter", f"name={vol}").stdout
     assert ls == f"DRIVER    VOLUME NAME\nlocal     {vol}\n"
+
+
+def test_commit_pauses_a_running_container_and_resumes_it(tool):
+    name = _name("live")
+    assert tool("run", "-d", "--network", "none", "--name", name, IMAGE, "sh", "-c",
+                "echo live > /state; sleep 600").returncode == 0
+    from integration.manager.containers import wait_until
+    wait_until(lambda: tool("exec", name, "cat", "/state").stdout == "live\n", what="the file")
+    image = f"h15-live-{uuid.uuid4().hex[:8]}"
+    tool.made.append(image)
+    cp = tool("commit", name, image)
+    assert cp.returncode == 0, cp
+    assert tool("inspect", "-f", "{{.State.Status}}", name).stdout == "running\n"
+    assert tool("run", "--rm", "--network", "none", image, "cat", "/state").stdout == "live\n"
+    cp = tool("commit", "--pause=false", name)
+    assert cp.returncode == 0 and cp.stdout.startswith("sha256:"), cp
+    tool.made.append(cp.stdout.strip())
+
+
+def test_deep_tree_diff_export_commit(pyctr_store, tmp_path):  # noqa: F811
+    """1200 directory levels made inside a container: diff, export, cp and commit handle them."""
+    p = pyctr_store
+    name = _name("deep")
+    script = "i=0; while [ $i -lt 1200 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done; echo leaf > f"
+    try:
+        assert p("run", "--network", "none", "--name", name, IMAGE, "sh", "-c", script).returncode == 0
+        changes = p("diff", name).stdout.splitlines()
+        assert len(changes) == 1201 and changes[-1] == "A /" + "d/" * 1200 + "f"
+        out = tmp_path / "deep.tar"
+        assert p("export", "-o", str(out), name).returncode == 0
+        with tarfile.open(out) as tf:
+            assert "d/" * 1200 + "f" in tf.getnames()
+        image = f"h15-deep-{uuid.uuid4().hex[:8]}"
+        assert p("commit", name, image).returncode == 0
+        cp = p("run", "--rm", "--network", "none", "-w", "/d", image, "sh", "-c", "find . -name f | wc -l")
+        assert cp.stdout == "1\n", cp
+        assert p("rmi", image).returncode == 0
+    finally:
+        p("rm", "-f", name)
+        # the deep layer goes with its image (the store's removal is iterative: shutil's is not)
+        p("image", "prune")
+        assert not any(n for n in os.listdir(os.path.join(p.root, "overlay2")) if n != "l"
+                       and os.path.isdir(os.path.join(p.root, "overlay2", n, "diff", "d", "d")))
+
+
+@pytest.mark.parametrize("victim", ["pyctr", "group"])
+def test_sigkill_during_cp_into_a_stopped_container(pyctr_store, victim):  # noqa: F811
+    """pyctr (or pyctr and its helper) killed mid-copy: no mount anywhere, the container's lock is
+    free (it starts), what was copied is a prefix of the stream, rm removes all."""
+    import signal
+    import subprocess
+    import time
+    from integration.helpers import mountinfo
+    p = pyctr_store
+    name = _name("kill")
+    assert p("create", "--network", "none", "--name", name, IMAGE, "sleep", "600").returncode == 0
+    proc = subprocess.Popen(_argv(p) + ["cp", "-", f"{name}:/tmp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        info = tarfile.TarInfo("big")
+        info.size = 64 << 20
+        proc.stdin.write(info.tobuf(format=tarfile.PAX_FORMAT) + b"\0" * (1 << 20))
+        proc.stdin.flush()
+        time.sleep(0.5)   # the helper has mounted the container and is writing
+        if victim == "pyctr":
+            proc.kill()
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stdin.close()   # a helper left alone sees the end of its stream and gives up
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    from integration.manager.containers import wait_until
+    wait_until(lambda: p("start", name).returncode == 0, timeout=30, what="the container's lock")
+    assert p("inspect", "-f", "{{.State.Running}}", name).stdout == "true\n"
+    assert not [m for m in mountinfo.read() if m.mount_point.startswith(p.root) and "/view-" in m.mount_point]
+    assert p("rm", "-f", name).returncode == 0

@@ -202,6 +202,9 @@ def test_table_format_and_header():
     assert prepare("table", default_table=r"table {{.ID}}\t{{.Names}}") == ("{{.ID}}\t{{.Names}}", True)
     with pytest.raises(TemplateError):
         format_rows("{{.ID", rows, headers)
+    # a row is Docker's formatter context, a struct: an unknown field is an error, as `docker ps`'s
+    with pytest.raises(TemplateError, match=r"can't evaluate field Nope in type \*formatter.ContainerContext"):
+        format_rows("{{.Nope}}", rows, headers, go_type="*formatter.ContainerContext")
 
 
 def test_tabwriter_blocks():

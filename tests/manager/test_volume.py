@@ -95,6 +95,8 @@ def test_filters(vs):
     assert names("dangling=false") == ["data"]
     assert names("name=t") == ["data", "other", "tv"]
     assert names("name=da") == ["data"]
+    assert names("name=^t") == ["tv"] and names("name=a$") == ["data"]   # a regexp, as Docker's
+    assert names("name=[") == []
     assert names("label=z") == ["data", "other"]
     assert names("label=z=last") == ["data"]
     assert names("label=z", "label=a") == ["data"]          # same key: all labels must match

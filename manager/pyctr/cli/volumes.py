@@ -1,6 +1,5 @@
 """`pyctr volume create|ls|inspect|rm|prune`, with Docker's flags and outputs. Which volumes are in
 use comes from the container records (a container uses the volumes in its Mounts until removed)."""
-import json
 import sys
 
 VERBS = frozenset({"volume"})
@@ -41,7 +40,8 @@ def cmd_ls(args):
     from pyctr.container.formatter import format_rows
     vols = store(args).list(args.filter)
     fmt = "{{.Name}}" if args.quiet else (args.format or LS_TABLE)
-    sys.stdout.write(format_rows(fmt, [ls_row(v) for v in vols], LS_HEADERS, default_table=LS_TABLE))
+    sys.stdout.write(format_rows(fmt, [ls_row(v) for v in vols], LS_HEADERS, default_table=LS_TABLE,
+                                 go_type="*formatter.volumeContext"))
 
 
 def cmd_inspect(args):
@@ -67,6 +67,7 @@ def cmd_inspect(args):
 
 def docker_json(obj):
     """JSON as `docker inspect` prints it: 4-space indent, <, > and & escaped (Go's encoder)."""
+    import json   # not at the top: every pyctr command imports this module's parser definitions
     text = json.dumps(obj, indent=4, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -25,13 +25,16 @@ def prepare(fmt, default_table=None):
     return body, table
 
 
-def format_rows(fmt, rows, headers=None, default_table=None):
+def format_rows(fmt, rows, headers=None, default_table=None, go_type=None):
     """The text Docker prints for rows (dicts) under --format fmt; headers maps each field name to
-    its column title (`{"ID": "CONTAINER ID", ...}`) for the table's first line. Raises
-    template.TemplateError for a bad template, before printing anything."""
+    its column title (`{"ID": "CONTAINER ID", ...}`) for the table's first line. A row is a Go
+    struct in Docker (its formatter context, go_type): an unknown field is an error, not
+    `<no value>`. Raises template.TemplateError for a bad template, before printing anything."""
+    from pyctr.container.gofmt import GoMap, GoStruct
     body, table = prepare(fmt, default_table)
     compiled = template.compile(body)
-    lines = [compiled.execute(row) + "\n" for row in rows]
+    lines = [compiled.execute(row if isinstance(row, (GoMap, GoStruct)) else GoStruct.of(row, go_type)) + "\n"
+             for row in rows]
     if not table:
         return "".join(lines)
     header = template.compile(body, header=True).execute(headers or {})

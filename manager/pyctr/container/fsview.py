@@ -96,7 +96,9 @@ class ContainerFS:
 
     def _private(self, fn):
         from pyctr.fs.privatens import run_private
-        target = os.path.join(self.ctx.containers.dir(self.rec["Id"]), "view")
+        # one mount point per command: removing a directory another namespace mounts on would
+        # detach that mount under a concurrent command's feet
+        target = os.path.join(self.ctx.containers.dir(self.rec["Id"]), f"view-{os.getpid()}")
         os.makedirs(target, mode=0o700, exist_ok=True)
         try:
             return run_private(lambda: fn(target))

@@ -32,7 +32,15 @@ class GoMap(dict):
 
 class GoStruct(dict):
     """A dict that is a Go struct in Docker's types (an unknown field is an error, %v prints
-    `{v1 v2}`), where the heuristic of is_map() would guess a map."""
+    `{v1 v2}`), where the heuristic of is_map() would guess a map. go_type, if set, names the
+    type in errors (`can't evaluate field X in type *formatter.ContainerContext`)."""
+    go_type = None
+
+    @classmethod
+    def of(cls, row, go_type=None):
+        out = cls(row)
+        out.go_type = go_type
+        return out
 
 
 def is_map(value):

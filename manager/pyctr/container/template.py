@@ -200,7 +200,9 @@ class _Exec:
             elif gofmt.is_map(receiver):
                 return MISSING
             else:
-                self.fail(node, f'map has no entry for key "{name}"')
+                go_type = getattr(receiver, "go_type", None)
+                self.fail(node, f"can't evaluate field {name} in type {go_type}" if go_type else
+                          f'map has no entry for key "{name}"')
         return receiver
 
     def call(self, name, node, args, arg_nodes, dot):

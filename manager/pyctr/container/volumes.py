@@ -25,7 +25,7 @@ def users(root):
 
 def store(ctx):
     from pyctr.volume.store import VolumeStore
-    return VolumeStore(ctx.root, users=lambda: users(ctx.root))
+    return VolumeStore(ctx.root, users=lambda: users(ctx.root), guard=ctx.containers.lock)
 
 
 def attach(ctx, m):

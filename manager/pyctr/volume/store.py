@@ -40,11 +40,16 @@ def _write_json(path, obj):
 
 
 class VolumeStore:
-    def __init__(self, root, users=None):
+    def __init__(self, root, users=None, guard=None):
+        """users() -> {volume name: [container ids]}; guard: a lock held around rm and prune so that
+        no container takes a volume between the check and the removal (the container store's: a
+        create holds it from volume lookup to record)."""
+        import contextlib
         self.root = os.path.abspath(root)
         self.base = os.path.join(self.root, "volumes")
         os.makedirs(self.base, mode=0o701, exist_ok=True)
         self.users = users or dict
+        self.guard = guard or contextlib.nullcontext()
         from pyctr.container.store import Lock
         self._lock = Lock(os.path.join(self.base, "lock"))
 
@@ -146,7 +151,7 @@ class VolumeStore:
     def remove(self, name, force=False):
         """Docker's `volume rm`: in use -> refused even with force; force only silences a missing
         volume."""
-        with self:
+        with self.guard, self:
             try:
                 self.get(name, "get")
             except NoSuchVolume:
@@ -170,7 +175,7 @@ class VolumeStore:
         -a for scripts written for 23+). Returns ([names removed], bytes reclaimed)."""
         by_key = parse_filters(filters, allowed=("label", "label!"))
         removed, reclaimed = [], 0
-        with self:
+        with self.guard, self:
             users = self.users()
             for name in self.names():
                 try:
@@ -282,6 +287,14 @@ def parse_filters(filters, allowed=FILTERS):
     return by_key
 
 
+def _regex_match(term, name):
+    """Docker's filters.Match: the term is a regular expression searched in the name."""
+    try:
+        return re.search(term, name) is not None
+    except re.error:
+        return False
+
+
 def _label_match(labels, term):
     k, sep, v = term.partition("=")
     return k in labels and (not sep or labels[k] == v)
@@ -294,7 +307,7 @@ def _matches(vol, by_key, users):
             if not any((value.lower() in ("true", "1")) == (not users.get(vol["Name"])) for value in values):
                 return False
         elif key == "name":
-            if not any(v in vol["Name"] for v in values):
+            if not any(_regex_match(v, vol["Name"]) for v in values):
                 return False
         elif key == "driver":
             if not any(v == vol["Driver"] for v in values):
