@@ -130,3 +130,12 @@ def test_sigkill_of_pyctr_during_stop_rm_restart(p, verb):
         else:
             assert "No such container" in p("rm", "-f", cid).stderr
     assert p("ps", "-aq").stdout == ""
+
+
+def test_cleanup_of_a_removed_container_is_quiet(p):
+    """The monitor's exit command often comes after the container was removed (run --rm in the
+    foreground removes it itself): nothing to do, status 0, no error."""
+    cid = p("create", IMAGE, "true", check=True).stdout.strip()
+    p("rm", cid, check=True)
+    cp = p("container", "cleanup", cid)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (0, "", ""), cp
