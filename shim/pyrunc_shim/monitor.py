@@ -396,8 +396,9 @@ class Monitor:
             a += ["--console-socket", self.console_path]
         return a + o.runtime_opts + [o.cid]
 
-    def spawn(self, argv, fds):
-        """fork + exec with Pdeathsig=SIGKILL (go-runc's), default signal dispositions, stdio fds."""
+    def spawn(self, argv, fds, pdeathsig=True):
+        """fork + exec with Pdeathsig=SIGKILL (go-runc's; not for the exit command, which must
+        outlive the monitor), default signal dispositions, stdio fds."""
         from pyrunc_shim import sys as shimsys
         err_r, err_w = os.pipe()
         env = dict(os.environ)
@@ -406,8 +407,9 @@ class Monitor:
         if pid == 0:
             try:
                 os.close(err_r)
-                shimsys.set_pdeathsig(_signal.SIGKILL)
-                if os.getppid() != parent:
+                if pdeathsig:
+                    shimsys.set_pdeathsig(_signal.SIGKILL)
+                if pdeathsig and os.getppid() != parent:
                     os._exit(1)
                 _signal.set_wakeup_fd(-1)
                 for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD) + _TERM_SIGNALS:
@@ -550,7 +552,7 @@ class Monitor:
 
     def spawn_detached(self, argv):
         try:
-            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3)
+            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
         except Fatal:
             return
         del pid  # not waited for: it outlives the monitor, as conmon's exit command does

@@ -18,6 +18,7 @@ def test_known_verbs_are_the_parsers_verbs():
     ["--ro", "/r", "image", "prune", "-a"],
     ["rmi", "-f", "a", "b"],
     ["save", "--format", "oci-archive", "-o", "x.tar", "img"],
+    ["bundle", "img", "/b", "sh", "-c", "x"], ["bundle", "-t", "img", "/b", "ls", "-l", "--all"],
     ["umount", "/b"], ["unbundle", "/b"], ["images", "--format", "json"],
 ])
 def test_one_verb_parser_parses_as_the_whole_one(argv):
@@ -30,3 +31,16 @@ def test_one_verb_parser_parses_as_the_whole_one(argv):
                                         (["--", "images"], "images"), (["-h"], None), (["nope"], "nope")])
 def test_verb_of_argv(argv, verb):
     assert cli._verb(argv) == verb
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["bundle", "img", "/b", "sh", "-c", "x"], ["sh", "-c", "x"]),
+    (["bundle", "-t", "img", "/b", "--", "ls", "-t"], ["ls", "-t"]),
+    (["bundle", "img", "/b", "--root", "/x"], ["--root", "/x"]),
+    (["bundle", "img", "/b"], []),
+])
+def test_everything_after_the_image_is_the_command(argv, command):
+    """Parsing stops at the positionals, as Docker's does at IMAGE: `-c` is the command's."""
+    args = cli.build_parser("bundle").parse_args(argv)
+    assert cli.images.command_of(args.command) == command
+    assert args.tty == ("-t" in argv[:2])

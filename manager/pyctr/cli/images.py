@@ -1,12 +1,7 @@
-"""pyctr's command line: argument parsing only; every verb imports what it needs when it runs.
-
-Errors print as `Error: <message>` on stderr with exit 1 (2 for usage), as podman does; no Python
-traceback reaches a user (PYCTR_DEBUG=1 shows one for an unexpected failure).
-"""
+"""pyctr's image verbs: pull, push, login, images, tag, rmi, inspect (of images), save, load, import,
+export, mount, bundle; each imports what it needs when it runs."""
 import os
 import sys
-
-from pyctr import __version__
 
 
 def _store(args, lock=True):
@@ -155,6 +150,7 @@ def cmd_inspect(args):
             "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
                            ([] if not mdigest else []),
             "ManifestDigest": mdigest,
+            "Comment": cfg.get("comment", ""),  # a commit's -m
             "Created": cfg.get("created"), "Author": cfg.get("author", ""),
             "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
             "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),
@@ -194,19 +190,24 @@ def _finish(f, path, ok):
         os.unlink(path + ".tmp")
 
 
+def write_output(path, write):
+    """write(f) to the -o file (complete or absent: written beside, renamed at the end) or stdout."""
+    f, is_file = _out(path)
+    ok = False
+    try:
+        write(f)
+        ok = True
+    finally:
+        if is_file:
+            _finish(f, path, ok)
+        else:
+            f.flush()
+
+
 def cmd_save(args):
     from pyctr.image.archive import save
     with _store(args) as store:
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            save(store, args.images, f, args.format)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: save(store, args.images, f, args.format))
 
 
 def cmd_load(args):
@@ -228,16 +229,7 @@ def cmd_export(args):
     from pyctr.image.archive import export
     with _store(args) as store:
         image_id = store.resolve(args.image)
-        f, is_file = _out(args.output)
-        ok = False
-        try:
-            export(store, image_id, f)
-            ok = True
-        finally:
-            if is_file:
-                _finish(f, args.output, ok)
-            else:
-                f.flush()
+        write_output(args.output, lambda f: export(store, image_id, f))
 
 
 def cmd_mount(args):
@@ -275,7 +267,12 @@ def cmd_bundle(args):
     from pyctr.image.bundle import make_bundle
     with _store(args) as store:
         image_id = store.resolve(args.image)
-        print(make_bundle(store, image_id, args.directory, args.command or None, args.tty))
+        print(make_bundle(store, image_id, args.directory, command_of(args.command) or None, args.tty))
+
+
+def command_of(words):
+    """The command argparse.REMAINDER collected, without the `--` that may separate it."""
+    return words[1:] if words[:1] == ["--"] else words
 
 
 def _usage(msg):
@@ -283,69 +280,14 @@ def _usage(msg):
     return UsageError(msg)
 
 
-_VERBS = frozenset({"pull", "push", "login", "logout", "images", "ls", "image", "tag", "rmi", "inspect",
-                    "history", "save", "load", "import", "export", "mount", "umount", "unmount",
-                    "unbundle", "mounts", "bundle"})
+VERBS = frozenset({"pull", "push", "login", "logout", "images", "ls", "image", "tag", "rmi", "inspect",
+                   "history", "save", "load", "import", "export", "mount", "umount", "unmount",
+                   "unbundle", "mounts", "bundle"})
 
 
-class _Unbuilt:
-    """Stands in for the subparser of a verb that is not being run: takes its definition, keeps
-    nothing."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: self
-
-
-def _verb(argv):
-    """The verb in argv (the first word after the global options), or None."""
-    args = iter(argv)
-    for a in args:
-        if a == "--":
-            return next(args, None)
-        if len(a) > 2 and "--root".startswith(a):  # --root and its abbreviations take a value
-            next(args, None)
-        elif not a.startswith("-"):
-            return a
-    return None
-
-
-def _help_formatter(prog):
-    """argparse's HelpFormatter at the terminal's width as shutil.get_terminal_size finds it, but
-    without importing shutil (argparse would, for every argument added; it imports bz2 and lzma,
-    ~1.5 ms at every command)."""
+def add_parsers(verb_parser):
+    """Defines the image verbs through verb_parser(name, **kwargs) (see cli.build_parser)."""
     import argparse
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return argparse.HelpFormatter(prog, width=(columns or 80) - 2)
-
-
-def build_parser(only=None):
-    """The command line; with only=VERB, just that verb's subcommand is built (building all of
-    them costs ~5 ms, at every command), which parses that verb's arguments the same way."""
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("formatter_class", _help_formatter)
-            super().__init__(*args, **kwargs)
-
-    p = Parser(prog="pyctr", description="Daemonless Docker-like image manager.")
-    p.add_argument("--root", default=os.environ.get("PYCTR_ROOT", "/var/lib/pyctr"),
-                   help="store root (default /var/lib/pyctr)")
-    p.add_argument("--allow-device-nodes", action="store_true",
-                   help="let layers create device nodes (refused by default)")
-    p.add_argument("--version", action="version", version=f"pyctr version {__version__}")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
-
-    def verb_parser(name, **kwargs):
-        return sub.add_parser(name, **kwargs) if only in (None, name) else _Unbuilt()
 
     def reg(sp):
         sp.add_argument("--insecure", "--tls-verify=false", dest="insecure", action="store_true",
@@ -463,50 +405,7 @@ def build_parser(only=None):
     sp.add_argument("-t", "--tty", action="store_true")
     sp.add_argument("image")
     sp.add_argument("directory")
-    sp.add_argument("command", nargs="*")
+    # everything after IMAGE DIR is the command, options included, as Docker parses `run`
+    sp.add_argument("command", nargs=argparse.REMAINDER)
     sp.set_defaults(fn=cmd_bundle)
-    return p
 
-
-def main(argv=None):
-    from pyctr.errors import PyctrError
-    argv = sys.argv[1:] if argv is None else argv
-    verb = _verb(argv)
-    parser = build_parser(verb if verb in _VERBS else None)
-    args = parser.parse_args(argv)
-    fn = getattr(args, "fn", None)
-    if fn is None:
-        build_parser().print_help(sys.stderr)  # all the verbs, not just the one given
-        return 2
-    try:
-        fn(args)
-        return 0
-    except PyctrError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 1
-    except OSError as e:
-        print(f"Error: {args.verb}: {e}", file=sys.stderr)
-        return 1
-    except Exception as e:  # a bug: say so without a traceback unless asked
-        if os.environ.get("PYCTR_DEBUG"):
-            raise
-        print(f"Error: internal error in {args.verb}: {e.__class__.__name__}: {e}", file=sys.stderr)
-        return 1
-
-
-def entry():
-    """The console script: exit without the interpreter's teardown, which is ~6 ms of module and
-    garbage collection at the end of every command (pyrunc's entry does the same). Everything a
-    command writes is closed or flushed by then; its worker threads have been joined."""
-    code = main()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:
-        code = code or 1
-    os._exit(code)

@@ -1,0 +1,1 @@
+"""pyctr's named volumes (Docker's local driver layout): the store, copy-up from images."""
