@@ -86,6 +86,17 @@ def check_stored_layer(store, blob_digest, diff_id):
     return size
 
 
+def check_stored_blob(store, digest):
+    """Check a stored blob (a config) against its digest before it is served."""
+    try:
+        f = open(store.content.path(digest), "rb")
+    except FileNotFoundError:
+        raise PyctrError(f"blob {digest} is missing from the content store") from None
+    with f:
+        reader = VerifyingReader(f, digest, f"blob {digest}")
+        reader.finish()
+
+
 class VerifyingReader:
     """Reads f, hashing; finish() reads what is left and checks the digest and the length."""
 
