@@ -339,7 +339,8 @@ def test_aufs_metadata_and_empty_layer_load(tmp_path):
        mtime=st.integers(min_value=0, max_value=1 << 70))
 def test_huge_header_numbers_are_clear_errors_or_clamped(tmp_path_factory, uid, gid, mtime):
     from pyctr.errors import LayerError
-    from pyctr.image.layer import MAX_ID, apply_layer
+    from pyctr.image.layer import apply_layer
+    MAX_ID = (1 << 32) - 2  # (uid_t)-1 is "unchanged" to chown
     dest = tmp_path_factory.mktemp("hdr")
     data = ha.layer(("f", "file", {"uid": uid, "gid": gid, "mtime": mtime}), fmt=tarfile.GNU_FORMAT)
     if uid > MAX_ID or gid > MAX_ID:
@@ -354,12 +355,22 @@ def test_huge_header_numbers_are_clear_errors_or_clamped(tmp_path_factory, uid, 
 
 # --- deep trees, export ------------------------------------------------------------------------------
 
-def test_deep_tree_imports_exports_and_is_removed(tmp_path):
+@pytest.fixture
+def deep_root(tmp_path):
+    """A store root removed without recursion at teardown: pytest's own clean-up of a kept tmp dir
+    recurses and would fail on the deep tree the test leaves if it fails."""
+    from pyctr.image.fsutil import rmtree
+    root = str(tmp_path / "root")
+    yield root
+    rmtree(root)
+
+
+def test_deep_tree_imports_exports_and_is_removed(tmp_path, deep_root):
     import sys
     depth = sys.getrecursionlimit() + 200
     src = tmp_path / "deep.tar"
     src.write_bytes(ha.deep_tree(depth))
-    root = str(tmp_path / "root")
+    root = deep_root
     with Store(root) as s:
         image_id = import_tarball(s, str(src), "deep/tree:1")
         out = io.BytesIO()
