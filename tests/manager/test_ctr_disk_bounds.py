@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-import hostile_archive as ha
+from integration.manager import hostile_archive as ha
 from pyctr.errors import PyctrError
 from pyctr.image.archive import import_tarball, load
 from pyctr.image.fsutil import free_bytes

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hostile_archive as ha
+from integration.manager import hostile_archive as ha
 from pyctr.errors import PyctrError
 from pyctr.image.archive import export, import_tarball, load, save
 from pyctr.image.reference import parse
