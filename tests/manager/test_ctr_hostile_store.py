@@ -416,3 +416,41 @@ def test_export_keeps_xattrs_root_metadata_and_drops_whiteouts(tmp_path):
         diff = s.overlay.diff(s.layerdb.get(s.chain(image_id)[0])["cache-id"])
         assert os.getxattr(os.path.join(diff, "bin/ping"), "security.capability") == cap
         assert os.stat(diff).st_mode & 0o7777 == 0o711
+
+
+# --- killed commands ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15, 0.3, None])
+def test_load_killed_at_any_point_leaves_nothing_for_the_next_command(tmp_path, delay):
+    """A load SIGKILLed at some point (None: just before it would have released the lock, after
+    storing everything): the next command to take the lock undoes all of it."""
+    import signal
+    import time
+    layers = [ha.layer((f"dir{i}", "dir"), *[(f"dir{i}/f{j}", "file", {"data": os.urandom(2000)}) for j in range(300)])
+              for i in range(6)]
+    path = tmp_path / "in.tar"
+    path.write_bytes(ha.docker_archive(layers))
+    root = str(tmp_path / "root")
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    script = ("import sys, time\n"
+              f"sys.path[:0] = [{os.path.join(repo, 'manager')!r}, {os.path.join(repo, 'runtime')!r}]\n"
+              "from pyctr.image.archive import load\nfrom pyctr.image.store import Store\n"
+              f"s = Store({root!r}).lock()\nprint('locked', flush=True)\n"
+              f"load(s, {str(path)!r})\nprint('done', flush=True)\ntime.sleep(60)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"locked\n"
+        if delay is None:
+            assert child.stdout.readline() == b"done\n"
+        else:
+            time.sleep(delay)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    with Store(root):
+        pass
+    assert all(not v for v in contents(root).values()), contents(root)

@@ -39,10 +39,9 @@ class Writer:
             os.unlink(self.tmp)
             raise DigestMismatch(self.what, self.expected, digest)
         dest = self.store.path(digest)
-        new = not os.path.exists(dest)
+        if self.store.on_new is not None and not os.path.exists(dest):
+            self.store.on_new(digest)  # into the store's journal, before the blob exists
         os.rename(self.tmp, dest)
-        if new and self.store.added is not None:
-            self.store.added.append(digest)  # for the store's rollback of a failed command
         return digest
 
     def abort(self):
@@ -66,7 +65,7 @@ class ContentStore:
         self.root = os.path.join(root, "content")
         self.blobs = os.path.join(self.root, "blobs", "sha256")
         self.ingest = os.path.join(self.root, "ingest")
-        self.added = None  # digests filed since the store's transaction began (store.py)
+        self.on_new = None  # called with a blob's digest before it is first filed (store.py's journal)
 
     def create(self):
         os.makedirs(self.blobs, mode=0o700, exist_ok=True)

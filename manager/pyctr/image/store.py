@@ -10,8 +10,9 @@
 Every command that changes the store holds an exclusive flock on <root>/lock for its duration, and
 first removes what an interrupted command left (ingest files, staged layers, unregistered layer
 dirs): nothing half-written survives into the next command. A command that fails takes back what
-it added (blobs, layers, image records, tags: `with store:` rolls back on an exception), so a
-refused pull or load leaves nothing; a root that such a command created is removed again.
+it added (blobs, layers, image records, tags: `with store:` rolls back on an exception, from the
+journal, journal.py, which also undoes a command that was killed), so a refused or interrupted pull
+or load leaves nothing; a root that such a command created is removed again.
 
 Image records are validated when they are added (imageconfig.py), and a record that is not valid
 anyway (written by an older pyctr, or edited) fails only the commands that name that image: listing,
@@ -26,6 +27,7 @@ from pyctr.image import imageconfig
 from pyctr.image import reference as _ref
 from pyctr.image.content import ContentStore
 from pyctr.image.fsutil import listdir, rmtree
+from pyctr.image.journal import Journal
 from pyctr.image.layerdb import LayerDB
 from pyctr.image.overlay2 import Overlay2
 
@@ -45,23 +47,13 @@ def _atomic_write(path, data):
     os.rename(tmp, path)
 
 
-class _Added:
-    """What one command added to the store, for its rollback."""
-
-    def __init__(self):
-        self.blobs = []     # shared with ContentStore.added
-        self.layers = []    # chain ids
-        self.images = []    # image ids whose record this command created
-        self.tags = []      # (repository, key, previous image id or None)
-
-
 class Store:
     def __init__(self, root=DEFAULT_ROOT, allow_devices=False):
         self.root = os.path.abspath(root)
         self.allow_devices = allow_devices
         self._lock_fd = None
         self._created_root = False
-        self._added = None
+        self._journal = None
         self._configs = {}
         self.content = ContentStore(self.root)
         self.overlay = Overlay2(self.root)
@@ -98,15 +90,22 @@ class Store:
             part.create()
         for d in (self.configs, self.meta):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        self._journal = Journal(os.path.join(self.root, "uncommitted"))
         self.recover()
-        self._added = _Added()
-        self.content.added = self._added.blobs
+        self.content.on_new = lambda digest: self._note("blob", digest)
         return self
 
+    def _note(self, kind, *fields):
+        if self._journal is not None:
+            self._journal.note(kind, *fields)
+
     def unlock(self):
+        """Release the lock; what the command added stays (rollback() first to undo it)."""
         if self._lock_fd is None:
             return
-        self.content.added = self._added = None
+        self.content.on_new = None
+        self._journal.discard()
+        self._journal = None
         try:
             if self._created_root and self._empty():
                 os.unlink(os.path.join(self.root, "lock"))  # first: a waiter then locks anew
@@ -130,36 +129,37 @@ class Store:
             self.unlock()
 
     def rollback(self):
-        """Remove what this command added since it took the lock (it failed or was interrupted)."""
-        added = self._added
-        if added is None:
-            return
+        """Undo what the journal lists: this command's additions (it failed or was interrupted), or
+        those of a command killed before it finished (recover)."""
         repos = None
-        for repo, key, previous in reversed(added.tags):
-            repos = repos if repos is not None else self.repositories()
-            entry = repos.setdefault(repo, {})
-            if previous is None:
-                entry.pop(key, None)
-            else:
-                entry[key] = previous
-            if not entry:
-                repos.pop(repo, None)
+        for kind, *fields in reversed(self._journal.entries()):
+            if kind == "tag" and len(fields) == 3:
+                repo, key, previous = fields
+                repos = repos if repos is not None else self.repositories()
+                entry = repos.setdefault(repo, {})
+                if previous is None:
+                    entry.pop(key, None)
+                else:
+                    entry[key] = previous
+                if not entry:
+                    repos.pop(repo, None)
+            elif kind == "image" and fields:
+                self._delete_image(fields[0])
+            elif kind == "layer" and len(fields) == 2:
+                info = self.layerdb.get(fields[0])
+                if info and info["cache-id"] == fields[1]:
+                    self.layerdb.remove(fields[0])
+                self.overlay.remove(fields[1])
+            elif kind == "blob" and fields:
+                self.content.delete(fields[0])
         if repos is not None:
             self._save_repositories(repos)
-        for image_id in reversed(added.images):
-            self._delete_image(image_id)
-        for chain in reversed(added.layers):
-            info = self.layerdb.get(chain)
-            if info:
-                self.layerdb.remove(chain)
-                self.overlay.remove(info["cache-id"])
-        for digest in added.blobs:
-            self.content.delete(digest)
-        self._added = _Added()
-        self.content.added = self._added.blobs
+        self._journal.discard()
 
     def recover(self):
-        """Remove leftovers of an interrupted command (we hold the lock: nobody else is writing)."""
+        """Remove leftovers of an interrupted command (we hold the lock: nobody else is writing):
+        what its journal lists, then whatever half-written files and dirs it left."""
+        self.rollback()
         self.content.clean_ingest()
         self.layerdb.clean_tmp()
         for n in listdir(self.overlay.tmp):
@@ -215,6 +215,7 @@ class Store:
                 self.overlay.discard(staging)
                 return chain, diff_id
             parent_cache = self.layerdb.get(parent_chain)["cache-id"] if parent_chain else None
+            self._note("layer", chain, cache_id)
             self.overlay.commit(cache_id, staging, parent_cache)
         except BaseException:
             self.overlay.discard(staging)
@@ -224,8 +225,6 @@ class Store:
         except BaseException:
             self.overlay.remove(cache_id)
             raise
-        if self._added is not None:
-            self._added.layers.append(chain)
         return chain, diff_id
 
     # --- images ------------------------------------------------------------------------------------
@@ -235,9 +234,8 @@ class Store:
         image_id = _digest.sha256_bytes(config_bytes)
         path = os.path.join(self.configs, _digest.split(image_id)[1])
         if not os.path.exists(path):
+            self._note("image", image_id)
             _atomic_write(path, config_bytes)
-            if self._added is not None:
-                self._added.images.append(image_id)
         if manifest_digest:
             self.set_meta(image_id, "manifest", manifest_digest)
         return image_id
@@ -325,8 +323,7 @@ class Store:
         repos = self.repositories()
         entry = repos.setdefault(ref.familiar_name, {})
         key = ref.familiar()
-        if self._added is not None:
-            self._added.tags.append((ref.familiar_name, key, entry.get(key)))
+        self._note("tag", ref.familiar_name, key, entry.get(key))
         entry[key] = image_id
         self._save_repositories(repos)
         refs = self._ref_manifests(image_id)

@@ -105,7 +105,18 @@ class VerifyingReader:
         self.h = hashlib.sha256()
 
     def read(self, n=-1):
+        """Up to n bytes, fewer only at the end (tarfile takes a short read for the end of data,
+        and a decompressor returns what one block gives)."""
         data = self.f.read(n)
+        if n is not None and 0 < len(data) < n:
+            parts, got = [data], len(data)
+            while got < n:
+                more = self.f.read(n - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
         self.h.update(data)
         return data
 
