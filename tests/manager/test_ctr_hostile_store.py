@@ -365,19 +365,25 @@ def deep_root(tmp_path):
     rmtree(root)
 
 
-def test_deep_tree_imports_exports_and_is_removed(tmp_path, deep_root):
-    import sys
-    depth = sys.getrecursionlimit() + 200
-    src = tmp_path / "deep.tar"
-    src.write_bytes(ha.deep_tree(depth))
-    root = deep_root
+def import_and_export(tmp_path, root, layer_tar, name):
+    """Import layer_tar as image name; returns (image id, the members of its export, in order)."""
+    src = tmp_path / "layer.tar"
+    src.write_bytes(layer_tar)
     with Store(root) as s:
-        image_id = import_tarball(s, str(src), "deep/tree:1")
+        image_id = import_tarball(s, str(src), name)
         out = io.BytesIO()
         export(s, image_id, out)
     out.seek(0)
     with tarfile.open(fileobj=out) as tf:
-        names = [m.name for m in tf]
+        return image_id, [m for m in tf], out.getvalue()
+
+
+def test_deep_tree_imports_exports_and_is_removed(tmp_path, deep_root):
+    import sys
+    depth = sys.getrecursionlimit() + 200
+    root = deep_root
+    _, members, _ = import_and_export(tmp_path, root, ha.deep_tree(depth), "deep/tree:1")
+    names = [m.name for m in members]
     assert names[0] == "." and names[-1].endswith("/d/bottom") and len(names) == depth + 2
     with Store(root) as s:
         s.remove_image("deep/tree:1")
@@ -390,16 +396,9 @@ def test_export_keeps_xattrs_root_metadata_and_drops_whiteouts(tmp_path):
                    ("bin", "dir"), ("bin/ping", "file", {"xattrs": {"security.capability": cap}}),
                    ("etc", "dir", {"xattrs": {"user.note": b"hello", "trusted.mine": b"\xff\x00bin"}}),
                    ("etc/.wh.gone", "file"))
-    src = tmp_path / "l.tar"
-    src.write_bytes(lay)
     root = str(tmp_path / "root")
-    with Store(root) as s:
-        image_id = import_tarball(s, str(src), "x/caps:1")
-        out = io.BytesIO()
-        export(s, image_id, out)
-    out.seek(0)
-    with tarfile.open(fileobj=out) as tf:
-        members = {m.name.rstrip("/"): m for m in tf}
+    _, listed, exported = import_and_export(tmp_path, root, lay, "x/caps:1")
+    members = {m.name.rstrip("/"): m for m in listed}
     top = members["."]
     assert (top.mode, top.uid, top.gid, top.mtime) == (0o711, 7, 8, 1_234_567_890)
     raw = members["bin/ping"].pax_headers["SCHILY.xattr.security.capability"]
@@ -410,7 +409,7 @@ def test_export_keeps_xattrs_root_metadata_and_drops_whiteouts(tmp_path):
     assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members.values() for k in m.pax_headers)
     # and the export imports back to the same files and attributes
     back = tmp_path / "back.tar"
-    back.write_bytes(out.getvalue())
+    back.write_bytes(exported)
     with Store(root) as s:
         image_id = import_tarball(s, str(back), "x/back:1")
         diff = s.overlay.diff(s.layerdb.get(s.chain(image_id)[0])["cache-id"])

@@ -22,7 +22,7 @@ def commit_in_order(store, jobs, progress=None, on_error=None):
     takes, or stage is None for a layer already in the store. Stages run in a pool of appliers(),
     commits in order on this thread. On any failure every staging dir is removed (on_error() is
     called first, to make the stages still running give up) and the error is raised; the layers
-    committed before it stay (prune removes them if no image uses them)."""
+    committed before it are in the store's journal, which the failed command's rollback undoes."""
     from pyctr.image.tasks import Pool
     parent = None
     with Pool(appliers(), "apply") as pool:
