@@ -54,8 +54,9 @@ def _ingest_file(store, f, what, declared=None):
         raise
 
 
-def _register(store, config_bytes, layer_digests, tags, source_desc):
-    """Apply layer blobs (already in the content store), write an OCI manifest, tag the image."""
+def _register(store, config_bytes, layer_digests, tags, source_desc, applied=None):
+    """Apply layer blobs (already in the content store), write an OCI manifest, tag the image.
+    applied: the chain id of the one layer this command has just applied from the first blob."""
     config = imageconfig.parse(config_bytes, source_desc)
     diff_ids = imageconfig.diff_ids(config)
     if len(diff_ids) != len(layer_digests):
@@ -64,7 +65,10 @@ def _register(store, config_bytes, layer_digests, tags, source_desc):
     descs = []
     for d, diff_id in zip(layer_digests, diff_ids):
         path = store.content.path(d)
-        parent, _ = store.add_layer(parent, lambda p=path: open(p, "rb"), diff_id, what=d)
+        if applied and parent is None and applied == diff_id:
+            parent = applied
+        else:
+            parent, _ = store.add_layer(parent, lambda p=path: open(p, "rb"), diff_id, what=d)
         descs.append({"mediaType": _layer_media_type(path), "digest": d, "size": store.content.size(d)})
     cfg_digest = store.content.put(config_bytes, what="config")
     manifest = {"schemaVersion": 2, "mediaType": _m.OCI_MANIFEST,
@@ -130,9 +134,10 @@ def import_tarball(store, src, tag=None, changes=(), message=""):
     finally:
         if f is not sys.stdin.buffer:
             f.close()
-    from pyctr.image.verify import layer_digests
-    with open(store.content.path(layer_digest), "rb") as raw:
-        _, diff_id, _ = layer_digests(raw, f"{src}")
+    # applied first, its diff id measured as it goes: a bomb fails at its first entry, not after a
+    # hashing pass over all it would inflate to
+    path = store.content.path(layer_digest)
+    chain, diff_id = store.add_layer(None, lambda: open(path, "rb"), what=src)
     from pyctr.image.manifest import host_platform
     plat = host_platform()
     now = _now()
@@ -143,7 +148,7 @@ def import_tarball(store, src, tag=None, changes=(), message=""):
               "history": [{"created": now, "created_by": "pyctr import" + (f" {src}" if src != "-" else ""),
                            **({"comment": message} if message else {})}]}
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
-    return _register(store, config_bytes, [layer_digest], [tag] if tag else [], src)
+    return _register(store, config_bytes, [layer_digest], [tag] if tag else [], src, applied=chain)
 
 
 def export(store, image_id, out):
