@@ -128,3 +128,17 @@ def test_refused_bundle_leaves_no_dir_and_prune_all(pyctr, tmp_path):
     assert pyctr.run("mounts").stdout == ""
     out = pyctr.run("image", "prune", "-a").stdout
     assert "Untagged: no/cmd:1" in out and pyctr.run("images", "-q").stdout == "" and pyctr.layers() == []
+
+
+def test_pull_checks_a_layer_the_store_already_has(pyctr, registry):
+    """An image whose config claims the diff id of a layer the store has, with a blob of other
+    content: refused, not taken as 'Already exists' for save and push to serve later."""
+    real = ha.layer(("etc", "dir"), ("etc/motd", "file", {"data": b"genuine\n"}))
+    planted = ha.layer(("etc", "dir"), ("etc/motd", "file", {"data": b"planted\n"}))
+    pyctr.run("pull", "--insecure", put_image(registry, "real/one:1", ha.config([ha.sha(real)]), [real]))
+    before = pyctr.listdir("content/blobs/sha256")
+    evil = put_image(registry, "evil/one:1", ha.config([ha.sha(real)], created="2025-01-01T00:00:00Z"), [planted])
+    cp = pyctr.fail("pull", "--insecure", evil)
+    assert "diff id" in cp.stderr and "nothing was stored" in cp.stderr, cp.stderr
+    assert pyctr.listdir("content/blobs/sha256") == before
+    assert "evil" not in pyctr.run("images").stdout

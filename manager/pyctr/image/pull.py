@@ -35,6 +35,18 @@ def _stage(store, download, diff_id):
     return staged
 
 
+def _check_existing(download, diff_id):
+    """A layer the store has by chain id: the blob downloaded for it must hold that diff id too (or
+    save and push would later serve whatever it holds). Returns None: nothing to commit."""
+    from pyctr.image.verify import check_diff_id
+    try:
+        with download.reader() as src:
+            check_diff_id(src, diff_id, download.digest)
+    finally:
+        download.wait()
+    return None
+
+
 def _verified_manifest(client, ref_str, expected=None):
     body, ctype, header_digest = client.get_manifest(ref_str)
     actual = _digest.sha256_bytes(body)
@@ -117,7 +129,7 @@ def _unpack_while_fetching(store, downloads, diff_ids, progress, cancel):
     for dl, chain, diff_id in zip(downloads, _digest.chain_ids(diff_ids), diff_ids):
         if store.layerdb.get(chain):
             progress.update(dl.digest, status="Already exists")
-            jobs.append((dl.digest, chain, None))
+            jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _check_existing(dl, d)))
         else:
             jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _stage(store, dl, d)))
     commit_in_order(store, jobs, progress, on_error=cancel.set)

@@ -115,8 +115,11 @@ class Store:
             self._lock_fd = None
 
     def _empty(self):
-        return not (self.image_ids() or self.layerdb.all() or self.layerdb.list_mounts() or
-                    self.content.digests() or self.overlay.ids() or self.repositories())
+        try:
+            return not (self.image_ids() or self.layerdb.all() or self.layerdb.list_mounts() or
+                        self.content.digests() or self.overlay.ids() or self.repositories())
+        except PyctrError:  # an unreadable repositories.json: not ours to remove
+            return False
 
     def __enter__(self):
         return self.lock()
