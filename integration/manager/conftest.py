@@ -40,6 +40,12 @@ class Pyctr:
         return subprocess.Popen([PYCTR, "--root", self.root, *args], env=self.env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
+    def listdir(self, rel):
+        """Names in a dir of the store; none if the store (created lazily, removed again by a
+        command that failed before storing anything) or the dir does not exist."""
+        d = os.path.join(self.root, rel)
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
     def layers(self):
         d = os.path.join(self.root, "image/overlay2/layerdb/sha256")
         return sorted(os.listdir(d)) if os.path.isdir(d) else []

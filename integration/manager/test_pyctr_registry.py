@@ -113,7 +113,7 @@ def test_corrupted_blob_detected(pyctr, registry, rootfs_tar, tmp_path):
     assert f"digest mismatch for layer {layer}" in cp.stderr, cp.stderr
     assert pyctr.layers() == [] and pyctr.overlay_dirs() == []
     assert not os.path.exists(os.path.join(pyctr.root, "content/blobs/sha256", layer[7:]))
-    assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []
+    assert pyctr.listdir("content/ingest") == []
     assert "c/bb" not in pyctr.run("images").stdout
 
 
@@ -145,8 +145,8 @@ def test_interrupted_pull_leaves_no_half_written_layer(pyctr, rootfs_tar, tmp_pa
     assert "broken/bb" not in pyctr.run("images").stdout
     # the next command that takes the store lock clears what the killed one left
     pyctr.run("image", "prune")
-    assert os.listdir(os.path.join(pyctr.root, "content/ingest")) == []
-    assert pyctr.overlay_dirs() == [] and os.listdir(os.path.join(pyctr.root, "tmp")) == []
+    assert pyctr.listdir("content/ingest") == []
+    assert pyctr.overlay_dirs() == [] and pyctr.listdir("tmp") == []
 
 
 def test_basic_auth_htpasswd_registry(pyctr, htpasswd_registry, rootfs_tar, tmp_path):

@@ -10,3 +10,5 @@ for _p in (os.path.join(REPO, "runtime"), os.path.join(REPO, "manager")):
     except ValueError:
         pass
     sys.path.insert(0, _p)
+if REPO not in sys.path:  # integration.manager.hostile_archive, the archive builder both trees use
+    sys.path.append(REPO)

@@ -35,7 +35,7 @@ def cmd_push(args):
     with _store(args) as store:
         image_id = store.resolve(args.image)
         ref = reference.parse(args.destination or args.image)
-        push(store, _client(args, ref), image_id, ref, quiet=args.quiet)
+        push(store, _client(args, ref), image_id, ref, quiet=args.quiet, source=args.image)
 
 
 def cmd_login(args):
@@ -91,14 +91,19 @@ def _image_size(store, image_id):
 
 def cmd_images(args):
     import json
+    from pyctr.errors import PyctrError
     store = _store(args, lock=False)
     rows = []
     for image_id in store.image_ids():
         tags = [t for t in store.tags_of(image_id) if "@" not in t] or ["<none>:<none>"]
-        created = store.config(image_id).get("created", "")
+        try:  # one bad record is listed as far as it can be, and never hides the others
+            created, size = store.config(image_id).get("created") or "", _image_size(store, image_id)
+        except PyctrError as e:
+            print(f"Warning: {e} (remove it with `pyctr rmi {image_id[7:19]}`)", file=sys.stderr)
+            created, size = "", 0
         for t in tags:
             repo, _, tag = t.rpartition(":")
-            rows.append((repo, tag, image_id, created, _image_size(store, image_id)))
+            rows.append((repo, tag, image_id, created, size))
     rows.sort(key=lambda r: (r[0], r[1]))
     if args.quiet:
         for r in dict.fromkeys(r[2][7:19] for r in rows):
@@ -136,11 +141,16 @@ def cmd_prune(args):
 
 def cmd_inspect(args):
     import json
+    from pyctr.errors import PyctrError
     store = _store(args, lock=False)
-    out = []
+    out, failed = [], []
     for name in args.images:
-        image_id = store.resolve(name)
-        cfg = store.config(image_id)
+        try:  # as docker: the images that can be shown are, the others are errors at the end
+            image_id = store.resolve(name)
+            cfg = store.config(image_id)
+        except PyctrError as e:
+            failed.append(e)
+            continue
         chain = store.chain(image_id)
         top = store.layerdb.get(chain[-1]) if chain else None
         mdigest = store.manifest_digest(image_id)
@@ -162,6 +172,10 @@ def cmd_inspect(args):
             "Unpacked": all(store.layerdb.get(c) for c in chain),
         })
     print(json.dumps(out, indent=4))
+    if failed:
+        for e in failed[:-1]:
+            print(f"Error: {e}", file=sys.stderr)
+        raise failed[-1]
 
 
 def cmd_history(args):

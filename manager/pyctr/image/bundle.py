@@ -67,11 +67,18 @@ def resolve_user(rootfs, user):
     return uid, gid, extra
 
 
+def _words(value):
+    """Entrypoint/Cmd as a list: Docker's strslice takes a lone string as a one-word command."""
+    if isinstance(value, str):
+        return [value]
+    return list(value or [])
+
+
 def make_config(image_config, rootfs, args=None, terminal=False, volumes_dir=None):
     from pyrunc.spec.template import default_config
     cfg = image_config.get("config") or {}
-    entrypoint = cfg.get("Entrypoint") or []
-    cmd = list(args) if args else (cfg.get("Cmd") or [])
+    entrypoint = _words(cfg.get("Entrypoint"))
+    cmd = list(args) if args else _words(cfg.get("Cmd"))
     argv = list(entrypoint) + list(cmd)
     if not argv:
         raise PyctrError("no command: the image has neither Entrypoint nor Cmd; give one after the directory")
@@ -98,30 +105,56 @@ def make_config(image_config, rootfs, args=None, terminal=False, volumes_dir=Non
     return spec
 
 
+def _make_dirs(path):
+    """os.makedirs, returning the directories it created, topmost first."""
+    made = []
+    while not os.path.isdir(path):
+        made.append(path)
+        path = os.path.dirname(path)
+    for d in reversed(made):
+        os.mkdir(d, 0o755)
+    return list(reversed(made))
+
+
 def make_bundle(store, image_id, bundle_dir, args=None, terminal=False):
+    """Make the bundle; if that fails, whatever it created (directories, mount, upper layer) is
+    removed again and DIR is as it was."""
     from pyctr.image.mount import mount_rw, umount
     bundle_dir = os.path.abspath(bundle_dir)
     rootfs = os.path.join(bundle_dir, "rootfs")
-    os.makedirs(rootfs, exist_ok=True)
     if os.path.exists(os.path.join(bundle_dir, "config.json")):
         raise PyctrError(f"{bundle_dir} already holds a config.json")
     try:
         if os.listdir(rootfs):
             raise PyctrError(f"{rootfs} is not empty")
     except OSError as e:
-        if e.errno != errno.ENOENT:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
             raise
-    name = mount_name(bundle_dir)
-    mount_rw(store, image_id, name, rootfs)
+    made = []
     try:
-        spec = make_config(store.config(image_id), rootfs, args, terminal,
-                           os.path.join(bundle_dir, "volumes"))
-        tmp = os.path.join(bundle_dir, ".config.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(spec, f, indent="\t")
-        os.rename(tmp, os.path.join(bundle_dir, "config.json"))
+        made = _make_dirs(rootfs)
+        name = mount_name(bundle_dir)
+        mount_rw(store, image_id, name, rootfs)
+        volumes = os.path.join(bundle_dir, "volumes")
+        had_volumes = os.path.isdir(volumes)
+        try:
+            spec = make_config(store.config(image_id), rootfs, args, terminal, volumes)
+            tmp = os.path.join(bundle_dir, ".config.json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(spec, f, indent="\t")
+            os.rename(tmp, os.path.join(bundle_dir, "config.json"))
+        except BaseException:
+            umount(store, name)
+            if not had_volumes:
+                from pyctr.image.fsutil import rmtree
+                rmtree(volumes)
+            raise
     except BaseException:
-        umount(store, name)
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
         raise
     return bundle_dir
 

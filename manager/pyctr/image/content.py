@@ -8,6 +8,7 @@ import os
 
 from pyctr.errors import DigestMismatch, PyctrError
 from pyctr.image.digest import split
+from pyctr.image.fsutil import listdir
 
 
 class Writer:
@@ -37,7 +38,10 @@ class Writer:
         if self.expected and digest != self.expected:
             os.unlink(self.tmp)
             raise DigestMismatch(self.what, self.expected, digest)
-        os.rename(self.tmp, self.store.path(digest))
+        dest = self.store.path(digest)
+        if self.store.on_new is not None and not os.path.exists(dest):
+            self.store.on_new(digest)  # into the store's journal, before the blob exists
+        os.rename(self.tmp, dest)
         return digest
 
     def abort(self):
@@ -61,8 +65,14 @@ class ContentStore:
         self.root = os.path.join(root, "content")
         self.blobs = os.path.join(self.root, "blobs", "sha256")
         self.ingest = os.path.join(self.root, "ingest")
-        os.makedirs(self.blobs, exist_ok=True)
-        os.makedirs(self.ingest, exist_ok=True)
+        self.on_new = None  # called with a blob's digest before it is first filed (store.py's journal)
+
+    def create(self):
+        os.makedirs(self.blobs, mode=0o700, exist_ok=True)
+        os.makedirs(self.ingest, mode=0o700, exist_ok=True)
+
+    def digests(self):
+        return ["sha256:" + n for n in listdir(self.blobs)]
 
     def path(self, digest):
         return os.path.join(self.blobs, split(digest)[1])

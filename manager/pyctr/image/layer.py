@@ -6,25 +6,37 @@ through a symbolic link (including one the same layer just created), is refused 
 naming the entry. The caller removes the partial layer.
 
 Whiteouts (image-spec layer.md) take their overlay form: `.wh.<name>` becomes a 0:0 character
-device, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Device nodes other
-than 0:0 are refused unless allow_devices (a layer has no business creating /dev/sda in an image).
-xattrs in the trusted.overlay. namespace are dropped: only whiteout files may steer overlayfs.
+device, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory. Other `.wh..wh.*`
+names are AUFS metadata (`.wh..wh.plnk`, `.wh..wh.aufs`, `.wh..wh.orph`), skipped as Docker skips
+them, except that a hard link to a file kept in `.wh..wh.plnk/` gets that file's content. Device
+nodes other than 0:0 are refused unless allow_devices (a layer has no business creating /dev/sda in
+an image). xattrs in the trusted.overlay. namespace are dropped: only whiteout files may steer
+overlayfs. An empty stream is an empty layer (Docker and podman load a 0-byte layer.tar).
+
+What a header declares is bounded before it is written: a file's size against the free space of the
+store's filesystem (a sparse entry or a compressed bomb fails at once, not when the disk is full),
+ids against the 32-bit range; a time outside what the kernel stores becomes the epoch, as Docker's
+chtimes does.
 """
 import errno
 import hashlib
 import os
-import shutil
 import stat
 import tarfile
 import zlib
 
 from pyctr.errors import LayerError
+from pyctr.image.fsutil import RESERVE, NoSpace, free_bytes, remove_at
 from pyrunc.sys import calls as _calls
 from pyrunc.sys import consts as _c
 
 _RESOLVE = _c.RESOLVE_BENEATH | _c.RESOLVE_NO_SYMLINKS | _c.RESOLVE_NO_MAGICLINKS | _c.RESOLVE_NO_XDEV
 WHITEOUT_PREFIX = ".wh."
+AUFS_META_PREFIX = ".wh..wh."
+AUFS_LINK_DIR = ".wh..wh.plnk"
 OPAQUE = ".wh..wh..opq"
+MAX_ID = (1 << 32) - 2   # (uid_t)-1 means "unchanged" to chown
+_NS = 1_000_000_000
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _CHUNK = 1 << 20
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -49,6 +61,7 @@ class HashReader:
         self.f, self.h, self.size = f, hashlib.sha256(), 0
         self.q = queue.Queue(self._DEPTH)
         self.buf, self.pos, self.eof = b"", 0, False
+        self.error = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._pump, name="layer-reader", daemon=True)
         self.thread.start()
@@ -72,6 +85,7 @@ class HashReader:
                     self.size += len(item)
                 self._put(item)
         except BaseException as e:  # handed to the reader, which raises it in the caller's thread
+            self.error = e
             self._put(e)
 
     def read(self, n=-1):
@@ -202,10 +216,33 @@ class _Applier:
         self.entry = ""
         self.ids = (os.geteuid(), os.getegid())
         self.umask = _creation_umask(self.root)
+        self.dest = dest
+        self.budget = free_bytes(dest) - RESERVE  # bytes this layer may still write (see reserve())
+        self.plnk = {}  # AUFS hard-link holding files: name -> (member, path of the first copy)
 
     def close(self):
         self._drop_cache()
         os.close(self.root)
+
+    def reserve(self, size):
+        """Account for an entry of size bytes; refuse it when the filesystem lacks the room."""
+        need = -(-size // 4096) * 4096 + 4096
+        if need > self.budget:
+            self.budget = free_bytes(self.dest) - RESERVE  # others may have freed or used space
+            if need > self.budget:
+                raise NoSpace(f"it declares {size} bytes but the store's filesystem has "
+                              f"{max(0, self.budget)} bytes free")
+        self.budget -= need
+
+    def check_header(self, m):
+        for field in ("uid", "gid"):
+            v = getattr(m, field)
+            if not isinstance(v, int) or not 0 <= v <= MAX_ID:
+                self.fail(f"its {field} {v} is out of range (0 to {MAX_ID})")
+        if (m.ischr() or m.isblk()) and not (0 <= m.devmajor < 1 << 32 and 0 <= m.devminor < 1 << 32):
+            self.fail(f"device numbers {m.devmajor}:{m.devminor} are out of range")
+        if m.size < 0:
+            self.fail("negative size")
 
     def _drop_cache(self):
         if self.cache_fd is not None:
@@ -266,6 +303,11 @@ class _Applier:
         for m in tf:
             self.entry = m.name
             parts = clean_name(m.name, "its name", self.layer, m.name)
+            self.check_header(m)
+            if any(p.startswith(AUFS_META_PREFIX) and p != OPAQUE for p in parts):
+                if parts[0] == AUFS_LINK_DIR and len(parts) == 2 and m.isreg():
+                    self.keep_aufs_link_target(tf, m, parts[1])
+                continue
             if not parts:
                 if m.isdir():
                     self.dirs.append(([], m))
@@ -323,7 +365,7 @@ class _Applier:
 
     def _remove(self, base, pfd, st):
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(base, dir_fd=pfd)
+            remove_at(pfd, base)
         else:
             os.unlink(base, dir_fd=pfd)
 
@@ -338,8 +380,55 @@ class _Applier:
         if self._lstat(name, pfd) is None:
             os.mknod(name, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
 
+    def keep_aufs_link_target(self, tf, m, name):
+        """Hold a file of AUFS's .wh..wh.plnk/ aside (outside the layer) for the links to it."""
+        if name in self.plnk:
+            return
+        self.reserve(m.size)
+        held = os.path.join(os.path.dirname(self.dest), f"aufs-plnk-{len(self.plnk)}")
+        fd = os.open(held, _CREATE_FLAGS, 0o600)
+        try:
+            self.copy_data(tf, m, fd)
+        finally:
+            os.close(fd)
+        self.plnk[name] = (m, None, held)
+
+    def aufs_link(self, m, pfd, base, name):
+        """A hard link into .wh..wh.plnk/: the first becomes a file with the held content and the
+        held header's metadata, the next ones links to that file."""
+        held = self.plnk.get(name)
+        if held is None:
+            self.fail(f"hard link target {m.linkname!r} is not in this layer")
+        member, first, path = held
+        if first is not None:
+            m.linkname = first
+            return False
+        existing = self._lstat(base, pfd)
+        if existing is not None:
+            self._remove(base, pfd, existing)
+        os.rename(path, base, dst_dir_fd=pfd)
+        fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            self.metadata(member, fd)
+        finally:
+            os.close(fd)
+        self.plnk[name] = (member, m.name, None)
+        return True
+
+    def discard_aufs_held(self):
+        for _, _, path in self.plnk.values():
+            if path:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
     def hardlink(self, m, pfd, base):
         tparts = clean_name(m.linkname, f"its hard link target {m.linkname!r}", self.layer, m.name)
+        if len(tparts) == 2 and tparts[0] == AUFS_LINK_DIR:
+            if self.aufs_link(m, pfd, base, tparts[1]):
+                return
+            tparts = clean_name(m.linkname, "its hard link target", self.layer, m.name)  # the first copy
         if not tparts:
             self.fail("hard link to the layer root")
         tfd = self._open_dir(tparts[:-1], create=False)
@@ -374,20 +463,26 @@ class _Applier:
 
     def regular(self, tf, m, pfd, base):
         perm = m.mode & 0o777
+        self.reserve(m.size)
         fd = self._create(lambda: os.open(base, _CREATE_FLAGS, perm, dir_fd=pfd), base, pfd)
         try:
-            if m.size:
-                src = tf.extractfile(m)
-                while True:  # os.write, not a FileIO: that would fstat every file
-                    chunk = src.read(_CHUNK)
-                    if not chunk:
-                        break
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+            self.copy_data(tf, m, fd)
             self.metadata(m, fd, created=None if self.umask is None else perm & ~self.umask)
         finally:
             os.close(fd)
+
+    @staticmethod
+    def copy_data(tf, m, fd):
+        if not m.size:
+            return
+        src = tf.extractfile(m)
+        while True:  # os.write, not a FileIO: that would fstat every file
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
 
     def metadata(self, m, fd, created=None):
         """Owner, mode, xattrs and times from the tar header. created: the mode a file was just
@@ -408,15 +503,25 @@ class _Applier:
                 except OSError as e:
                     if e.errno not in (errno.ENOTSUP, errno.EPERM):
                         raise
-        mtime = int(m.mtime * 1e9) if m.mtime else 0
+        mtime = _mtime_ns(m)
         os.utime(fd, ns=(mtime, mtime))
 
     def owner_and_times(self, m, base, pfd, symlink=False):
         os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
         if not symlink:
             os.chmod(base, m.mode & 0o7777, dir_fd=pfd)
-        mtime = int(m.mtime * 1e9) if m.mtime else 0
+        mtime = _mtime_ns(m)
         os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
+
+
+def _mtime_ns(m):
+    """The header's mtime in ns; the epoch for one before it or past what a 64-bit time holds in
+    ns (moby pkg/system Chtimes does the same)."""
+    try:
+        ns = int(m.mtime * _NS) if m.mtime else 0
+    except (OverflowError, ValueError, TypeError):
+        return 0
+    return ns if 0 <= ns < 1 << 63 else 0
 
 
 def apply_layer(f, dest, layer="layer", allow_devices=False):
@@ -430,18 +535,30 @@ def apply_layer(f, dest, layer="layer", allow_devices=False):
     reader = HashReader(src)
     try:
         try:
-            tf = tarfile.open(fileobj=reader, mode="r|", errorlevel=2)
+            try:
+                tf = tarfile.open(fileobj=reader, mode="r|", errorlevel=2)
+            except tarfile.ReadError:
+                if reader.read(1) or reader.size or reader.error:
+                    if reader.error:
+                        raise reader.error from None
+                    raise
+                tf = ()  # an empty stream: an empty layer, as Docker and podman take it
             app.apply(tf)
             # the rest of the stream (tar padding, the gzip trailer) is part of the diff id and
             # must be intact too
             diff_id = reader.drain()
+        except NoSpace as e:
+            raise LayerError(layer, app.entry, str(e)) from None
         except tarfile.TarError as e:
             raise LayerError(layer, app.entry, f"not a valid tar archive ({e})") from None
         except (EOFError, OSError, zlib.error) as e:
+            if getattr(e, "errno", None) == errno.ENOSPC:
+                raise LayerError(layer, app.entry, f"the store's filesystem is full ({dest})") from None
             if app.entry:
                 raise LayerError(layer, app.entry, f"{e.__class__.__name__}: {e}") from None
             raise LayerError(layer, "", f"cannot read the layer ({e})") from None
     finally:
         reader.close()
+        app.discard_aufs_held()
         app.close()
     return diff_id, reader.size

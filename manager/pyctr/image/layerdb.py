@@ -7,7 +7,7 @@ An entry is written into a temp dir and renamed into place: it exists completely
 import os
 
 from pyctr.image.digest import split
-from pyctr.image.fsutil import rmtree
+from pyctr.image.fsutil import listdir, rmtree
 
 
 class LayerDB:
@@ -16,6 +16,8 @@ class LayerDB:
         self.layers = os.path.join(self.base, "sha256")
         self.mounts = os.path.join(self.base, "mounts")
         self.tmp = os.path.join(self.base, "tmp")
+
+    def create(self):
         for d in (self.layers, self.mounts, self.tmp):
             os.makedirs(d, mode=0o700, exist_ok=True)
 
@@ -50,7 +52,7 @@ class LayerDB:
         rmtree(self._dir(chain_id))
 
     def all(self):
-        return ["sha256:" + n for n in os.listdir(self.layers)]
+        return ["sha256:" + n for n in listdir(self.layers)]
 
     # --- rw mounts ---------------------------------------------------------------------------------
 
@@ -80,11 +82,11 @@ class LayerDB:
         return out
 
     def list_mounts(self):
-        return [m for m in (self.get_mount(n) for n in sorted(os.listdir(self.mounts))) if m]
+        return [m for m in (self.get_mount(n) for n in sorted(listdir(self.mounts))) if m]
 
     def remove_mount(self, name):
         rmtree(os.path.join(self.mounts, name))
 
     def clean_tmp(self):
-        for n in os.listdir(self.tmp):
+        for n in listdir(self.tmp):
             rmtree(os.path.join(self.tmp, n))

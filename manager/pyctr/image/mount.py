@@ -2,9 +2,9 @@
 temporary read-only view (for `export`)."""
 import contextlib
 import os
-import shutil
 
 from pyctr.errors import PyctrError
+from pyctr.image.fsutil import rmtree
 
 
 def _layer(store, chain_id):
@@ -76,4 +76,4 @@ def read_only_view(store, chain_id):
         finally:
             calls.umount2(target, 2)  # MNT_DETACH
     finally:
-        shutil.rmtree(target, ignore_errors=True)
+        rmtree(target)

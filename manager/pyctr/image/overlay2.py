@@ -9,7 +9,7 @@ renamed into overlay2/ only once its diff is complete, so overlay2/ never holds 
 import os
 
 from pyctr.errors import PyctrError
-from pyctr.image.fsutil import rmtree
+from pyctr.image.fsutil import listdir, rmtree
 
 _LINK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 ID_LENGTH = 26
@@ -39,6 +39,8 @@ class Overlay2:
         self.home = os.path.join(root, "overlay2")
         self.links = os.path.join(self.home, "l")
         self.tmp = os.path.join(root, "tmp")
+
+    def create(self):
         for d in (self.links, self.tmp):
             os.makedirs(d, mode=0o700, exist_ok=True)
 
@@ -115,10 +117,10 @@ class Overlay2:
         rmtree(d)
 
     def ids(self):
-        return [n for n in os.listdir(self.home) if n != "l"]
+        return [n for n in listdir(self.home) if n != "l"]
 
     def clean_links(self):
-        for short in os.listdir(self.links):
+        for short in listdir(self.links):
             p = os.path.join(self.links, short)
             if not os.path.exists(p):
                 os.unlink(p)

@@ -7,11 +7,11 @@ only once both its blob digest and its diff id are verified. `--no-unpack` stops
 store (as `ctr pull --skip-unpack` or `ctr content fetch`): blobs, config and tags recorded, the
 layers applied on first use.
 """
-import json
 import threading
 
 from pyctr.errors import DigestMismatch, PyctrError
 from pyctr.image import digest as _digest
+from pyctr.image import imageconfig
 from pyctr.image import manifest as _m
 from pyctr.image.fetch import Download, fetch
 from pyctr.image.progress import Progress
@@ -33,6 +33,18 @@ def _stage(store, download, diff_id):
         store.discard_staged(staged)
         raise
     return staged
+
+
+def _check_existing(download, diff_id):
+    """A layer the store has by chain id: the blob downloaded for it must hold that diff id too (or
+    save and push would later serve whatever it holds). Returns None: nothing to commit."""
+    from pyctr.image.verify import check_diff_id
+    try:
+        with download.reader() as src:
+            check_diff_id(src, diff_id, download.digest)
+    finally:
+        download.wait()
+    return None
 
 
 def _verified_manifest(client, ref_str, expected=None):
@@ -89,6 +101,7 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
         if mt in _m.INDEXES:
             raise PyctrError("nested image indexes are not supported")
     cfg_desc, layers = _m.check_manifest(doc)
+    imageconfig.check_layer_count(len(layers), ref.familiar())
     _check_descriptor(cfg_desc, "image config", MANIFEST_MAX)
     for layer in layers:
         _check_descriptor(layer, "layer")
@@ -129,22 +142,18 @@ def pull(store, client, ref, platform=None, out=None, quiet=False, parallel=3, u
         raise DigestMismatch("image config", cfg_desc["digest"], image_id)
     from pyctr.image.reference import Reference
     if ref.tag:
-        store.tag(Reference(ref.domain, ref.path, ref.tag), image_id)
+        store.tag(Reference(ref.domain, ref.path, ref.tag), image_id, manifest=mdigest)
     if ref.digest:
-        store.tag(Reference(ref.domain, ref.path, None, ref.digest), image_id)
+        store.tag(Reference(ref.domain, ref.path, None, ref.digest), image_id, manifest=mdigest)
     store.set_meta(image_id, "source", ref.name)
     progress.message(f"Digest: {ref.digest or (index_digest if index_body is not None else mdigest)}")
     return image_id
 
 
 def _diff_ids(config_bytes, cfg_desc, layers):
-    try:
-        config = json.loads(config_bytes)
-    except ValueError:
-        raise PyctrError(f"image config {cfg_desc['digest']} is not valid JSON") from None
-    if not isinstance(config, dict):
-        raise PyctrError(f"image config {cfg_desc['digest']} is not a JSON object")
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+    """The config's diff ids, once the whole config is valid (imageconfig.py): a config the store
+    would refuse is refused before any layer is unpacked."""
+    diff_ids = imageconfig.diff_ids(imageconfig.parse(config_bytes, f"image config {cfg_desc['digest']}"))
     if len(diff_ids) != len(layers):
         raise PyctrError(f"image config lists {len(diff_ids)} diff ids for {len(layers)} layers")
     return diff_ids
@@ -157,7 +166,7 @@ def _unpack_while_fetching(store, downloads, diff_ids, progress, stop):
     for dl, chain, diff_id in zip(downloads, _digest.chain_ids(diff_ids), diff_ids):
         if store.layerdb.get(chain):
             progress.update(dl.digest, status="Already exists")
-            jobs.append((dl.digest, chain, None))
+            jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _check_existing(dl, d)))
         else:
             jobs.append((dl.digest, chain, lambda dl=dl, d=diff_id: _stage(store, dl, d)))
     commit_in_order(store, jobs, progress, on_error=stop)

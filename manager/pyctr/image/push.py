@@ -5,10 +5,13 @@ import json
 from pyctr.errors import PyctrError
 
 
-def push(store, client, image_id, ref, out=None, quiet=False):
+def push(store, client, image_id, ref, out=None, quiet=False, source=None):
+    """Push the image under ref; source: the name the user gave it, whose manifest is the one
+    pushed (an image pulled as OCI under one tag and as Docker schema2 under another has two)."""
     import sys
+    from pyctr.image.verify import check_stored_blob, check_stored_layer
     out = out or sys.stderr
-    mdigest = store.manifest_digest(image_id)
+    mdigest = store.manifest_digest(image_id, source or ref.familiar())
     if not mdigest or not store.content.has(mdigest):
         raise PyctrError(f"image {image_id} has no manifest in the store; cannot push it")
     body = store.content.read(mdigest)
@@ -19,10 +22,16 @@ def push(store, client, image_id, ref, out=None, quiet=False):
     source_repo = None
     if source and source.startswith(ref.domain + "/") and source != ref.name:
         source_repo = source[len(ref.domain) + 1:]
-    for desc in manifest.get("layers", []) + [manifest["config"]]:
+    diff_ids = store.config(image_id)["rootfs"].get("diff_ids") or []
+    for i, desc in enumerate(manifest.get("layers", []) + [manifest["config"]]):
         digest = desc["digest"]
         if not store.content.has(digest):
             raise PyctrError(f"blob {digest} of image {image_id} is missing from the content store")
+        # what goes out is checked first: its digest, and a layer's diff id
+        if i < len(diff_ids):
+            check_stored_layer(store, digest, diff_ids[i])
+        else:
+            check_stored_blob(store, digest)
         if client.has_blob(digest):
             _say(out, quiet, f"{digest[7:19]}: Layer already exists")
             continue

@@ -9,20 +9,33 @@
 
 Every command that changes the store holds an exclusive flock on <root>/lock for its duration, and
 first removes what an interrupted command left (ingest files, staged layers, unregistered layer
-dirs): nothing half-written survives into the next command.
+dirs): nothing half-written survives into the next command. A command that fails takes back what
+it added (blobs, layers, image records, tags: `with store:` rolls back on an exception, from the
+journal, journal.py, which also undoes a command that was killed), so a refused or interrupted pull
+or load leaves nothing; a root that such a command created is removed again.
+
+Image records are validated when they are added (imageconfig.py), and a record that is not valid
+anyway (written by an older pyctr, or edited) fails only the commands that name that image: listing,
+prune and rmi read around it.
 """
 import json
 import os
 
 from pyctr.errors import DigestMismatch, ImageNotFound, PyctrError
 from pyctr.image import digest as _digest
+from pyctr.image import imageconfig
 from pyctr.image import reference as _ref
 from pyctr.image.content import ContentStore
-from pyctr.image.fsutil import rmtree
+from pyctr.image.fsutil import listdir, rmtree
+from pyctr.image.journal import Journal
 from pyctr.image.layerdb import LayerDB
 from pyctr.image.overlay2 import Overlay2
 
 DEFAULT_ROOT = "/var/lib/pyctr"
+
+# Callables (store) -> image ids that something outside the image store uses (the container store
+# registers one): `image prune` keeps those images and their layers.
+IN_USE_HOOKS = []
 
 
 def _atomic_write(path, data):
@@ -37,46 +50,122 @@ def _atomic_write(path, data):
 class Store:
     def __init__(self, root=DEFAULT_ROOT, allow_devices=False):
         self.root = os.path.abspath(root)
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
         self.allow_devices = allow_devices
         self._lock_fd = None
+        self._created_root = False
+        self._journal = None
+        self._configs = {}
         self.content = ContentStore(self.root)
         self.overlay = Overlay2(self.root)
         self.layerdb = LayerDB(self.root)
         base = os.path.join(self.root, "image", "overlay2")
         self.configs = os.path.join(base, "imagedb", "content", "sha256")
         self.meta = os.path.join(base, "imagedb", "metadata", "sha256")
-        for d in (self.configs, self.meta):
-            os.makedirs(d, mode=0o700, exist_ok=True)
         self.repos_path = os.path.join(base, "repositories.json")
 
-    # --- locking and recovery ----------------------------------------------------------------------
+    # --- locking, recovery, rollback -------------------------------------------------------------
 
     def lock(self):
+        """Take the store's lock, creating the store if needed (lazily: commands that only read
+        never create it), and remove what an interrupted command left."""
         import fcntl
-        if self._lock_fd is None:
-            self._lock_fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                    0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-            self.recover()
+        if self._lock_fd is not None:
+            return self
+        self._created_root = not os.path.isdir(self.root)
+        lock_path = os.path.join(self.root, "lock")
+        while True:
+            os.makedirs(self.root, mode=0o700, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # the holder before us may have removed the store it created (unlock): lock anew
+            try:
+                st, cur = os.fstat(fd), os.stat(lock_path)
+                if (st.st_dev, st.st_ino) == (cur.st_dev, cur.st_ino):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self._lock_fd = fd
+        for part in (self.content, self.overlay, self.layerdb):
+            part.create()
+        for d in (self.configs, self.meta):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+        self._journal = Journal(os.path.join(self.root, "uncommitted"))
+        self.recover()
+        self.content.on_new = lambda digest: self._note("blob", digest)
         return self
 
+    def _note(self, kind, *fields):
+        if self._journal is not None:
+            self._journal.note(kind, *fields)
+
     def unlock(self):
-        if self._lock_fd is not None:
+        """Release the lock; what the command added stays (rollback() first to undo it)."""
+        if self._lock_fd is None:
+            return
+        self.content.on_new = None
+        self._journal.discard()
+        self._journal = None
+        try:
+            if self._created_root and self._empty():
+                os.unlink(os.path.join(self.root, "lock"))  # first: a waiter then locks anew
+                rmtree(self.root)
+        finally:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _empty(self):
+        try:
+            return not (self.image_ids() or self.layerdb.all() or self.layerdb.list_mounts() or
+                        self.content.digests() or self.overlay.ids() or self.repositories())
+        except PyctrError:  # an unreadable repositories.json: not ours to remove
+            return False
 
     def __enter__(self):
         return self.lock()
 
-    def __exit__(self, *_):
-        self.unlock()
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is not None:
+                self.rollback()
+        finally:
+            self.unlock()
+
+    def rollback(self):
+        """Undo what the journal lists: this command's additions (it failed or was interrupted), or
+        those of a command killed before it finished (recover)."""
+        repos = None
+        for kind, *fields in reversed(self._journal.entries()):
+            if kind == "tag" and len(fields) == 3:
+                repo, key, previous = fields
+                repos = repos if repos is not None else self.repositories()
+                entry = repos.setdefault(repo, {})
+                if previous is None:
+                    entry.pop(key, None)
+                else:
+                    entry[key] = previous
+                if not entry:
+                    repos.pop(repo, None)
+            elif kind == "image" and fields:
+                self._delete_image(fields[0])
+            elif kind == "layer" and len(fields) == 2:
+                info = self.layerdb.get(fields[0])
+                if info and info["cache-id"] == fields[1]:
+                    self.layerdb.remove(fields[0])
+                self.overlay.remove(fields[1])
+            elif kind == "blob" and fields:
+                self.content.delete(fields[0])
+        if repos is not None:
+            self._save_repositories(repos)
+        self._journal.discard()
 
     def recover(self):
-        """Remove leftovers of an interrupted command (we hold the lock: nobody else is writing)."""
+        """Remove leftovers of an interrupted command (we hold the lock: nobody else is writing):
+        what its journal lists, then whatever half-written files and dirs it left."""
+        self.rollback()
         self.content.clean_ingest()
         self.layerdb.clean_tmp()
-        for n in os.listdir(self.overlay.tmp):
+        for n in listdir(self.overlay.tmp):
             rmtree(os.path.join(self.overlay.tmp, n))
         known = {self.layerdb.get(c)["cache-id"] for c in self.layerdb.all()}
         known |= {m["mount-id"] for m in self.layerdb.list_mounts()}
@@ -88,10 +177,15 @@ class Store:
     # --- layers ------------------------------------------------------------------------------------
 
     def add_layer(self, parent_chain, opener, expected_diff_id=None, what="layer"):
-        """Apply one layer on top of parent_chain; returns (chain_id, diff_id). Shared if present."""
+        """Apply one layer on top of parent_chain; returns (chain_id, diff_id). A layer the store
+        has by chain id is shared, once the blob proves to hold that diff id (a blob that merely
+        claims a layer the store has would otherwise be served by save and push)."""
         if expected_diff_id:
             chain = _digest.chain_ids([parent_chain, expected_diff_id])[1] if parent_chain else expected_diff_id
             if self.layerdb.get(chain):
+                from pyctr.image.verify import check_diff_id
+                with opener() as f:
+                    check_diff_id(f, expected_diff_id, what)
                 return chain, expected_diff_id
         return self.commit_layer(parent_chain, self.stage_layer(opener, expected_diff_id, what))
 
@@ -124,6 +218,7 @@ class Store:
                 self.overlay.discard(staging)
                 return chain, diff_id
             parent_cache = self.layerdb.get(parent_chain)["cache-id"] if parent_chain else None
+            self._note("layer", chain, cache_id)
             self.overlay.commit(cache_id, staging, parent_cache)
         except BaseException:
             self.overlay.discard(staging)
@@ -137,10 +232,12 @@ class Store:
 
     # --- images ------------------------------------------------------------------------------------
 
-    def add_image(self, config_bytes, manifest_digest=None):
+    def add_image(self, config_bytes, manifest_digest=None, what="image config"):
+        imageconfig.parse(config_bytes, what)
         image_id = _digest.sha256_bytes(config_bytes)
         path = os.path.join(self.configs, _digest.split(image_id)[1])
         if not os.path.exists(path):
+            self._note("image", image_id)
             _atomic_write(path, config_bytes)
         if manifest_digest:
             self.set_meta(image_id, "manifest", manifest_digest)
@@ -166,35 +263,76 @@ class Store:
             raise ImageNotFound(image_id) from None
 
     def config(self, image_id):
-        return json.loads(self.config_bytes(image_id))
+        """The image's config; InvalidConfig (naming the image) for a record that is not valid."""
+        if image_id not in self._configs:
+            self._configs[image_id] = imageconfig.parse(self.config_bytes(image_id), f"image {image_id}")
+        return self._configs[image_id]
 
-    def manifest_digest(self, image_id):
+    def _ref_manifests(self, image_id):
+        try:
+            refs = json.loads(self.get_meta(image_id, "manifests") or "{}")
+        except ValueError:
+            return {}
+        return refs if isinstance(refs, dict) else {}
+
+    def manifest_digest(self, image_id, name=None):
+        """Digest of the manifest that carried the image: the one pulled under reference name
+        when given (one image may come as an OCI manifest under one tag and a Docker schema2 one
+        under another), else the last one recorded."""
+        if name:
+            try:
+                key = _ref.parse(name).familiar()
+            except PyctrError:
+                key = None
+            d = self._ref_manifests(image_id).get(key)
+            if isinstance(d, str) and self.content.has(d):
+                return d
         return self.get_meta(image_id, "manifest")
 
+    def manifest_digests(self, image_id):
+        out = {d for d in self._ref_manifests(image_id).values() if isinstance(d, str)}
+        default = self.get_meta(image_id, "manifest")
+        return sorted(out | ({default} if default else set()))
+
     def chain(self, image_id):
-        diff_ids = self.config(image_id).get("rootfs", {}).get("diff_ids", [])
-        return _digest.chain_ids(diff_ids)
+        return _digest.chain_ids(imageconfig.diff_ids(self.config(image_id)))
+
+    def _chain_or_none(self, image_id):
+        try:
+            return self.chain(image_id)
+        except PyctrError:
+            return []
 
     def image_ids(self):
-        return ["sha256:" + n for n in os.listdir(self.configs)]
+        return ["sha256:" + n for n in listdir(self.configs)]
 
     # --- repositories.json -------------------------------------------------------------------------
 
     def repositories(self):
         try:
             with open(self.repos_path) as f:
-                return json.load(f).get("Repositories", {})
+                repos = json.load(f).get("Repositories", {})
         except FileNotFoundError:
             return {}
+        except (ValueError, AttributeError):
+            raise PyctrError(f"{self.repos_path} is not valid; remove or repair it") from None
+        return {r: e for r, e in repos.items() if isinstance(e, dict)} if isinstance(repos, dict) else {}
 
     def _save_repositories(self, repos):
         _atomic_write(self.repos_path, json.dumps({"Repositories": repos}, indent=1).encode())
 
-    def tag(self, ref, image_id):
+    def tag(self, ref, image_id, manifest=None):
+        """Point ref at image_id; manifest: the digest of the manifest it came with under ref."""
         repos = self.repositories()
         entry = repos.setdefault(ref.familiar_name, {})
-        entry[ref.familiar()] = image_id
+        key = ref.familiar()
+        self._note("tag", ref.familiar_name, key, entry.get(key))
+        entry[key] = image_id
         self._save_repositories(repos)
+        refs = self._ref_manifests(image_id)
+        if manifest and refs.get(key) != manifest:
+            refs[key] = manifest
+            self.set_meta(image_id, "manifests", json.dumps(refs))
 
     def untag(self, ref):
         repos = self.repositories()
@@ -203,6 +341,10 @@ class Store:
         if not entry:
             repos.pop(ref.familiar_name, None)
         self._save_repositories(repos)
+        if image_id:
+            refs = self._ref_manifests(image_id)
+            if refs.pop(ref.familiar(), None):
+                self.set_meta(image_id, "manifests", json.dumps(refs))
         return image_id
 
     def tags_of(self, image_id):
@@ -231,8 +373,18 @@ class Store:
 
     # --- removal -----------------------------------------------------------------------------------
 
+    def images_in_use(self):
+        """Images that something uses: those under a pyctr mount or bundle, and those the
+        IN_USE_HOOKS name (containers)."""
+        tops = {m["parent"] for m in self.layerdb.list_mounts()}
+        used = {i for i in self.image_ids() if (self._chain_or_none(i) or [None])[-1] in tops}
+        for hook in IN_USE_HOOKS:
+            used.update(hook(self))
+        return used
+
     def remove_image(self, name, force=False):
-        """Untag name; delete the image when no tag is left. Returns a list of (action, what)."""
+        """Untag name; delete the image when no tag is left, and then the layers and blobs no
+        other image shares (as `docker rmi`). Returns a list of (action, what)."""
         image_id = self.resolve(name)
         out = []
         is_id = name.replace("sha256:", "") and image_id[7:].startswith(name.replace("sha256:", ""))
@@ -247,6 +399,7 @@ class Store:
         if not self.tags_of(image_id):
             self._delete_image(image_id)
             out.append(("Deleted", image_id))
+            out += [("Deleted", c) for _, c in self._collect_garbage()]
         return out
 
     def _delete_image(self, image_id):
@@ -255,26 +408,38 @@ class Store:
             os.unlink(os.path.join(self.configs, hexpart))
         except FileNotFoundError:
             pass
+        self._configs.pop(image_id, None)
         rmtree(os.path.join(self.meta, hexpart))
 
     def prune(self, all_images=False):
-        """Delete untagged images (all unused with all_images), then layers and blobs nothing uses."""
+        """Delete untagged images (with all_images: every image nothing uses, tagged or not), then
+        the layers and blobs no image or mount uses."""
         removed = []
+        in_use = self.images_in_use()
         tagged = {v for entry in self.repositories().values() for v in entry.values()}
         for image_id in self.image_ids():
-            if image_id not in tagged:
-                self._delete_image(image_id)
-                removed.append(("Deleted", image_id))
+            if image_id in in_use or (image_id in tagged and not all_images):
+                continue
+            for t in self.tags_of(image_id):
+                self.untag(_ref.parse(t))
+                removed.append(("Untagged", t))
+            self._delete_image(image_id)
+            removed.append(("Deleted", image_id))
+        return removed + self._collect_garbage()
+
+    def _collect_garbage(self):
+        """Remove the layers no image or mount uses, then the blobs no image needs; returns
+        [("Deleted layer", chain id)]."""
+        removed = []
         used = set()
         for image_id in self.image_ids():
-            used.update(self.chain(image_id))
+            used.update(self._chain_or_none(image_id))
         for m in self.layerdb.list_mounts():
             c = m["parent"]
-            while c:
+            while c and c not in used:
                 used.add(c)
                 info = self.layerdb.get(c)
                 c = info["parent"] if info else ""
-        # Parents of a used layer are used: chains are prefixes, already covered.
         for chain in self.layerdb.all():
             if chain not in used:
                 info = self.layerdb.get(chain)
@@ -284,23 +449,27 @@ class Store:
         keep = set()
         for image_id in self.image_ids():
             keep.update(self.blobs_of(image_id))
-        for name in os.listdir(self.content.blobs):
-            if "sha256:" + name not in keep:
-                self.content.delete("sha256:" + name)
+        for digest in self.content.digests():
+            if digest not in keep:
+                self.content.delete(digest)
         return removed
 
     def blobs_of(self, image_id):
-        """Digests of the content-store blobs an image needs: manifest, config, layer blobs."""
+        """Digests of the content-store blobs an image needs: manifests, config, layer blobs."""
         out = {image_id}
-        m = self.manifest_digest(image_id)
-        if m and self.content.has(m):
-            out.add(m)
-            out.update(self.layer_blobs(image_id))
+        for m in self.manifest_digests(image_id):
+            if self.content.has(m):
+                out.add(m)
+                out.update(self.layer_blobs(image_id, m))
         return out
 
-    def layer_blobs(self, image_id):
+    def layer_blobs(self, image_id, manifest_digest=None):
         """Digests of the image's layer blobs, bottom first, from its manifest ([] without one)."""
-        m = self.manifest_digest(image_id)
+        m = manifest_digest or self.manifest_digest(image_id)
         if not m or not self.content.has(m):
             return []
-        return [layer["digest"] for layer in json.loads(self.content.read(m)).get("layers", [])]
+        try:
+            layers = json.loads(self.content.read(m)).get("layers", [])
+            return [layer["digest"] for layer in layers if isinstance(layer.get("digest"), str)]
+        except (ValueError, AttributeError, TypeError):
+            return []

@@ -19,10 +19,11 @@ def appliers():
 
 def commit_in_order(store, jobs, progress=None, on_error=None):
     """jobs: [(key, chain_id, stage)] bottom layer first; stage() returns what store.commit_layer
-    takes, or stage is None for a layer already in the store. Stages run in a pool of appliers(),
+    takes (or None after only checking a layer the store has), or stage is None for a layer
+    already in the store. Stages run in a pool of appliers(),
     commits in order on this thread. On any failure every staging dir is removed (on_error() is
     called first, to make the stages still running give up) and the error is raised; the layers
-    committed before it stay (prune removes them if no image uses them)."""
+    committed before it are in the store's journal, which the failed command's rollback undoes."""
     from pyctr.image.tasks import Pool
     parent = None
     with Pool(appliers(), "apply") as pool:
@@ -34,7 +35,11 @@ def commit_in_order(store, jobs, progress=None, on_error=None):
                     parent = chain
                     continue
                 committed.add(i)  # commit_layer consumes the staging dir even when it fails
-                parent, _ = store.commit_layer(parent, fut.result())
+                layer = fut.result()
+                if layer is None:
+                    parent = chain
+                    continue
+                parent, _ = store.commit_layer(parent, layer)
                 if progress:
                     progress.update(key, status="Pull complete")
         except BaseException:
@@ -45,7 +50,8 @@ def commit_in_order(store, jobs, progress=None, on_error=None):
                     f.cancel()
             pool.shutdown(wait=True)
             for i, f in enumerate(staged):
-                if f is not None and i not in committed and not f.cancelled() and f.exception() is None:
+                if f is not None and i not in committed and not f.cancelled() and f.exception() is None \
+                        and f.result() is not None:
                     store.discard_staged(f.result())
             raise
     return parent
