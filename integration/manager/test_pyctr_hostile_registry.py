@@ -376,7 +376,7 @@ def test_one_sigint_stops_a_stalled_pull_and_cleans_up(pyctr, hostile, flags):
     assert took < 3, f"{took:.1f}s after one SIGINT"
     assert b"Traceback" not in err and err.decode().strip().splitlines()[-1] == "Error: interrupted", err
     no_store_leftovers(pyctr)
-    assert os.listdir(os.path.join(pyctr.root, "tmp")) == []
+    assert pyctr.listdir("tmp") == []
 
 
 def test_5xx_and_429_are_retried_with_backoff(pyctr, hostile):

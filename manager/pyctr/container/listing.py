@@ -220,8 +220,12 @@ def inspect(ctx, args):
         if obj is None and args.type != "container":
             try:
                 obj = _image(ctx, name)
-            except (ImageNotFound, PyctrError):
+            except ImageNotFound:
                 obj = None
+            except PyctrError as e:  # the image exists but its record is bad: say so, show the others
+                print(f"Error: {e}", file=sys.stderr)
+                failed = True
+                continue
         if obj is None:
             print(f"Error: No such object: {name}", file=sys.stderr)
             failed = True
