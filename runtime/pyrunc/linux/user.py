@@ -12,7 +12,8 @@ def switch(user):
         os.setresuid(uid, uid, uid)
     except OSError as e:
         raise StepError(f"set user {uid}:{gid}", None, e) from None
-    os.umask(user["umask"] if user.get("umask") is not None else 0o022)
+    # Any uint32, as runc's unix.Umask(int(umask)): the kernel keeps the permission bits.
+    os.umask(user["umask"] & 0o777 if user.get("umask") is not None else 0o022)
 
 
 # A real passwd is a few KiB; the cap keeps a hostile one (a huge sparse file) from stalling the

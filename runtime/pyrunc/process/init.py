@@ -157,7 +157,8 @@ def main(args):
         close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
         if args.seccomp:
             args.seccomp.load()  # the last step: nothing of the runtime's own runs under the filter
-        os.execve(path, argv, env)
+        from pyrunc.linux import rlimits
+        rlimits.execve(path, argv, env)  # with the rlimits that would have starved the interpreter
     except PyruncError as e:
         _report(args.sync_fd, str(e))
     except OSError as e:

@@ -91,7 +91,8 @@ def main(args):
             os.set_inheritable(fd, True)
         close_range(first_closed, flags=c.CLOSE_RANGE_CLOEXEC)
         apply_seccomp(args, before_user_switch=False)
-        os.execve(path, argv, env)
+        from pyrunc.linux import rlimits
+        rlimits.execve(path, argv, env)  # with the rlimits that would have starved the interpreter
     except PyruncError as e:
         message = str(e)
     except OSError as e:
