@@ -44,7 +44,6 @@ def rich_config(args=("true",)):
         "memory": {"limit": 256 << 20},
         "cpu": {"shares": 1024, "quota": 100000, "period": 100000},
         "pids": {"limit": 100},
-        "blockIO": {"weight": 500},
     })
     linux["sysctl"] = {"net.ipv4.ip_forward": "0"}
     linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
@@ -254,6 +253,8 @@ def rlimit_configs(draw, base=None):
     for _ in range(draw(st.integers(1, 3))):
         soft, hard = draw(st.sampled_from(_RLIMIT_VALUES)), draw(st.sampled_from(_RLIMIT_VALUES))
         if draw(st.integers(0, 3)):
+            # Mostly limits the runtime may set without CAP_SYS_RESOURCE, so the container starts.
+            hard = min(hard, 4096)
             soft = min(soft, hard)
         limits.append({"type": draw(st.sampled_from(_RLIMIT_TYPES)), "soft": soft, "hard": hard})
     config["process"]["rlimits"] = limits

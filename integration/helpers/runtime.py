@@ -144,7 +144,7 @@ def _rootfs_of(bundle):
     try:
         with open(os.path.join(bundle, "config.json")) as f:
             path = json.load(f).get("root", {}).get("path", "rootfs")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # any config.json a test wrote
         path = "rootfs"
     return os.path.join(bundle, path)
 
