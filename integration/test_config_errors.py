@@ -35,12 +35,12 @@ def test_exec_process_rlimits_that_would_starve_the_runtime(runtime, tmp_path):
     c = runtime.container(["sleep", "100"])
     c.start()
     process = dict(runtime.config(["sh", "-c", "ulimit -n; ulimit -v"])["process"])
-    process["rlimits"] = _limits(("RLIMIT_NOFILE", 4, 4), ("RLIMIT_DATA", 32 << 20, 32 << 20),
-                                 ("RLIMIT_AS", 64 << 20, 64 << 20))
+    process["rlimits"] = _limits(("RLIMIT_NOFILE", 3, 3), ("RLIMIT_DATA", 4 << 20, 4 << 20),
+                                 ("RLIMIT_AS", 4 << 20, 4 << 20))
     path = tmp_path / "process.json"
     path.write_text(json.dumps(process))
     cp = runtime.run("exec", "--process", str(path), c.id)
-    assert cp.stdout.split() == ["4", "65536"], describe(cp)
+    assert cp.stdout.split() == ["3", "4096"], describe(cp)
 
 
 def test_rlimit_values_past_int63(runtime):

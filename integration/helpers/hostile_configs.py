@@ -139,6 +139,11 @@ _BASE = rich_config()
 _PATHS = paths(_BASE)
 _STRING_PATHS = [p for p in _PATHS if isinstance(get(_BASE, p), str)]
 _INTEGER_PATHS = [p for p in _PATHS if type(get(_BASE, p)) is int]
+# The integers a system call takes as they are (the others become text in a cgroup file, which
+# the kernel parses): drawn as often as all the rest together.
+_SYSCALL_INTEGER_PATHS = [p for p in _INTEGER_PATHS if p[:2] in (("process", "user"), ("process", "rlimits"),
+                                                                  ("process", "consoleSize"), ("linux", "devices"))
+                          or p[-1] in ("oomScoreAdj", "timeout")]
 
 
 @st.composite
@@ -166,7 +171,8 @@ def hostile_string_configs(draw, base=None):
 def edge_number_configs(draw, base=None):
     """Any integer of the config set to the edge of some C type."""
     config = copy.deepcopy(base or _BASE)
-    for path in draw(st.lists(st.sampled_from(_INTEGER_PATHS), min_size=1, max_size=2, unique=True)):
+    where = st.one_of(st.sampled_from(_SYSCALL_INTEGER_PATHS), st.sampled_from(_INTEGER_PATHS))
+    for path in draw(st.lists(where, min_size=1, max_size=2, unique=True)):
         put(config, path, draw(edge_integers))
     return config
 
@@ -233,8 +239,9 @@ def hook_configs(draw, base=None):
         hook["env"] = draw(st.lists(hostile_strings, max_size=3))
     if draw(st.booleans()):
         hook["timeout"] = draw(edge_integers)
-    kind = draw(st.sampled_from(["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-                                 "poststop", "unknownKind"]))
+    # Mostly the kinds create runs (the rest run at start and delete, or never).
+    kind = draw(st.one_of(st.sampled_from(["prestart", "createRuntime", "createContainer"]),
+                          st.sampled_from(["startContainer", "poststart", "poststop", "unknownKind"])))
     config["hooks"].setdefault(kind, []).append(hook)
     return config
 
