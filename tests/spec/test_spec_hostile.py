@@ -58,8 +58,9 @@ def check_accepted(config):
     assert all(0 <= i < 2 ** 31 for i in [user.get("uid", 0), user.get("gid", 0)] + (user.get("additionalGids") or []))
     assert len(user.get("additionalGids") or ()) <= 65536
     assert -1000 <= config["process"].get("oomScoreAdj", 0) <= 1000
-    for hooks in (config.get("hooks") or {}).values():
-        for hook in hooks if isinstance(hooks, list) else ():
+    from pyrunc.spec.validate import HOOK_STAGES
+    for stage in HOOK_STAGES:  # unknown kinds are never run, and never read
+        for hook in (config.get("hooks") or {}).get(stage) or ():
             assert hook.get("timeout", 1) < 2 ** 63
     for device in (config.get("linux") or {}).get("devices") or ():
         assert 0 <= device.get("major", 0) < 2 ** 32 and 0 <= device.get("minor", 0) < 2 ** 32
