@@ -238,3 +238,28 @@ def test_config_that_is_no_regular_file_of_sane_size(tmp_path, kind):
                 "directory": "a directory, not a regular file", "socket": "cannot read: no such device or address",
                 "sparse-huge": f"{load.MAX_DOCUMENT + 1} bytes, more than the 16 MiB"}[kind]
     assert result.startswith("InvalidSpec: ") and expected in result, result
+
+
+def test_load_config_reads_escapes_and_nulls_from_the_text(tmp_path):
+    # The loader looks for nulls, \u0000 and surrogate escapes in the raw text before walking.
+    import json
+    config = hc.rich_config()
+    config["linux"]["intelRdt"] = None
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert "intelRdt" not in load.load_config(str(tmp_path))["linux"]
+    config["process"]["env"].append("A=\0")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InvalidSpec) as info:
+        load.load_config(str(tmp_path))
+    assert str(info.value) == "config.json: process.env[2]: contains a NUL byte, which no system call can take"
+
+
+def test_exec_process_json_is_read_as_config_json(tmp_path):
+    process = hc.rich_config()["process"]
+    process["apparmorProfile"] = None
+    load.validate_process(process, "p.json")
+    assert "apparmorProfile" not in process
+    process["args"] = ["sh", "\udcff"]
+    with pytest.raises(InvalidSpec) as info:
+        load.validate_process(process, "p.json")
+    assert str(info.value) == "p.json: args[1]: contains U+DCFF, a lone UTF-16 surrogate, which is not Unicode"
