@@ -194,3 +194,25 @@ def test_device_file_mode_keeps_only_permission_bits(runtime):
                                    "fileMode": stat.S_IFCHR | stat.S_IFBLK | 0o640}]
     cp = runtime.sh("stat -c %a /dev/modes", config)
     assert cp.stdout.strip() == "640", describe(cp)
+
+
+@pytest.mark.parametrize("document, message", [
+    ('{"memory": 5}', "memory: 5 is not of type 'object'"),
+    ('{"cpu": {"cpus": "0\\u0000"}}', "cpu.cpus: contains a NUL byte"),
+    ('[' * 100000, "malformed JSON"),
+])
+@pytest.mark.pyrunc_only  # runc words these as Go's decoder
+def test_update_resources_are_read_as_config_json(runtime, document, message):
+    c = runtime.container(["sleep", "100"])
+    c.start()
+    cp = runtime.fail("update", "-r", "-", c.id, input=document)
+    assert message in cp.stderr and len(cp.stderr.strip().splitlines()) == 1, describe(cp)
+
+
+@pytest.mark.runc_lacks("runc opens a FIFO resources file and waits for a writer")
+def test_update_resources_file_that_is_a_fifo(runtime, tmp_path):
+    c = runtime.container(["sleep", "100"])
+    c.start()
+    fifo = tmp_path / "resources.json"
+    os.mkfifo(fifo)
+    runtime.fail("update", "-r", str(fifo), c.id, timeout=20)

@@ -33,6 +33,7 @@ _DRAFT4 = "http://json-schema.org/draft-04/schema#"
 ROOTS = {
     "config": "config-schema.json",
     "process": "config-schema.json#/properties/process",
+    "resources": "config-linux.json#/linux/properties/resources",
     "state": "state-schema.json",
     "features": "features-schema.json",
 }
@@ -136,6 +137,13 @@ def validate_process(process, source: str = "process.json", raw: bytes | None = 
     default_schemas().check("process", process, source)
     from pyrunc.spec import validate
     validate.check_process(process, "", source)
+
+
+def validate_resources(resources, source: str, raw: bytes | None = None) -> None:
+    """`update -r`'s document: a LinuxResources, as in config.json's linux.resources."""
+    from pyrunc.spec import normalize
+    normalize.prepare(resources, source, raw)
+    default_schemas().check("resources", resources, source)
 
 
 _default = None
