@@ -24,7 +24,7 @@ from integration.helpers import hostile_configs as hc
 from integration.helpers.bundle import make_bundle
 from integration.helpers.runtime import CGROUP_PARENT, describe, execute, force_cleanup, leftovers, runtime_path
 
-PYTHON_TEXT = re.compile(r"Traceback|internal error|\b\w+(Error|Exception)\b(?!:)|KeyboardInterrupt|"
+PYTHON_TEXT = re.compile(r"Traceback|internal error|\b\w+(Error|Exception)\b|KeyboardInterrupt|"
                          r"StopIteration|object has no attribute|unexpected keyword|positional argument")
 
 

@@ -23,7 +23,7 @@ from integration.helpers import hostile_configs as hc  # noqa: E402
 
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-PYTHON_TEXT = re.compile(r"Traceback|internal error|\b\w*(Error|Exception)\b(?!:)|\bKeyboardInterrupt\b")
+PYTHON_TEXT = re.compile(r"Traceback|internal error|\b\w*(Error|Exception)\b|\bKeyboardInterrupt\b")
 
 
 def check_refusal(error, source="config.json"):
