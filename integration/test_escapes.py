@@ -338,9 +338,16 @@ def test_runtime_never_imports_from_the_container(runtime):
     c.create()
     c.start()
     try:
-        for argv in (["true"], ["-t", "true"], ["--user", "65534", "true"], ["--cap", "CAP_SYS_ADMIN", "true"]):
-            cp = runtime.run("exec", *argv[:-1], c.id, argv[-1], check=False)
-            assert cp.returncode == 0, describe(cp)
+        import pty
+        master, slave = pty.openpty()  # exec -t proxies to a terminal of ours: it needs one, as runc's
+        try:
+            for argv in (["true"], ["-t", "true"], ["--user", "65534", "true"], ["--cap", "CAP_SYS_ADMIN", "true"]):
+                cp = runtime.run("exec", *argv[:-1], c.id, argv[-1], check=False,
+                                 stdin=slave if "-t" in argv else None)
+                assert cp.returncode == 0, describe(cp)
+        finally:
+            os.close(master)
+            os.close(slave)
     finally:
         c.kill("KILL")
     assert not os.path.exists(os.path.join(c.rootfs, "planted-module-ran")), \

@@ -141,10 +141,13 @@ def _cgroup_dirs(cgroups_path):
 
 
 def _rootfs_of(bundle):
+    config_path = os.path.join(bundle, "config.json")
+    if not os.path.isfile(config_path):  # a test's FIFO or device there must not block us
+        return os.path.join(bundle, "rootfs")
     try:
-        with open(os.path.join(bundle, "config.json")) as f:
+        with open(config_path) as f:
             path = json.load(f).get("root", {}).get("path", "rootfs")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError):  # any config.json a test wrote
         path = "rootfs"
     return os.path.join(bundle, path)
 

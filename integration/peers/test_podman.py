@@ -225,3 +225,11 @@ def test_run_it_terminal(podman, request):
                             b"tty; echo $((6*7)); exit 3\n")
     assert code == 3, out
     assert "/dev/pts/0" in out and "42" in out, out
+
+
+def test_run_privileged(podman):
+    # podman --privileged hands the runtime every host device, with the file type bits in fileMode
+    # (8630 = S_IFCHR|0666; the runtime-spec schema allows at most 512): runc masks them off.
+    cp = podman.run("--rm", "--privileged", IMAGE, "sh", "-c", "stat -c '%A %t:%T' /dev/null /dev/kmsg; id -u")
+    assert cp.returncode == 0, describe(cp)
+    assert cp.stdout.splitlines() == ["crw-rw-rw- 1:3", "crw-r--r-- 1:b", "0"], describe(cp)

@@ -66,7 +66,16 @@ def _raise_with_position(text):
         json.loads(text)
     except json.JSONDecodeError as e:
         raise JSONError(f"{e.msg}: {_where(text, e.pos)}") from None
+    except ValueError:
+        # int() refuses more than sys.get_int_max_str_digits() digits (a guard against quadratic
+        # conversion); no config field takes such a number.
+        raise JSONError(f"a number has more than {_max_digits()} digits") from None
     raise JSONError("malformed JSON")
+
+
+def _max_digits():
+    import sys
+    return sys.get_int_max_str_digits()
 
 
 def dumps(value, indent=None):

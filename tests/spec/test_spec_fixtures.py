@@ -31,7 +31,6 @@ BAD = {
     "namespace-type-unknown.json": "config.json: linux.namespaces[5].type: 'foo' is not one of "
                                    "['mount', 'pid', 'network', 'uts', 'ipc', 'user', 'cgroup', 'time']",
     "not-an-object.json": "config.json: " + _ROOT_LIST,
-    "oci-version-missing.json": "config.json: 'ociVersion' is a required property",
     "pids-limit-missing.json": "config.json: linux.resources.pids: 'limit' is a required property",
     "rlimit-type-pattern.json": "config.json: process.rlimits[0].type: 'NOFILE' does not match '^RLIMIT_[A-Z]+$'",
     "root-path-missing.json": "config.json: root: 'path' is a required property",
@@ -64,6 +63,7 @@ BAD = {
     "namespace-duplicate.json": "config.json: linux.namespaces[5].type: duplicate namespace type 'pid'",
     "namespace-path-relative.json": "config.json: linux.namespaces[1].path: 'proc/1/ns/net' is not an absolute "
                                     "path",
+    "process-missing.json": "config.json: process property must not be empty",
     "rlimit-duplicate.json": "config.json: process.rlimits[1].type: duplicate rlimit type 'RLIMIT_NOFILE'",
     "rlimit-soft-above-hard.json": "config.json: process.rlimits[0]: soft limit 2048 is greater than hard limit "
                                    "1024",

@@ -31,7 +31,7 @@ def test_unreadable_config(tmp_path):
     (tmp_path / "config.json").mkdir()
     with pytest.raises(InvalidSpec) as info:
         load.load_config(str(tmp_path))
-    assert str(info.value) == f"{tmp_path}/config.json: cannot read: is a directory"
+    assert str(info.value) == f"{tmp_path}/config.json: cannot read: a directory, not a regular file"
 
 
 def test_malformed_json_names_line_and_column(tmp_path):

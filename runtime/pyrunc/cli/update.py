@@ -30,20 +30,20 @@ def run(ctx, opts, args):
         raise UsageError("Intel RDT is not supported")
     source = opts["resources"]
     if source is not None:
-        import sys
-        from pyrunc import fastjson
-        try:
-            if source == "-":
-                text = sys.stdin.buffer.read().decode()
-            else:
-                with open(source, "rb") as f:
-                    text = f.read().decode()
-        except (OSError, UnicodeDecodeError) as e:
-            raise StepError("read resources", source, e) from None
-        try:
-            new = fastjson.loads(text)
-        except PyruncError as e:
-            raise PyruncError(f"resources {source}: {e}") from None
+        # Read as config.json is: a regular file (or stdin) of at most MAX_DOCUMENT bytes.
+        from pyrunc.spec.load import MAX_DOCUMENT, parse_json, read_document, validate_resources
+        if source == "-":
+            import sys
+            try:
+                data = sys.stdin.buffer.read(MAX_DOCUMENT + 1)
+            except OSError as e:
+                raise StepError("read resources", source, e) from None
+            if len(data) > MAX_DOCUMENT:
+                raise PyruncError(f"resources {source}: more than {MAX_DOCUMENT >> 20} MiB")
+        else:
+            data = read_document(source)
+        new = parse_json(data, f"resources {source}")
+        validate_resources(new, f"resources {source}", raw=data)
     else:
         new = resources_from_flags({name: opts[name.replace("-", "_")] for name in FLAG_MAP})
     update(ctx.store(), container_id, new)

@@ -6,7 +6,7 @@ something registers its undo before the next step runs.
 import os
 import time
 
-from pyrunc.errors import PyruncError, StepError
+from pyrunc.errors import PyruncError
 from pyrunc.linux.namespaces import has_mount_namespace
 from pyrunc.log import logger
 from pyrunc.state.store import EXEC_FIFO, validate_id
@@ -34,6 +34,9 @@ def _check_unsupported(config, opts):
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
     if opts.console_socket and not (process.get("terminal") and opts.detach):
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+    if process.get("terminal") and not opts.detach:
+        from pyrunc.process.ttyproxy import require_host_terminal
+        require_host_terminal()
     linux = config.get("linux") or {}
     if not has_mount_namespace(config) and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
         raise PyruncError("unable to restrict sys entries without a private MNT namespace")  # runc's words
@@ -60,12 +63,8 @@ def create(ctx, container_id, opts):
     from pyrunc.process import create_extras
     init_config, preserve_fds = create_extras.init_config(config, opts.preserve_fds)
 
-    rootfs = config["root"]["path"]
-    if not os.path.isabs(rootfs):
-        rootfs = os.path.join(opts.bundle, rootfs)
-    rootfs = os.path.realpath(rootfs)
-    if not os.path.isdir(rootfs):
-        raise StepError("rootfs", rootfs, "no such directory")
+    from pyrunc.spec.rootfs import rootfs_path
+    rootfs = rootfs_path(config["root"]["path"], opts.bundle)
 
     from pyrunc.linux.namespaces import NamespacePlan
     from pyrunc.process.init import InitArgs

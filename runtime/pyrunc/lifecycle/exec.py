@@ -37,18 +37,12 @@ def build_process(config, opts):
     validated at create, and the command line can only add strings and booleans there, plus ids
     that are range-checked here (loading the process validator is ~1 ms of every exec)."""
     if opts.process:
-        from pyrunc.spec.load import validate_process
-        from pyrunc import fastjson as json
-        try:
-            with open(opts.process, "rb") as f:
-                process = json.loads(f.read())
-        except OSError as e:
-            raise StepError("read process", opts.process, e) from None
-        except ValueError as e:
-            raise StepError("parse process", opts.process, e) from None
+        from pyrunc.spec.load import parse_json, read_document, validate_process
+        data = read_document(opts.process)
+        process = parse_json(data, opts.process)
         if not isinstance(process, dict):
             raise StepError("parse process", opts.process, "not a JSON object")
-        validate_process(process, opts.process)
+        validate_process(process, opts.process, raw=data)
         return process
     if not opts.args:
         raise UsageError("exec: a command is required unless --process is given")
@@ -219,6 +213,9 @@ def exec_process(ctx, container_id, opts):
         raise UsageError("cannot allocate tty if pyrunc will detach without setting console socket")
     if opts.console_socket and not process.get("terminal"):
         raise UsageError("cannot use console socket if pyrunc will not detach or allocate tty")
+    if process.get("terminal") and not opts.detach and not opts.console_socket:
+        from pyrunc.process.ttyproxy import require_host_terminal
+        require_host_terminal()
     from pyrunc.process.fds import check_preserved, listen_fds
     listen = listen_fds()  # LISTEN_FDS/LISTEN_PID are set by the process itself (setns_init)
     preserve = listen + opts.preserve_fds

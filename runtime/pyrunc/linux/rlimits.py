@@ -1,4 +1,14 @@
-"""process.rlimits, through prlimit(2) so every failure is an OSError with errno."""
+"""process.rlimits, through prlimit(2) so every failure is an OSError with errno.
+
+The container's process is this Python interpreter until execve. A limit that would starve it (an
+address space of a few MiB, RLIMIT_NOFILE 3) cannot be in force while it still runs: it would die
+of a MemoryError or EMFILE in the runtime's own code, after the container was reported ready. Such
+limits are deferred: apply() raises their hard limit while the process is still privileged (only
+that needs CAP_SYS_RESOURCE), and execve() lowers them to the configured values as the very last
+step, with execve's arguments built beforehand as C arrays so nothing is allocated after it.
+The limits a real container sets (Docker's and podman's RLIMIT_NOFILE 1048576, runc's default 1024)
+are above every floor and take effect at apply(), at runc's point, as before.
+"""
 import errno
 import resource
 
@@ -13,24 +23,63 @@ RLIMITS = {
 }
 _INFINITY = 2 ** 64 - 1
 
+# Soft limits below which the interpreter cannot finish init's work (start's wait, startContainer
+# hooks, closing fds): deferred to just before execve.
+STARVING_BELOW = {"RLIMIT_AS": 1 << 30, "RLIMIT_DATA": 1 << 30, "RLIMIT_STACK": 8 << 20, "RLIMIT_NOFILE": 64}
 
-def _value(v):
-    return resource.RLIM_INFINITY if v >= _INFINITY else v
+_deferred = []  # [(name, soft, hard)] still to apply, in this (forked) process
+
+
+def _c_value(v):
+    """rlim_t is unsigned 64-bit, the resource module's argument a signed C long: values of 2**63
+    and above go in as their two's complement (RLIM_INFINITY, 2**64-1, is -1)."""
+    return v - 2 ** 64 if v >= 2 ** 63 else v
+
+
+def _unsigned(v):
+    return v + 2 ** 64 if v < 0 else v
 
 
 def apply(rlimits):
+    """Set every limit that cannot starve the interpreter now; remember the others for execve()."""
     for limit in rlimits or ():
         name = limit["type"]
-        soft, hard = _value(limit["soft"]), _value(limit["hard"])
-        try:
-            resource.prlimit(0, RLIMITS[name], (soft, hard))
-        except KeyError:
-            raise StepError("set rlimit", name, "unknown rlimit type") from None
-        except PermissionError:
-            current = resource.prlimit(0, RLIMITS[name])[1]
-            raise StepError(f"set rlimit {name} (soft {limit['soft']}, hard {limit['hard']})", None,
-                            f"operation not permitted: raising the hard limit above {current} needs "
-                            "CAP_SYS_RESOURCE") from None
-        except (OSError, ValueError) as e:
-            raise StepError(f"set rlimit {name} (soft {limit['soft']}, hard {limit['hard']})", None,
-                            e if isinstance(e, OSError) else OSError(errno.EINVAL, str(e))) from None
+        if name not in RLIMITS:
+            raise StepError("set rlimit", name, "unknown rlimit type")
+        soft, hard = limit["soft"], limit["hard"]
+        if soft < STARVING_BELOW.get(name, 0):
+            current_hard = _unsigned(resource.prlimit(0, RLIMITS[name])[1])
+            if hard > current_hard:
+                # Raising a hard limit needs privileges that are gone at execve: do it now, leaving
+                # the soft limit where it is.
+                current_soft = _unsigned(resource.prlimit(0, RLIMITS[name])[0])
+                _set(name, min(current_soft, hard), hard, limit)
+            _deferred.append((name, soft, hard))
+        else:
+            _set(name, soft, hard, limit)
+
+
+def _set(name, soft, hard, limit):
+    try:
+        resource.prlimit(0, RLIMITS[name], (_c_value(soft), _c_value(hard)))
+    except PermissionError:
+        current = _unsigned(resource.prlimit(0, RLIMITS[name])[1])
+        raise StepError(f"set rlimit {name} (soft {limit['soft']}, hard {limit['hard']})", None,
+                        f"operation not permitted: raising the hard limit above {current} needs "
+                        "CAP_SYS_RESOURCE") from None
+    except (OSError, ValueError, OverflowError) as e:
+        raise StepError(f"set rlimit {name} (soft {limit['soft']}, hard {limit['hard']})", None,
+                        e if isinstance(e, OSError) else OSError(errno.EINVAL, str(e))) from None
+
+
+def execve(path, argv, env):
+    """os.execve, after the deferred limits; raises OSError (SyscallError) if either fails."""
+    import os
+    if not _deferred:
+        os.execve(path, argv, env)
+    from pyrunc.sys.calls import execve_prepared, prepare_execve
+    prepared = prepare_execve(path, argv, env)
+    while _deferred:
+        name, soft, hard = _deferred.pop(0)
+        _set(name, soft, hard, {"soft": soft, "hard": hard})
+    execve_prepared(prepared)

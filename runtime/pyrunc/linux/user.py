@@ -6,8 +6,9 @@ from pyrunc.errors import StepError
 
 def apply_umask(user):
     """Before the user switch: a seccomp filter loaded then (no noNewPrivileges) may deny umask(2),
-    which runc never calls after it."""
-    os.umask(user["umask"] if user.get("umask") is not None else 0o022)
+    which runc never calls after it. Any uint32, as runc's unix.Umask(int(umask)): the kernel keeps
+    the permission bits."""
+    os.umask(user["umask"] & 0o777 if user.get("umask") is not None else 0o022)
 
 
 def switch(user):

@@ -64,8 +64,10 @@ def open_pty(console_size=None):
 
 
 def set_size(fd, rows, cols):
+    """consoleSize is uint64 in the spec, a struct winsize has 16-bit fields: runc's uint16()
+    conversion keeps the low 16 bits, and so do we."""
     import fcntl
-    fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", rows & 0xFFFF, cols & 0xFFFF, 0, 0))
 
 
 def get_size(fd):

@@ -12,6 +12,7 @@ from pyrunc.errors import PyruncError
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 _OUTPUT_LIMIT = 64 * 1024
+_POLL_MAX_MS = 2 ** 31 - 1
 
 
 class HookError(PyruncError):
@@ -69,6 +70,8 @@ def run_one(kind, index, hook, data, default_env):
     out_r, out_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        # The child of a fork of the runtime (or of init): whatever happens it must end here, never
+        # unwind into the caller's code (its undo of a failed create would run twice).
         try:
             os.dup2(in_r, 0)
             os.dup2(out_w, 1)
@@ -76,8 +79,11 @@ def run_one(kind, index, hook, data, default_env):
             os.closerange(3, 65536)  # hooks get stdio only, never our pipes or sockets
             os.execve(path, argv, env)
         except OSError as e:
-            os.write(2, f"exec: {e.strerror.lower()}".encode())
-        os._exit(127)
+            _child_error(f"exec: {(e.strerror or str(e)).lower()}")
+        except BaseException as e:  # noqa: BLE001 - e.g. a string execve cannot take
+            _child_error(f"exec: {e}")
+        finally:
+            os._exit(127)
     os.close(in_r)
     os.close(out_w)
     output = b""
@@ -99,7 +105,9 @@ def run_one(kind, index, hook, data, default_env):
             poller.register(pidfd, select.POLLIN)
             exited = False
             while not exited:
-                wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+                # poll() takes an int of milliseconds: a timeout of years waits in 24-day steps.
+                wait_ms = None if deadline is None else min(
+                    _POLL_MAX_MS, max(0, int((deadline - time.monotonic()) * 1000)))
                 events = poller.poll(wait_ms)
                 if not events and deadline is not None and time.monotonic() >= deadline:
                     os.kill(pid, 9)
@@ -138,3 +146,10 @@ def run_one(kind, index, hook, data, default_env):
         os.close(out_r)
         if in_w is not None:
             os.close(in_w)
+
+
+def _child_error(message):
+    try:
+        os.write(2, message.encode(errors="replace"))
+    except BaseException:  # noqa: BLE001 - nothing more to tell, and _exit follows
+        pass

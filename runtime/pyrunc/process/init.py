@@ -167,7 +167,8 @@ def main(args):
         fds.close_on_exec_from(args.preserve_fds, filtered=_filtered(args))
         if args.seccomp:
             args.seccomp.load()  # the last step: nothing of the runtime's own runs under the filter
-        os.execve(path, argv, env)
+        from pyrunc.linux import rlimits
+        rlimits.execve(path, argv, env)  # with the rlimits that would have starved the interpreter
     except PyruncError as e:
         _report(args.sync_fd, str(e))
     except OSError as e:

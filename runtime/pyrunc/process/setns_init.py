@@ -89,7 +89,8 @@ def main(args):
         fds.close_on_exec_from(args.preserve_fds, filtered=args.seccomp is None and bool(
             (args.config.get("linux") or {}).get("seccomp")))
         apply_seccomp(args, before_user_switch=False)
-        os.execve(path, argv, env)
+        from pyrunc.linux import rlimits
+        rlimits.execve(path, argv, env)  # with the rlimits that would have starved the interpreter
     except PyruncError as e:
         message = str(e)
     except OSError as e:

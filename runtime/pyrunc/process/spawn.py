@@ -183,7 +183,7 @@ def spawn(args):
         while init_pid is None or not ready:
             message = receiver.next()
             if message is None:
-                raise InitError("container init exited before it was ready")
+                raise InitError(_exited_before_ready(args.cgroup))
             if message["type"] == sync.ERROR:
                 raise InitError(message["message"])
             if message["type"] == sync.INIT_PID:
@@ -219,6 +219,19 @@ def spawn(args):
             os.close(started.go_write)
         if started.intermediate is not None:
             os.waitpid(started.intermediate, 0)
+
+
+def _exited_before_ready(cgroup):
+    """Init ended without a word: runc's words when the OOM killer did it (a memory limit below
+    what starting a container takes), else what we know."""
+    if cgroup is not None:
+        from pyrunc.cgroups.stats import oom_kills
+        try:
+            if oom_kills(cgroup):
+                return "container init was OOM-killed (memory limit too low?)"
+        except Exception:  # noqa: BLE001 - only a better message was at stake
+            pass
+    return "container init exited before it was ready"
 
 
 def _kill_and_reap(pid):

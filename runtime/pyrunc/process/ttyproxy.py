@@ -8,6 +8,20 @@ import _signal as signal
 from pyrunc.process import console
 
 
+def require_host_terminal():
+    """A foreground terminal needs one on our side, as runc's initHostConsole: stderr, stdout or
+    stdin, else the controlling terminal. Without any the container's shell would wait for ever on a
+    pty nobody types into; runc fails at once, with these words."""
+    if any(os.isatty(fd) for fd in (2, 1, 0)):
+        return
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        from pyrunc.errors import PyruncError
+        raise PyruncError(f"open /dev/tty: {(e.strerror or str(e)).lower()}") from None
+    os.close(fd)
+
+
 class Proxy:
     def __init__(self, master, pid):
         self.master, self.pid = master, pid

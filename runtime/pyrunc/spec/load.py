@@ -33,6 +33,7 @@ _DRAFT4 = "http://json-schema.org/draft-04/schema#"
 ROOTS = {
     "config": "config-schema.json",
     "process": "config-schema.json#/properties/process",
+    "resources": "config-linux.json#/linux/properties/resources",
     "state": "state-schema.json",
     "features": "features-schema.json",
 }
@@ -41,19 +42,68 @@ ROOTS = {
 _CODEGEN_REVISION = 1
 
 
+# runc reads config.json whole, with no bound; a config is a few KiB (a large seccomp profile and a
+# Kubernetes pod's environment, some hundreds). Anything past this is an attack or a mistake (a
+# bundle whose config.json is /dev/zero), refused before a byte of it is held in memory.
+MAX_DOCUMENT = 16 << 20
+
+
 def load_config(bundle: str) -> dict:
     """Read, parse and validate <bundle>/config.json."""
     path = os.path.join(bundle, "config.json")
+    data = read_document(path)
+    config = parse_json(data, "config.json")
+    validate_config(config, raw=data)
+    return config
+
+
+def read_document(path: str, limit: int = MAX_DOCUMENT) -> bytes:
+    """The bytes of a JSON document the caller names (config.json, exec's --process file).
+
+    Only a regular file of at most `limit` bytes: opened without blocking (a FIFO would otherwise
+    hang until some writer came, a device would be read for ever) and checked on the open fd."""
+    import stat
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise InvalidSpec("", "JSON specification file not found", source=path) from None
     except OSError as e:
-        raise InvalidSpec("", f"cannot read: {(e.strerror or str(e)).lower()}", source=path) from None
-    config = parse_json(data, "config.json")
-    validate_config(config)
-    return config
+        raise InvalidSpec("", f"cannot read: {_strerror(e)}", source=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidSpec("", f"cannot read: {_file_kind(st.st_mode)}, not a regular file", source=path)
+        if st.st_size > limit:
+            raise InvalidSpec("", f"cannot read: {st.st_size} bytes, more than the {limit >> 20} MiB "
+                              "a JSON specification may have", source=path)
+        chunks, size = [], 0
+        while size <= limit:  # the file may grow while we read: never past limit + 1
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise InvalidSpec("", f"cannot read: more than the {limit >> 20} MiB a JSON specification "
+                              "may have", source=path)
+        return b"".join(chunks)
+    except OSError as e:
+        raise InvalidSpec("", f"cannot read: {_strerror(e)}", source=path) from None
+    finally:
+        os.close(fd)
+
+
+def _strerror(e: OSError) -> str:
+    return (e.strerror or str(e)).lower()
+
+
+def _file_kind(mode: int) -> str:
+    import stat
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a fifo"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def parse_json(data: bytes, source: str):
@@ -69,18 +119,31 @@ def parse_json(data: bytes, source: str):
         raise InvalidSpec("", "malformed JSON: nested too deeply", source) from None
 
 
-def validate_config(config: dict, source: str = "config.json") -> None:
-    """Schema, then semantic rules; raises InvalidSpec naming the JSON path."""
+def validate_config(config, source: str = "config.json", raw: bytes | None = None) -> None:
+    """Normalisation (runc's reading of nulls; strings the kernel cannot take), schema, semantic
+    rules; raises InvalidSpec naming the JSON path. `raw`, the document's bytes when known, lets
+    normalisation skip what the text shows cannot be there."""
+    from pyrunc.spec import normalize
+    normalize.prepare(config, source, raw, exempt=("annotations",))
     default_schemas().check("config", config, source)
     from pyrunc.spec import validate
     validate.check_config(config, source)
 
 
-def validate_process(process: dict, source: str = "process.json") -> None:
+def validate_process(process, source: str = "process.json", raw: bytes | None = None) -> None:
     """A process.json (exec --process): the config's process schema and the rules on it."""
+    from pyrunc.spec import normalize
+    normalize.prepare(process, source, raw)
     default_schemas().check("process", process, source)
     from pyrunc.spec import validate
     validate.check_process(process, "", source)
+
+
+def validate_resources(resources, source: str, raw: bytes | None = None) -> None:
+    """`update -r`'s document: a LinuxResources, as in config.json's linux.resources."""
+    from pyrunc.spec import normalize
+    normalize.prepare(resources, source, raw)
+    default_schemas().check("resources", resources, source)
 
 
 _default = None

@@ -30,6 +30,13 @@ _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
 # The policies that take a static priority (sched(7)); runc checks the same.
 _PRIORITY_POLICIES = ("SCHED_FIFO", "SCHED_RR")
 
+# Numbers the schema allows but a system call cannot take, with the limits runc enforces.
+_MAX_ID = 2 ** 31 - 1        # runc: "uids and gids must be in range 0-2147483647" (setuid(-1) is a no-op)
+_NGROUPS_MAX = 65536         # setgroups(2) takes no more (runc: "setgroups: invalid argument")
+_OOM_SCORE_ADJ = 1000        # /proc/PID/oom_score_adj takes -1000..1000
+_GO_INT_MAX = 2 ** 63 - 1    # a Go int: runc's decoder refuses a larger hook timeout
+_DEVICE_NUMBER_MAX = 2 ** 32 - 1  # major and minor are 32-bit in mknod(2) and the device cgroup
+
 
 def json_path(parts) -> str:
     """`mounts[2].destination`; keys that are not plain names are quoted:
@@ -49,8 +56,10 @@ def check_config(config: dict, source: str = "config.json") -> None:
     if "root" not in config:
         # REQUIRED on Linux (config.md#root); the schema leaves it optional for VM platforms.
         raise InvalidSpec("", "'root' is a required property", source)
-    if "process" in config:
-        check_process(config["process"], "process", source)
+    if "process" not in config:
+        # Optional in the schema (a config for `create` only); runc refuses it there, as do we.
+        raise InvalidSpec("", "process property must not be empty", source)
+    check_process(config["process"], "process", source)
     linux = config.get("linux", {})
     namespaces = _namespaces(linux, source)
     _check_hooks(config.get("hooks", {}), source)
@@ -90,6 +99,26 @@ def check_process(process: dict, where: str, source: str = "config.json") -> Non
                           f"{io_priority['priority']} is not in the range 0 to 7", source)
     if "scheduler" in process:
         _check_scheduler(process["scheduler"], at, source)
+    if "user" in process:
+        _check_user(process["user"], at, source)
+    oom_score_adj = process.get("oomScoreAdj")
+    if oom_score_adj is not None and not -_OOM_SCORE_ADJ <= oom_score_adj <= _OOM_SCORE_ADJ:
+        raise InvalidSpec(at("oomScoreAdj"), f"{oom_score_adj} is not in the range -{_OOM_SCORE_ADJ} to "
+                          f"{_OOM_SCORE_ADJ}", source)
+
+
+def _check_user(user: dict, at, source: str) -> None:
+    for field in ("uid", "gid"):
+        if user.get(field, 0) > _MAX_ID:
+            raise InvalidSpec(at("user", field), f"uids and gids must be in range 0-{_MAX_ID}", source)
+    gids = user.get("additionalGids") or ()
+    if len(gids) > _NGROUPS_MAX:
+        raise InvalidSpec(at("user", "additionalGids"), f"{len(gids)} groups, more than setgroups(2) takes "
+                          f"({_NGROUPS_MAX})", source)
+    for i, gid in enumerate(gids):
+        if gid > _MAX_ID:
+            raise InvalidSpec(at("user", "additionalGids", i), f"uids and gids must be in range 0-{_MAX_ID}",
+                              source)
 
 
 def _check_scheduler(scheduler: dict, at, source: str) -> None:
@@ -128,6 +157,9 @@ def _check_hooks(hooks: dict, source: str) -> None:
             if not hook["path"].startswith("/"):
                 raise InvalidSpec(f"hooks.{stage}[{i}].path", f"{hook['path']!r} is not an absolute path",
                                   source)
+            if hook.get("timeout", 0) > _GO_INT_MAX:
+                raise InvalidSpec(f"hooks.{stage}[{i}].timeout",
+                                  f"{hook['timeout']} is greater than the maximum of {_GO_INT_MAX}", source)
 
 
 def _check_mounts(mounts: list, namespaces: dict, source: str) -> None:
@@ -227,6 +259,10 @@ def _check_devices(devices: list, source: str) -> None:
         if device["type"] != "p" and ("major" not in device or "minor" not in device):
             raise InvalidSpec(f"linux.devices[{i}]",
                               f"major and minor are required for device type {device['type']!r}", source)
+        for field in ("major", "minor"):
+            if not 0 <= device.get(field, 0) <= _DEVICE_NUMBER_MAX:
+                raise InvalidSpec(f"linux.devices[{i}].{field}",
+                                  f"{device[field]} is not in the range 0 to {_DEVICE_NUMBER_MAX}", source)
 
 
 def _check_seccomp(seccomp: dict, source: str) -> None:

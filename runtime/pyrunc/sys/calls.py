@@ -178,6 +178,25 @@ def pidfd_getfd(pidfd, targetfd):
                  str(targetfd))
 
 
+def prepare_execve(path, argv, env):
+    """execve's arguments as C arrays, built while the process may still allocate memory: under a
+    tiny RLIMIT_AS os.execve itself fails (it builds these arrays, and "KEY=VALUE" strings, when
+    called). env is a {name: value} dict, as os.execve takes."""
+    args = [_fs(a) for a in argv]
+    envs = [_fs(k) + b"=" + _fs(v) for k, v in env.items()]
+    keep = (_fs(path), args, envs)  # the arrays point into these bytes: keep them alive
+    argv_array = (_l.c_char_p * (len(args) + 1))(*args, None)
+    envp_array = (_l.c_char_p * (len(envs) + 1))(*envs, None)
+    return path, keep, argv_array, envp_array
+
+
+def execve_prepared(prepared):
+    """execve(2) of prepare_execve()'s result; returns only by raising SyscallError."""
+    path, keep, argv_array, envp_array = prepared
+    libc.execve(keep[0], argv_array, envp_array)
+    raise syscall_error(ctypes.get_errno(), "execve", path)
+
+
 def personality(persona):
     """Set the execution domain; returns the previous one."""
     return check(syscall("personality", _l.c_ulong(persona)), "personality")
