@@ -285,7 +285,7 @@ def _usage(msg):
 
 _VERBS = frozenset({"pull", "push", "login", "logout", "images", "ls", "image", "tag", "rmi", "inspect",
                     "history", "save", "load", "import", "export", "mount", "umount", "unmount",
-                    "unbundle", "mounts", "bundle"})
+                    "unbundle", "mounts", "bundle", "build"})
 
 
 class _Unbuilt:
@@ -465,6 +465,10 @@ def build_parser(only=None):
     sp.add_argument("directory")
     sp.add_argument("command", nargs="*")
     sp.set_defaults(fn=cmd_bundle)
+
+    if only in (None, "build"):
+        from pyctr.build import cli as build_cli
+        build_cli.add_parser(sub)
     return p
 
 
