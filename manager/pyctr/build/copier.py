@@ -17,10 +17,11 @@ from pyctr.build.sources import SourceError, scoped_path
 
 
 class Owner:
-    """uid/gid to give copied entries; None each: keep the source's."""
+    """uid/gid to give copied entries; None each: keep the source's. `explicit`: from --chown
+    (ADD's extraction keeps the archive's owners otherwise, as Docker's)."""
 
-    def __init__(self, uid=0, gid=0):
-        self.uid, self.gid = uid, gid
+    def __init__(self, uid=0, gid=0, explicit=False):
+        self.uid, self.gid, self.explicit = uid, gid, explicit
 
     def of(self, st):
         return (st.st_uid if self.uid is None else self.uid), (st.st_gid if self.gid is None else self.gid)
@@ -146,6 +147,8 @@ def extract_tar(path, target, dest):
             self.st_uid, self.st_gid = m.uid, m.gid
             self.st_mtime_ns = int(m.mtime) * 1_000_000_000
 
+    if not target.owner.explicit:
+        target = Target(target.root, Owner(None, None), target.chmod)
     try:
         with tarfile.open(path, "r:*") as tf:
             for m in tf:

@@ -102,7 +102,6 @@ class Builder:
             raise PyctrError("the Dockerfile (or Dockerfile.<name>) has no instructions")
         meta, i = {}, 0
         while i < len(df.instructions) and df.instructions[i].cmd == "ARG":
-            self._meta_arg(df.instructions[i], meta)
             i += 1
         if i == len(df.instructions) or df.instructions[i].cmd != "FROM":
             bad = df.instructions[i] if i < len(df.instructions) else df.instructions[-1]
@@ -120,7 +119,9 @@ class Builder:
                 raise PyctrError(f"failed to reach build target {self.opts.target} in Dockerfile")
             last = names.index(self.opts.target.lower())
         self.total = sum(len(s) for s in stages[:last + 1]) + i
-        self.step_no = i
+        for ins in df.instructions[:i]:
+            self._announce(ins)
+            self._meta_arg(ins, meta)
         self.meta = meta
         from pyctr.build.workspace import Workspace
         self.ws = Workspace(self.store.root, self.opts.runtime)
@@ -355,7 +356,7 @@ class Builder:
     def _meta(self, st, text, change):
         cfg = copy.deepcopy(st.config)
         change(cfg)
-        self.commit(st, formats.nop(st.shell, text), cfg)
+        self.commit(st, formats.nop(cfg.get("Shell") or DEFAULT_SHELL, text), cfg)
 
     # --- instructions ------------------------------------------------------------------------------
 
@@ -400,7 +401,7 @@ class Builder:
         def layer(mount):
             from pyctr.build.runner import run
             run(self.ws, mount, argv, env, st.config.get("WorkingDir"), st.config.get("User"),
-                self.opts.network, " ".join(argv), self.opts.quiet)
+                self.opts.network, " ".join(argv), self.opts.quiet, list(st.config.get("Volumes") or {}))
 
         self.commit(st, created_by, copy.deepcopy(st.config), layer)
 
@@ -423,7 +424,7 @@ class Builder:
                 if "://" in s or s.startswith("git@"):
                     raise PyctrError(f"ADD {s}: remote sources are not supported: pyctr build has no network "
                                      f"access for ADD; download the file into the context and ADD or COPY it")
-        dest = _abs_path(st.config.get("WorkingDir"), dest)
+        dest_text, dest = dest, _abs_path(st.config.get("WorkingDir"), dest)
         heredocs = {f"<<{name}": body for name, body, _ in ins.heredocs}
         chown = words.word(ins.flags["chown"], env, self.escape) if "chown" in ins.flags else None
         chmod = None
@@ -437,8 +438,8 @@ class Builder:
                                                 f"an octal mode is expected") from None
         with self._origin(st, ins, heredocs, srcs) as (origin, resolved):
             hashed = checksum(origin, resolved)
-            chown_text = f"--chown={chown} " if chown else ""
-            created_by = formats.nop(st.shell, f"{cmd} {chown_text}{hashed} in {dest} ", one_word=True)
+            chown_text = f"--chown={chown}" if chown else ""  # no space: Docker writes it so
+            created_by = formats.nop(st.shell, f"{cmd} {chown_text}{hashed} in {dest_text} ", one_word=True)
             preserve = "from" in ins.flags and not chown
 
             def layer(mount):
@@ -467,7 +468,7 @@ class Builder:
             raise PyctrError(f"unable to convert {what} {name!r} of --chown={chown}: no such {what} in "
                              f"the image's {path}")
 
-        return Owner(lookup(user, "/etc/passwd", "user"), lookup(group, "/etc/group", "group"))
+        return Owner(lookup(user, "/etc/passwd", "user"), lookup(group, "/etc/group", "group"), explicit=True)
 
     def _origin(self, st, ins, heredocs, srcs):
         import contextlib
@@ -545,8 +546,12 @@ class Builder:
 
         def change(cfg):
             current = list(cfg.get("Env") or [])
-            for k, v in pairs:
-                current = [e for e in current if e.partition("=")[0] != k] + [f"{k}={v}"]
+            for k, v in pairs:  # a variable already set keeps its place, as Docker's
+                at = next((i for i, e in enumerate(current) if e.partition("=")[0] == k), None)
+                if at is None:
+                    current.append(f"{k}={v}")
+                else:
+                    current[at] = f"{k}={v}"
             cfg["Env"] = current
 
         self._meta(st, "ENV " + " ".join(f"{k}={v}" for k, v in pairs), change)
@@ -633,7 +638,7 @@ class Builder:
             exposed.update({p: {} for p in expanded})
             cfg["ExposedPorts"] = exposed
 
-        self._meta(st, "EXPOSE " + " ".join(ports), change)
+        self._meta(st, "EXPOSE " + " ".join(sorted(ports)), change)
 
     def _i_volume(self, st, ins):
         env = self._expand_env(st)

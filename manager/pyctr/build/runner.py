@@ -24,7 +24,7 @@ class RunFailed(PyctrError):
         self.code = code
 
 
-def spec(rootfs, argv, env, cwd, user, network, hostname):
+def spec(rootfs, argv, env, cwd, user, network, hostname, volumes=()):
     from pyctr.image.bundle import resolve_user
     from pyrunc.spec.template import default_config
     s = default_config(args=argv, terminal=False)
@@ -37,6 +37,10 @@ def spec(rootfs, argv, env, cwd, user, network, hostname):
     s["process"].pop("rlimits", None)  # the builder's own limits, as Docker's default
     s["root"] = {"path": rootfs, "readonly": False}
     s["hostname"] = hostname
+    for v in volumes:
+        # Docker gives RUN a fresh volume seeded from the image: what RUN writes there is dropped
+        s["mounts"].append({"destination": v, "type": "tmpfs", "source": "tmpfs",
+                            "options": ["rw", "nosuid", "nodev", "tmpcopyup", "mode=755"]})
     if network == "host":
         s["linux"]["namespaces"] = [n for n in s["linux"]["namespaces"] if n["type"] != "network"]
         for f in ("/etc/resolv.conf", "/etc/hosts"):
@@ -67,18 +71,20 @@ def _drop_runtime_stubs(upper, before):
             pass
 
 
-def run(ws, mount, argv, env, cwd, user, network, created_by, quiet):
-    """Run argv in the working mount; raises RunFailed with the command's status."""
+def run(ws, mount, argv, env, cwd, user, network, created_by, quiet, volumes=()):
+    """Run argv in the working mount; raises RunFailed with the command's status. The workdir and
+    the volume mount points are created first (in the step's layer, as Docker's are)."""
+    import posixpath
+    from pyctr.build.copier import Owner, Target
     cid = "build-" + os.urandom(6).hex()
+    volumes = sorted(posixpath.normpath("/" + v) for v in volumes)
+    for d in ([cwd] if cwd and cwd != "/" else []) + volumes:
+        Target(mount.merged, Owner(), None).mkdirs(d)
     before = _present(mount.merged)
-    if cwd and cwd != "/":
-        from pyctr.build.copier import Owner, Target
-        Target(mount.merged, Owner(), None).mkdirs(cwd)
-        before = _present(mount.merged)
     bundle = os.path.join(mount.dir, "bundle")
     os.makedirs(bundle)
     with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(spec(mount.merged, argv, env, cwd, user, network, cid[6:]), f)
+        json.dump(spec(mount.merged, argv, env, cwd, user, network, cid[6:], volumes), f)
     out = subprocess.DEVNULL if quiet else None
     try:
         proc = subprocess.Popen([ws.runtime, "--root", ws.state_root, "run", "--bundle", bundle, cid],
