@@ -98,8 +98,12 @@ def cmd_images(args):
     import json
     store = _store(args, lock=False)
     rows = []
-    for image_id in store.image_ids():
+    ids = store.image_ids()
+    parents = {store.get_meta(i, "parent") for i in ids}  # a build's intermediate images, hidden as Docker's
+    for image_id in ids:
         tags = [t for t in store.tags_of(image_id) if "@" not in t] or ["<none>:<none>"]
+        if tags == ["<none>:<none>"] and image_id in parents:
+            continue
         created = store.config(image_id).get("created", "")
         for t in tags:
             repo, _, tag = t.rpartition(":")

@@ -351,7 +351,10 @@ class Builder:
                     "config": {"mediaType": _m.OCI_CONFIG, "digest": cfg_digest, "size": len(config_bytes)},
                     "layers": layers}
         mdigest = self.store.content.put(json.dumps(manifest, separators=(",", ":")).encode(), what="manifest")
-        return self.store.add_image(config_bytes, mdigest)
+        image_id = self.store.add_image(config_bytes, mdigest)
+        if st.image_id:
+            self.store.set_meta(image_id, "parent", st.image_id)  # Docker's imagedb metadata/<id>/parent
+        return image_id
 
     def _meta(self, st, text, change):
         cfg = copy.deepcopy(st.config)
