@@ -6,16 +6,14 @@ contents, link targets) must be equal. Also: a pyctr-built image loads and runs 
 import gzip
 import io
 import os
-import shutil
 import tarfile
-import tempfile
 
 import pytest
 
 from integration.helpers.runtime import describe, execute
 from integration.manager.buildcompare import config_fields, flatten, history
 from integration.peers.conftest import IMAGE, image_archive  # noqa: F401 (fixture)
-from integration.peers.test_docker import Dockerd
+from integration.peers.test_docker import dockerd  # noqa: F401 (fixture: a private dockerd, base loaded)
 
 
 def _tgz(files):
@@ -94,21 +92,6 @@ ENTRYPOINT ["/bin/echo"]
 USER 1000:1000
 """, [], None),
 }
-
-
-@pytest.fixture(scope="module")
-def dockerd(image_archive):  # noqa: F811
-    base = tempfile.mkdtemp(prefix="pyctr-bld-")
-    d = None
-    try:
-        d = Dockerd(base)
-        d("load", "-i", image_archive)
-        yield d
-    finally:
-        problems = d.stop() if d else []
-        shutil.rmtree(base, ignore_errors=True)
-        if problems:
-            pytest.fail("dockerd leftovers (removed): " + ", ".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -536,16 +536,19 @@ class Builder:
 
         self.commit(st, formats.nop(st.shell, f"WORKDIR {wd}", one_word=True), cfg, layer)
 
-    def _i_env(self, st, ins):
+    def _pairs(self, st, ins):
+        """ENV/LABEL arguments: `k=v ...`, or the legacy `key value with spaces` form."""
         env = self._expand_env(st)
         raw = words._raw_words(ins.args, self.escape)
         if raw and "=" not in raw[0]:
             name, _, rest = ins.args.strip().partition(" ")
-            pairs = [(words.word(name, env, self.escape), words.word(rest.strip(), env, self.escape))]
             if not rest.strip():
-                raise DockerfileError(ins.line, "ENV must have two arguments")
-        else:
-            pairs = words.key_values(ins.args, env, self.escape, "ENV")
+                raise DockerfileError(ins.line, f"{ins.cmd} must have two arguments")
+            return [(words.word(name, env, self.escape), words.word(rest.strip(), env, self.escape))]
+        return words.key_values(ins.args, env, self.escape, ins.cmd)
+
+    def _i_env(self, st, ins):
+        pairs = self._pairs(st, ins)
 
         def change(cfg):
             current = list(cfg.get("Env") or [])
@@ -575,14 +578,7 @@ class Builder:
         self._meta(st, "ARG " + " ".join(texts), lambda cfg: None)
 
     def _i_label(self, st, ins):
-        env = self._expand_env(st)
-        raw = words._raw_words(ins.args, self.escape)
-        if raw and "=" not in raw[0]:
-            name, _, rest = ins.args.strip().partition(" ")
-            pairs = [(words.word(name, env, self.escape), words.word(rest.strip(), env, self.escape))]
-        else:
-            pairs = words.key_values(ins.args, env, self.escape, "LABEL")
-        self._set_labels(st, pairs)
+        self._set_labels(st, self._pairs(st, ins))
 
     def _set_labels(self, st, pairs):
         def change(cfg):

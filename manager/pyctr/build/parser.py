@@ -94,6 +94,8 @@ def parse(text):
             line = line.rstrip(" \t")[:-1]
         parts.append(line)
         logical = "".join(parts).strip()
+        if not logical:
+            continue  # only an escape character (and blanks): nothing to run
         ins = _instruction(logical, start, escape)
         i = _read_heredocs(ins, lines, i)
         out.append(ins)
