@@ -144,7 +144,7 @@ def test_bad_input_is_a_clear_error(based, tmp_path, dockerfile, files, message)
     assert based.layers() == layers
 
 
-def test_sigkill_mid_run_is_cleaned_by_the_next_build(based, tmp_path):
+def _start_long_run(based, tmp_path):
     ctx = _ctx(tmp_path, f"FROM {BASE}\nRUN touch /started; sleep 60\n")
     proc = based.popen("build", ctx)
     build_dir = os.path.join(based.root, "build")
@@ -159,6 +159,23 @@ def test_sigkill_mid_run_is_cleaned_by_the_next_build(based, tmp_path):
         proc.kill()
         pytest.fail("the RUN container never started")
     time.sleep(0.3)
+    return proc, build_dir
+
+
+def test_ctrl_c_mid_run_leaves_nothing(based, tmp_path):
+    layers = based.layers()
+    proc, build_dir = _start_long_run(based, tmp_path)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Error: interrupted" in err and b"Traceback" not in err
+    assert not [m for m in mountinfo.read() if m.mount_point.startswith(based.root)]
+    assert os.listdir(build_dir) == []
+    assert based.layers() == layers
+
+
+def test_sigkill_mid_run_is_cleaned_by_the_next_build(based, tmp_path):
+    proc, build_dir = _start_long_run(based, tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert any(m.mount_point.startswith(based.root) for m in mountinfo.read())

@@ -93,9 +93,11 @@ def run(ws, mount, argv, env, cwd, user, network, created_by, quiet, volumes=())
         raise PyctrError(f"cannot run the OCI runtime {ws.runtime}: {e.strerror}") from None
     try:
         code = proc.wait()
-    except BaseException:
+    except BaseException:  # ctrl-c: the container goes before its rootfs is unmounted and removed
         proc.kill()
         proc.wait()
+        subprocess.run([ws.runtime, "--root", ws.state_root, "delete", "--force", cid],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         raise
     mount.unmount()
     _drop_runtime_stubs(mount.upper, before)

@@ -58,6 +58,8 @@ def clean_stale(store_root, runtime):
             fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CLOEXEC)
         except OSError:
             fd = None
+            if name.startswith(".new-") and _age(d) < 60:
+                continue  # a build between its mkdir and its lock (Workspace.__init__)
         try:
             if fd is not None:
                 try:
@@ -72,16 +74,28 @@ def clean_stale(store_root, runtime):
                 os.close(fd)
 
 
+def _age(path):
+    import time
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except OSError:
+        return 0
+
+
 class Workspace:
     def __init__(self, store_root, runtime):
         self.runtime = runtime
         clean_stale(store_root, runtime)
         base = os.path.join(store_root, "build")
         os.makedirs(base, mode=0o700, exist_ok=True)
-        self.dir = os.path.join(base, os.urandom(8).hex())
-        os.makedirs(self.dir, mode=0o700)
-        self._fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        name = os.urandom(8).hex()
+        new = os.path.join(base, ".new-" + name)
+        os.makedirs(new, mode=0o700)
+        self._fd = os.open(os.path.join(new, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+        # only a locked dir gets its real name: another build's clean_stale never takes it for dead
+        self.dir = os.path.join(base, name)
+        os.rename(new, self.dir)
         self.state_root = os.path.join(self.dir, "runtime")
         self.empty = os.path.join(self.dir, "empty")
         os.makedirs(self.empty, mode=0o755)
