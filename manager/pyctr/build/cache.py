@@ -26,9 +26,10 @@ class Cache:
                 image_id = f.read().strip()
         except OSError:
             return None
+        from pyctr.errors import PyctrError
         try:
             chain = self.store.chain(image_id)
-        except Exception:  # the image is gone, or its config is not ours to read: a miss
+        except (PyctrError, ValueError, OSError):  # the image is gone or unreadable: a miss
             return None
         if not all(self.store.layerdb.get(c) for c in chain):
             return None
