@@ -254,3 +254,39 @@ def test_dockerfile_flag_and_runtime_flag(based, tmp_path):
     cp = based.fail("build", "--runtime", "/no/such/runtime", ctx)
     assert "no such executable" in cp.stderr
     subprocess.run(["true"], check=True)
+
+
+def test_built_image_loads_in_podman_and_pushes(based, registry, tmp_path):
+    """A built image (layers committed from upper dirs, with a whiteout and an opaque dir) is a
+    valid image for podman's `load` and for a registry: pushed, pulled into a fresh store, run."""
+    import shutil
+
+    from integration.manager.test_pyctr_podman import _RUNROOTS, podman
+    from integration.manager.test_pyctr_registry import run_bundle
+    ctx = _ctx(tmp_path, f"""\
+FROM {BASE}
+RUN mkdir -p /d/sub && echo old > /d/sub/f && echo x > /gone
+RUN rm /gone && rm -rf /d && mkdir /d && echo new > /d/only
+CMD ["sh", "-c", "ls /d; test ! -e /gone && echo gone"]
+""")
+    tag = f"{registry.host}/built/img:1"
+    based.run("build", "-t", tag, ctx)
+    image_id = _config(based, tag)["Id"]
+    archive = str(tmp_path / "built.tar")
+    based.run("save", "-o", archive, tag)
+    podman(tmp_path, "load", "-i", archive)
+    listed = podman(tmp_path, "images", "--format", "json").stdout
+    assert image_id[7:] in listed
+    podman(tmp_path, "rmi", "-a", "-f")
+    shutil.rmtree(_RUNROOTS.pop(str(tmp_path)), ignore_errors=True)
+    based.run("push", "--insecure", tag)
+    other = type(based)(str(tmp_path / "root2"), based.authfile)
+    other.run("pull", "--insecure", tag)
+    assert _config(other, tag)["Id"] == image_id
+    bundle = str(tmp_path / "bundle")
+    other.run("bundle", tag, bundle)
+    try:
+        cp = run_bundle(DEFAULT_RUNTIME, bundle, tmp_path, "built-pushed")
+    finally:
+        other.run("umount", bundle)
+    assert cp.stdout == "only\ngone\n", describe(cp)
