@@ -274,11 +274,13 @@ CMD ["sh", "-c", "ls /d; test ! -e /gone && echo gone"]
     image_id = _config(based, tag)["Id"]
     archive = str(tmp_path / "built.tar")
     based.run("save", "-o", archive, tag)
-    podman(tmp_path, "load", "-i", archive)
-    listed = podman(tmp_path, "images", "--format", "json").stdout
-    assert image_id[7:] in listed
-    podman(tmp_path, "rmi", "-a", "-f")
-    shutil.rmtree(_RUNROOTS.pop(str(tmp_path)), ignore_errors=True)
+    try:
+        podman(tmp_path, "load", "-i", archive)
+        listed = podman(tmp_path, "images", "--format", "json").stdout
+        assert image_id[7:] in listed
+        podman(tmp_path, "rmi", "-a", "-f")
+    finally:
+        shutil.rmtree(_RUNROOTS.pop(str(tmp_path), "/nonexistent"), ignore_errors=True)
     based.run("push", "--insecure", tag)
     other = type(based)(str(tmp_path / "root2"), based.authfile)
     other.run("pull", "--insecure", tag)
