@@ -292,3 +292,18 @@ CMD ["sh", "-c", "ls /d; test ! -e /gone && echo gone"]
     finally:
         other.run("umount", bundle)
     assert cp.stdout == "only\ngone\n", describe(cp)
+
+
+def test_copy_follows_destination_symlinks_inside_the_image(based, tmp_path):
+    """`/bin -> usr/bin`-style links in the image are followed inside the rootfs, never to the
+    host's path of the same name, and never replaced by the copy."""
+    ctx = _ctx(tmp_path, f"""\
+FROM {BASE}
+RUN mkdir -p /usr/lib/real && ln -s /usr/lib/real /linked && ln -s ../../../../.. /usr/lib/up
+COPY d/ /linked/
+COPY f /linked
+COPY f /usr/lib/up/etc/escaped
+RUN test -L /linked && test -f /usr/lib/real/inner && test -f /usr/lib/real/f && test -f /etc/escaped
+""", {"d/inner": "i\n", "f": "f\n"})
+    based.run("build", ctx)
+    assert not os.path.exists("/etc/escaped")

@@ -36,6 +36,12 @@ class Target:
         parent, name = posixpath.split(posixpath.normpath("/" + path))
         return os.path.join(scoped_path(self.root, parent), name) if name else self.root
 
+    def real(self, path):
+        """The image path with every symlink in it resolved inside the root (Docker follows the
+        destination's symlinks, scoped: `/bin -> usr/bin` makes `COPY x /bin/` land in /usr/bin)."""
+        rel = os.path.relpath(scoped_path(self.root, path), self.root)
+        return "/" if rel == "." else "/" + rel
+
     def mkdirs(self, path):
         """Create the missing directories of an image path (0755, the copy's owner), as Docker's
         MkdirAllAndChownNew."""
@@ -112,7 +118,7 @@ def copy(origin, sources, root, dest, owner, chmod=None, cmd="COPY", extract=Fal
     if len(sources) > 1 and not dir_dest:
         raise SourceError(f"When using {cmd} with more than one source file, the destination must be a "
                           f"directory and end with a /")
-    dest = posixpath.normpath("/" + dest)
+    dest = posixpath.normpath(target.real(posixpath.normpath("/" + dest)))
     for s in sources:
         st = os.stat(s.path)
         if stat.S_ISDIR(st.st_mode):
@@ -127,8 +133,7 @@ def copy(origin, sources, root, dest, owner, chmod=None, cmd="COPY", extract=Fal
             target.mkdirs(dest)
             extract_tar(s.path, target, dest)
             continue
-        h = target.host(dest)
-        if dir_dest or os.path.isdir(h):
+        if dir_dest or os.path.isdir(target.host(dest)):
             target.mkdirs(dest)
             path = posixpath.join(dest, posixpath.basename(s.rel) or posixpath.basename(s.path))
         else:
