@@ -149,22 +149,33 @@ def _start_long_run(based, tmp_path):
     proc = based.popen("build", ctx)
     build_dir = os.path.join(based.root, "build")
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    pid = None
+    while time.monotonic() < deadline and not pid:
         runs = os.listdir(build_dir) if os.path.isdir(build_dir) else []
         state = os.path.join(build_dir, *(runs[:1] or ["-"]), "runtime")
-        if os.path.isdir(state) and os.listdir(state):
-            break
+        for cid in os.listdir(state) if os.path.isdir(state) else []:
+            cp = execute([DEFAULT_RUNTIME, "--root", state, "state", cid])
+            if cp.returncode == 0 and json.loads(cp.stdout).get("status") == "running":
+                pid = json.loads(cp.stdout)["pid"]
         time.sleep(0.05)
-    else:
+    if not pid:
         proc.kill()
         pytest.fail("the RUN container never started")
-    time.sleep(0.3)
-    return proc, build_dir
+    return proc, build_dir, pid
+
+
+def _gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] == "Z"
 
 
 def test_ctrl_c_mid_run_leaves_nothing(based, tmp_path):
     layers = based.layers()
-    proc, build_dir = _start_long_run(based, tmp_path)
+    proc, build_dir, pid = _start_long_run(based, tmp_path)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -172,15 +183,20 @@ def test_ctrl_c_mid_run_leaves_nothing(based, tmp_path):
     assert not [m for m in mountinfo.read() if m.mount_point.startswith(based.root)]
     assert os.listdir(build_dir) == []
     assert based.layers() == layers
+    assert _gone(pid)
 
 
-def test_sigkill_mid_run_is_cleaned_by_the_next_build(based, tmp_path):
-    proc, build_dir = _start_long_run(based, tmp_path)
+@pytest.mark.parametrize("next_command", ["build", "image prune"])
+def test_sigkill_mid_run_is_cleaned_by_the_next_command(based, tmp_path, next_command):
+    proc, build_dir, pid = _start_long_run(based, tmp_path)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert any(m.mount_point.startswith(based.root) for m in mountinfo.read())
-    ok = _ctx(tmp_path, f"FROM {BASE}\nRUN echo fine\n", name="ok")
-    based.run("build", ok)
+    if next_command == "build":
+        based.run("build", _ctx(tmp_path, f"FROM {BASE}\nRUN echo fine\n", name="ok"))
+    else:
+        based.run(*next_command.split())
+    assert _gone(pid)
     assert not [m for m in mountinfo.read() if m.mount_point.startswith(based.root)]
     assert os.listdir(build_dir) == []
 

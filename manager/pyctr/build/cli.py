@@ -49,10 +49,8 @@ def _runtime(given):
         if not path or not os.access(path, os.X_OK):
             raise UsageError(f"--runtime {given}: no such executable")
         return os.path.abspath(path)
-    here = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "pyrunc")
-    if os.access(here, os.X_OK):
-        return here
-    found = shutil.which("pyrunc")
+    from pyctr.build.workspace import default_runtime
+    found = default_runtime()
     if not found:
         raise UsageError("no OCI runtime: pyrunc is neither beside pyctr nor on PATH; give --runtime")
     return found

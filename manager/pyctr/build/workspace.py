@@ -48,8 +48,19 @@ def _delete_containers(runtime, state_root):
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def clean_stale(store_root, runtime):
+def default_runtime():
+    """pyrunc beside the running pyctr (its venv), else on PATH; None if neither."""
+    import shutil
+    import sys
+    here = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "pyrunc")
+    return here if os.access(here, os.X_OK) else shutil.which("pyrunc")
+
+
+def clean_stale(store_root, runtime=None):
+    """Remove the work dirs of builds that died (their lock is free): containers, mounts, files.
+    Called at every build's start and by the store's recovery under its lock."""
     base = os.path.join(store_root, "build")
+    runtime = runtime or default_runtime() or "pyrunc"
     if not os.path.isdir(base):
         return
     for name in os.listdir(base):
