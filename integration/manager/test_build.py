@@ -5,7 +5,6 @@ builds at once sharing the cache, stdin Dockerfiles, -q, --label, and the built 
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
@@ -81,8 +80,6 @@ def test_changed_file_invalidates_from_its_copy(based, tmp_path):
     steps = cp.stdout.split("Step ")[1:]
     hits = ["Using cache" in s for s in steps]
     assert hits == [False, True, True, False, False, False, False], cp.stdout  # FROM, ARG, RUN hit
-    out = execute([DEFAULT_RUNTIME, "--version"])
-    assert out.returncode == 0
 
 
 def test_build_arg_misses_at_first_use(based, tmp_path):
@@ -269,7 +266,6 @@ def test_dockerfile_flag_and_runtime_flag(based, tmp_path):
     based.run("build", "-f", os.path.join(ctx, "Other.dockerfile"), "--runtime", "/usr/sbin/runc", ctx)
     cp = based.fail("build", "--runtime", "/no/such/runtime", ctx)
     assert "no such executable" in cp.stderr
-    subprocess.run(["true"], check=True)
 
 
 def test_built_image_loads_in_podman_and_pushes(based, registry, tmp_path):

@@ -409,7 +409,7 @@ class Builder:
         self.commit(st, created_by, copy.deepcopy(st.config), layer)
 
     def _i_copy(self, st, ins, cmd="COPY"):
-        from pyctr.build.sources import Origin, checksum
+        from pyctr.build.sources import checksum
         allowed = {"from", "chown", "chmod"} if cmd == "COPY" else {"chown", "chmod"}
         for f in ins.flags:
             if f not in allowed:
