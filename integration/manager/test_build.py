@@ -5,6 +5,7 @@ builds at once sharing the cache, stdin Dockerfiles, -q, --label, and the built 
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -319,3 +320,20 @@ RUN test -L /linked && test -f /usr/lib/real/inner && test -f /usr/lib/real/f &&
 """, {"d/inner": "i\n", "f": "f\n"})
     based.run("build", ctx)
     assert not os.path.exists("/etc/escaped")
+
+
+def test_deep_trees_in_a_layer_and_in_the_context(based, tmp_path):
+    """A RUN that makes a tree 1100 directories deep commits (the layer tar is written without
+    recursion), and a glob walks a context holding such a tree."""
+    ctx = _ctx(tmp_path, f"""\
+FROM {BASE}
+RUN d=/deep; for i in $(seq 1100); do d=$d/d; done; mkdir -p $d && echo bottom > $d/f
+COPY *.txt /txt/
+RUN find /deep -name f | wc -l > /count && test "$(cat /count)" = 1 && test -f /txt/top.txt
+""", {"top.txt": "t\n"})
+    try:
+        subprocess.run(["mkdir", "-p", os.path.join(ctx, "tree", *(["d"] * 1100))], check=True)
+        based.run("build", ctx)
+    finally:
+        # pytest removes tmp_path by recursion: trees this deep go first, iteratively
+        subprocess.run(["rm", "-rf", os.path.join(ctx, "tree"), based.root], check=True)

@@ -70,11 +70,19 @@ class Origin:
         return bool(self.matcher and rel and self.matcher.ignored(rel))
 
     def _all(self):
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames.sort()
-            rel_dir = os.path.relpath(dirpath, self.root)
-            for n in dirnames + sorted(filenames):
-                yield n if rel_dir == "." else f"{rel_dir}/{n}"
+        """Every path under the root, relative, parents first (iteratively: any depth)."""
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            try:
+                names = sorted(os.listdir(os.path.join(self.root, rel) if rel else self.root))
+            except (NotADirectoryError, PermissionError):
+                continue
+            for n in names:
+                sub = f"{rel}/{n}" if rel else n
+                yield sub
+                if stat.S_ISDIR(os.lstat(os.path.join(self.root, sub)).st_mode):
+                    stack.append(sub)
 
     def resolve(self, src, cmd):
         """The sources a COPY/ADD argument names (a glob may name many)."""

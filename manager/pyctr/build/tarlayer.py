@@ -74,56 +74,60 @@ def write_layer(upper, sink):
     links = {}
     total = 0
 
-    def walk(rel):
-        nonlocal total
+    # an explicit stack of directory iterators: name order, parents first, any depth
+    stack = [("", iter(sorted(os.listdir(upper))))]
+    while stack:
+        rel, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
         directory = os.path.join(upper, rel) if rel else upper
-        for name in sorted(os.listdir(directory)):
-            path = os.path.join(directory, name)
-            arc = f"{rel}/{name}" if rel else name
-            st = os.lstat(path)
-            mode = st.st_mode
-            if stat.S_ISCHR(mode) and st.st_rdev == 0:
-                ti = _info(f"{rel}/{WHITEOUT_PREFIX}{name}" if rel else WHITEOUT_PREFIX + name, st, tarfile.REGTYPE)
+        path = os.path.join(directory, name)
+        arc = f"{rel}/{name}" if rel else name
+        st = os.lstat(path)
+        mode = st.st_mode
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:
+            ti = _info(f"{rel}/{WHITEOUT_PREFIX}{name}" if rel else WHITEOUT_PREFIX + name, st, tarfile.REGTYPE)
+            ti.mode = 0
+            out.header(ti)
+            continue
+        if stat.S_ISDIR(mode):
+            ti = _info(arc + "/", st, tarfile.DIRTYPE)
+            ti.pax_headers = _xattrs(path)
+            out.header(ti)
+            if _is_opaque(path):
+                ti = _info(f"{arc}/{OPAQUE}", st, tarfile.REGTYPE)
                 ti.mode = 0
                 out.header(ti)
+            stack.append((arc, iter(sorted(os.listdir(path)))))
+            continue
+        if stat.S_ISREG(mode) and st.st_nlink > 1:
+            first = links.get((st.st_dev, st.st_ino))
+            if first:
+                ti = _info(arc, st, tarfile.LNKTYPE)
+                ti.linkname = first
+                out.header(ti)
                 continue
-            if stat.S_ISDIR(mode):
-                ti = _info(arc + "/", st, tarfile.DIRTYPE)
-                ti.pax_headers = _xattrs(path)
-                out.header(ti)
-                if _is_opaque(path):
-                    ti = _info(f"{arc}/{OPAQUE}", st, tarfile.REGTYPE)
-                    ti.mode = 0
-                    out.header(ti)
-                walk(arc)
-                continue
-            if stat.S_ISREG(mode) and st.st_nlink > 1:
-                first = links.get((st.st_dev, st.st_ino))
-                if first:
-                    ti = _info(arc, st, tarfile.LNKTYPE)
-                    ti.linkname = first
-                    out.header(ti)
-                    continue
-                links[(st.st_dev, st.st_ino)] = arc
-            if stat.S_ISREG(mode):
-                ti = _info(arc, st, tarfile.REGTYPE)
-                ti.size = st.st_size
-                ti.pax_headers = _xattrs(path)
-                out.header(ti)
-                out.data(path, st.st_size)
-                total += st.st_size
-            elif stat.S_ISLNK(mode):
-                ti = _info(arc, st, tarfile.SYMTYPE)
-                ti.linkname = os.readlink(path)
-                out.header(ti)
-            elif stat.S_ISFIFO(mode):
-                out.header(_info(arc, st, tarfile.FIFOTYPE))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                ti = _info(arc, st, tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
-                ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-                out.header(ti)
-            # sockets are not archived, as Docker's archive skips them
+            links[(st.st_dev, st.st_ino)] = arc
+        if stat.S_ISREG(mode):
+            ti = _info(arc, st, tarfile.REGTYPE)
+            ti.size = st.st_size
+            ti.pax_headers = _xattrs(path)
+            out.header(ti)
+            out.data(path, st.st_size)
+            total += st.st_size
+        elif stat.S_ISLNK(mode):
+            ti = _info(arc, st, tarfile.SYMTYPE)
+            ti.linkname = os.readlink(path)
+            out.header(ti)
+        elif stat.S_ISFIFO(mode):
+            out.header(_info(arc, st, tarfile.FIFOTYPE))
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            ti = _info(arc, st, tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE)
+            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            out.header(ti)
+        # sockets are not archived, as Docker's archive skips them
 
-    walk("")
     sink.write(b"\0" * (2 * BLOCK))
     return total
