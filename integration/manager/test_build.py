@@ -337,3 +337,17 @@ RUN find /deep -name f | wc -l > /count && test "$(cat /count)" = 1 && test -f /
     finally:
         # pytest removes tmp_path by recursion: trees this deep go first, iteratively
         subprocess.run(["rm", "-rf", os.path.join(ctx, "tree"), based.root], check=True)
+
+
+def test_hostile_passwd_fifo_does_not_hang(based, tmp_path):
+    """A base whose /etc/passwd and /etc/group are FIFOs: USER and --chown by name are clear
+    errors at once (the lookup opens without blocking and reads regular files only)."""
+    ctx = _ctx(tmp_path, f"FROM {BASE}\nRUN rm /etc/passwd /etc/group && mkfifo /etc/passwd /etc/group\n",
+               {"f": "f\n"})
+    based.run("build", "-t", "fifo:1", ctx)
+    for body, message in (("USER nobody\nRUN true\n", "unable to find user nobody"),
+                          ("COPY --chown=nobody f /f\n", "no such user")):
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("FROM fifo:1\n" + body)
+        cp = based.fail("build", ctx, timeout=30)
+        assert message in cp.stderr
