@@ -351,3 +351,16 @@ def test_hostile_passwd_fifo_does_not_hang(based, tmp_path):
             f.write("FROM fifo:1\n" + body)
         cp = based.fail("build", ctx, timeout=30)
         assert message in cp.stderr
+
+
+def test_missing_base_is_pulled_and_pull_flag_pulls_again(based, registry, tmp_path):
+    remote = f"{registry.host}/bases/bb:1"
+    based.run("tag", BASE, remote)
+    based.run("push", "--insecure", remote)
+    other = type(based)(str(tmp_path / "fresh"), based.authfile)
+    other.extra_env = {"PYCTR_INSECURE_REGISTRIES": registry.host}
+    ctx = _ctx(tmp_path, f"FROM {remote}\nRUN echo pulled > /p\n")
+    other.run("build", "--insecure", "-t", "p:1", ctx)
+    assert f"{registry.host}/bases/bb " in other.run("images").stdout
+    cp = other.run("build", "--insecure", "--pull", "-t", "p:1", ctx)
+    assert cp.stdout.count("Using cache") == 1  # same base pulled again: the RUN is still a hit
