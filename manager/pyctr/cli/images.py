@@ -94,8 +94,12 @@ def cmd_images(args):
     from pyctr.errors import PyctrError
     store = _store(args, lock=False)
     rows = []
-    for image_id in store.image_ids():
+    ids = store.image_ids()
+    parents = {store.get_meta(i, "parent") for i in ids}  # a build's intermediate images, hidden as Docker's
+    for image_id in ids:
         tags = [t for t in store.tags_of(image_id) if "@" not in t] or ["<none>:<none>"]
+        if tags == ["<none>:<none>"] and image_id in parents:
+            continue
         try:  # one bad record is listed as far as it can be, and never hides the others
             created, size = store.config(image_id).get("created") or "", _image_size(store, image_id)
         except PyctrError as e:

@@ -22,12 +22,17 @@ def _read_in_root(rootfs, path):
     except OSError:
         return ""
     try:
-        fd = calls.openat2(root, path.lstrip("/"), os.O_RDONLY, 0,
+        # O_NONBLOCK: a FIFO planted by the image must not hang the open; only a regular file is read
+        fd = calls.openat2(root, path.lstrip("/"), os.O_RDONLY | os.O_NONBLOCK, 0,
                            consts.RESOLVE_IN_ROOT | consts.RESOLVE_NO_MAGICLINKS)
     except OSError:
         return ""
     finally:
         os.close(root)
+    import stat
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return ""
     with open(fd, "rb") as f:
         return f.read(1 << 20).decode("utf-8", "replace")
 

@@ -173,6 +173,10 @@ class Store:
             if cache_id not in known:
                 self.overlay.remove(cache_id)
         self.overlay.clean_links()
+        builds = os.path.join(self.root, "build")
+        if os.path.isdir(builds) and os.listdir(builds):  # a killed `pyctr build`'s mounts and containers
+            from pyctr.build.workspace import clean_stale
+            clean_stale(self.root)
 
     # --- layers ------------------------------------------------------------------------------------
 
