@@ -232,6 +232,19 @@ def test_save_verifies_what_it_serves(tmp_path, fmt, compress):
     save(s, ["real/image:1"], io.BytesIO(), fmt)
 
 
+def test_save_refuses_a_layer_longer_than_its_recorded_size(tmp_path):
+    """A recorded size shorter than the layer would cut its tar entry short while the hash of the
+    whole stream still matches: save must refuse it, not write a truncated layer."""
+    root = str(tmp_path / "root")
+    s, lay, _ = _image_with_blob(tmp_path, root, compress=True)
+    chain = s.chain(s.resolve("real/image:1"))[-1]
+    size_file = os.path.join(root, "image", "overlay2", "layerdb", chain.replace(":", "/"), "size")
+    with open(size_file, "w") as f:
+        f.write("3")
+    with pytest.raises(PyctrError, match="longer than its recorded size"):
+        save(s, ["real/image:1"], io.BytesIO(), "docker-archive")
+
+
 class FakeRegistry:
     """The registry client's surface push uses, recording what it is sent."""
 

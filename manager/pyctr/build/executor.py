@@ -327,8 +327,10 @@ class Builder:
         from pyctr.build.tarlayer import write_layer
         from pyctr.image import digest
         with self.store.content.writer(what="layer") as w:
-            size = write_layer(mount.upper, w)
+            write_layer(mount.upper, w)
             blob = w.commit()
+        # the layer store records a layer's uncompressed tar size (save streams exactly that many bytes)
+        size = self.store.content.size(blob)
         diff_ids = list(img["rootfs"].get("diff_ids") or [])
         parent = digest.chain_ids(diff_ids)[-1] if diff_ids else None
         cache_id, staging = self.store.overlay.staging()

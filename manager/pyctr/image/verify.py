@@ -142,4 +142,7 @@ def add_verified(tf, arcname, f, size, expected, what):
             raise
         reader.finish()  # the content is short: a digest mismatch says so best
         raise
+    if reader.read(1):  # longer than recorded: the tar entry would be cut short, whatever the hash
+        reader.finish()
+        raise StoreCorrupted(what, expected, f"content longer than its recorded size {size}")
     reader.finish()
