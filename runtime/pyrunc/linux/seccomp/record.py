@@ -53,7 +53,8 @@ class Observed:
             self.arches.append(arch)
         values = self.calls.setdefault(name, set())
         index = FILTERED_ARGS.get(name)
-        if index is not None and isinstance(args, list) and len(args) > index and isinstance(args[index], int):
+        if (index is not None and isinstance(args, list) and len(args) > index and isinstance(args[index], int)
+                and not isinstance(args[index], bool)):
             values.add(args[index])
         elif index is not None:
             values.add(None)  # an argument the trace could not show: no restriction can be derived
@@ -83,7 +84,7 @@ def _add_line(observed, path, number, line):
         raise RecordError(f"{path} line {number}: not a JSON trace record") from None
     if not isinstance(record, dict) or "arch" not in record:
         return  # signals and exits
-    arch = ARCHES.get(record.get("arch"))
+    arch = ARCHES.get(record["arch"]) if isinstance(record["arch"], str) else None
     if arch is None:
         raise RecordError(f"{path} line {number}: architecture {record.get('arch')!r} has no seccomp name")
     name = record.get("syscall")
