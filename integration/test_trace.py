@@ -226,3 +226,29 @@ def test_trace_of_an_already_traced_process_is_refused(tmp_path):
         for p in (strace, sleeper):
             p.kill()
             p.wait()
+
+
+def test_exec_trace_follows_the_exec_process_only(runtime, tmp_path):
+    c = runtime.container(_config(runtime, "sleep 100"))
+    c.start()
+    path = tmp_path / "exec.jsonl"
+    cp = runtime.run("exec", "--trace", path, c.id, "sh", "-c", "echo in-exec; ls / >/dev/null; exit 4", check=False)
+    assert (cp.returncode, cp.stdout, cp.stderr) == (4, "in-exec\n", "")
+    records = _records(path)
+    calls = _syscalls(records)
+    assert calls[0]["syscall"] == "execve" and calls[0]["args"][1] == ["sh", "-c", "echo in-exec; ls / >/dev/null; exit 4"]
+    assert not any(r["syscall"] == "setns" for r in calls)  # the intermediate's steps are pyrunc's
+    assert {"getdents64", "clone", "wait4"} <= {r["syscall"] for r in calls}
+    assert c.pid not in {r["pid"] for r in records}  # the container's init is not traced
+    assert records[-1].get("exit") == 4
+    # refusals: a clear message, exit 255 as for any failed exec, the container untouched
+    cp = runtime.run("exec", "--trace", tmp_path / "no" / "such" / "dir", c.id, "true", check=False)
+    assert cp.returncode == 255 and "open trace file" in cp.stderr and "Traceback" not in cp.stderr
+    cp = execute(["capsh", "--drop=cap_sys_ptrace", "--", "-c",
+                  " ".join(runtime.argv("exec", "--trace", str(tmp_path / "t2"), c.id, "echo", "never"))])
+    assert cp.returncode == 255 and "ptrace not permitted" in cp.stderr and "never" not in cp.stdout, cp.stderr
+    assert c.status == "running" and _tracer_pid(c.pid) == 0
+    assert runtime.run("exec", c.id, "echo", "still-fine").stdout == "still-fine\n"
+    c.kill("KILL")
+    c.wait_status("stopped")
+    c.delete()

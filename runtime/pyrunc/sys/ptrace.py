@@ -32,10 +32,15 @@ _ptrace.restype = ctypes.c_long
 
 _info = ctypes.create_string_buffer(88)  # struct ptrace_syscall_info
 _info_address = ctypes.addressof(_info)
+# For the tracer's loop, which runs twice per traced syscall: the raw call (returns -1 on error,
+# errno unread) and the syscall-info buffer, so a stop costs two foreign calls and one unpack.
+raw_ptrace = _ptrace
+INFO_SIZE, INFO_ADDRESS, INFO = 88, _info_address, _info
+INFO_OP = memoryview(_info).cast("B")
 _message = ctypes.c_ulong()
 _message_address = ctypes.addressof(_message)
-_ENTRY = struct.Struct("=BxxxIQQQ6Q")  # op, arch, ip, sp, nr, args[6]
-_EXIT = struct.Struct("=BxxxIQQqB")  # op, arch, ip, sp, rval, is_error
+ENTRY = struct.Struct("=xxxxIxxxxxxxxxxxxxxxxQ6Q")  # (op, pad,) arch, (ip, sp,) nr, args[6]
+EXIT = struct.Struct("=xxxxxxxxxxxxxxxxxxxxxxxxqB")  # (op, pad, arch, ip, sp,) rval, is_error
 
 
 def seize(pid, options):
@@ -59,13 +64,12 @@ def event_message(pid):
 
 
 def syscall_info(pid):
-    """(op, arch, nr, args) at a syscall-entry stop, (op, arch, rval, is_error) at an exit stop,
+    """(op, arch, nr, args) at a syscall-entry stop, (op, None, rval, is_error) at an exit stop,
     None if the tracee is gone."""
     if _ptrace(PTRACE_GET_SYSCALL_INFO, pid, 88, _info_address) == -1:
         return None
-    op = _info.raw[0]
+    op = INFO_OP[0]
     if op == OP_EXIT:
-        _, arch, _, _, rval, is_error = _EXIT.unpack_from(_info)
-        return op, arch, rval, is_error
-    op, arch, _, _, nr, *args = _ENTRY.unpack_from(_info)
+        return (op, None) + EXIT.unpack_from(_info)
+    arch, nr, *args = ENTRY.unpack_from(_info)
     return op, arch, nr, args

@@ -9,7 +9,7 @@ other argument stays the integer the kernel saw, which is what a seccomp rule co
 import errno
 import json
 
-from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
+from ptrace.syscall.prototypes import FILENAME_ARGUMENTS, SYSCALL_PROTOTYPES
 
 from pyrunc.sys import ptrace as pt
 
@@ -60,13 +60,17 @@ def _decoders(name):
     for ctype, argname in prototype[1]:
         if ctype == "const char *const *" and argname == "argv":  # never envp: it may hold secrets
             kinds.append("argv")
-        elif ctype in ("const char *", "char *") and name not in _OUTPUT_BUFFERS:
+        elif ctype in ("const char *", "char *") and argname in _STRING_ARGUMENTS and name not in _OUTPUT_BUFFERS:
             kinds.append("string")
         else:
             kinds.append(None)
     return tuple(kinds)
 
 
+# NUL-terminated string arguments: python-ptrace's path names and a few more (mount's, xattr names);
+# a buffer (write's buf) is not one.
+_STRING_ARGUMENTS = FILENAME_ARGUMENTS | {"dev_name", "dir_name", "type", "name", "oldpath", "newpath",
+                                         "specialfile", "library"}
 # "char *" arguments the kernel writes into: nothing to read at entry.
 _OUTPUT_BUFFERS = {"getcwd", "readlink", "readlinkat", "read", "pread64", "recvfrom", "getxattr", "lgetxattr",
                    "fgetxattr", "listxattr", "llistxattr", "flistxattr", "uname", "gethostname"}
