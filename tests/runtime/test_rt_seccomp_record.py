@@ -151,11 +151,12 @@ def test_syscall_names_for_trace_records():
     table = SyscallTable(pt.AUDIT_ARCH_X86_64)
     assert table.lookup(0)[0] == "read" and table.lookup(59)[0] == "execve"
     assert table.lookup(439)[0] == "faccessat2"
-    name, kinds = table.lookup(100000)
-    assert (name, kinds) == (None, None)
+    name, kinds, reads_memory = table.lookup(100000)
+    assert (name, kinds, reads_memory) == (None, None, False)
     assert decode_args(kinds, [1, 2, 3, 4, 5, 6], None) == "1,2,3,4,5,6"
     assert SyscallTable(pt.AUDIT_ARCH_I386).lookup(11)[0] == "execve"
-    assert table.lookup(59)[1] == ("string", "argv", None)  # envp is never read
+    assert table.lookup(59)[1:] == (("string", "argv", None), True)  # envp is never read
+    assert table.lookup(1)[1:] == ((None, None, None), False)  # write's buffer is not a string
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -24,7 +24,8 @@ ERRNO_NAMES = errno.errorcode
 
 
 class SyscallTable:
-    """Number -> (name, per-argument decoder) for one architecture, filled as numbers are seen."""
+    """Number -> (name, per-argument decoder, whether one reads memory) for one architecture,
+    filled as numbers are seen."""
 
     def __init__(self, arch_token):
         self.arch_token = arch_token
@@ -48,7 +49,8 @@ class SyscallTable:
                     name = syscall_name(nr, self.arch_token)
                 except OSError:
                     name = None
-            entry = self.entries[nr] = (name, _decoders(name))
+            kinds = _decoders(name)
+            entry = self.entries[nr] = (name, kinds, bool(kinds) and ("string" in kinds or "argv" in kinds))
         return entry
 
 

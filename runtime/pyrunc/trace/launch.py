@@ -69,12 +69,7 @@ def start(pid, path, follow_root_children=False):
     os.close(done_w)
     os.waitpid(child, 0)
     try:
-        answer = b""
-        while True:
-            chunk = os.read(ready_r, 4096)
-            if not chunk:
-                break
-            answer += chunk
+        answer = os.read(ready_r, 4096)  # one write of the tracer's (atomic, < PIPE_BUF), or EOF
     finally:
         os.close(ready_r)
     if answer != b"ok":
@@ -95,7 +90,7 @@ def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
         try:
             pt.seize(pid, OPTIONS)
         except OSError as e:
-            os.write(ready_w, attach_error(pid, e).encode())
+            os.write(ready_w, attach_error(pid, e).encode()[:4000])
             return
         os.write(ready_w, b"ok")
         os.close(ready_w)
@@ -104,7 +99,7 @@ def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
         status = 0
     except BaseException as e:
         try:
-            os.write(ready_w, f"tracer: {type(e).__name__}: {e}".encode())
+            os.write(ready_w, f"tracer: {type(e).__name__}: {e}".encode()[:4000])
         except OSError:
             pass
     finally:

@@ -134,31 +134,37 @@ class Tracer:
             if status & 0xFF == 0x7F:  # stopped
                 sig = (status >> 8) & 0xFF
                 if sig == _SYSCALL_STOP:
-                    if ptrace(get_info, pid, size, info_address) != -1:
-                        op = info_op[0]
-                        if op == pt.OP_ENTRY:
-                            arch, nr, *args = unpack_entry(info)
-                            table = tables.get(arch) or self._table(arch)
-                            name, kinds = table.entries.get(nr) or table.lookup(nr)
-                            if kinds is None:
-                                text = ",".join(map(str, args))
-                            elif "string" in kinds or "argv" in kinds:
-                                text = decode_args(kinds, args, memory.get(pid) or self._memory(pid))
-                            else:
-                                text = ",".join(map(str, args[:len(kinds)]))
-                            entries[pid] = (now(), table.arch, nr, name, text)
-                        elif op == pt.OP_EXIT:
-                            started = entries.pop(pid, None)
-                            if started is not None:
-                                then, arch_name, nr, name, text = started
-                                rval, is_error = unpack_exit(info)
-                                line = (f'{{"time":{then:.6f},"pid":{pid},"arch":"{arch_name}","nr":{nr},'
-                                        f'"syscall":{f"{chr(34)}{name}{chr(34)}" if name else "null"},'
-                                        f'"args":[{text}],"ret":{rval}')
-                                if is_error and -_MAX_ERRNO <= rval < 0:
-                                    line += f',"errno":"{ERRNO_NAMES.get(-rval, -rval)}"'
-                                write(line + "}\n")
-                    ptrace(syscall, pid, None, 0)  # ESRCH (killed meanwhile) needs nothing
+                    # The tracee is resumed as early as possible, and the record is formatted while
+                    # it runs: only string arguments must be read before (its memory may change).
+                    if ptrace(get_info, pid, size, info_address) == -1:
+                        ptrace(syscall, pid, None, 0)  # ESRCH (killed meanwhile) needs nothing
+                        continue
+                    op = info_op[0]
+                    if op == pt.OP_ENTRY:
+                        arch, nr, *args = unpack_entry(info)
+                        table = tables.get(arch) or self._table(arch)
+                        name, kinds, reads_memory = table.entries.get(nr) or table.lookup(nr)
+                        if reads_memory:
+                            text = decode_args(kinds, args, memory.get(pid) or self._memory(pid))
+                            ptrace(syscall, pid, None, 0)
+                        else:
+                            ptrace(syscall, pid, None, 0)
+                            text = ",".join(map(str, args if kinds is None else args[:len(kinds)]))
+                        entries[pid] = (now(), table.arch, nr, name, text)
+                    elif op == pt.OP_EXIT:
+                        rval, is_error = unpack_exit(info)
+                        ptrace(syscall, pid, None, 0)
+                        started = entries.pop(pid, None)
+                        if started is not None:
+                            then, arch_name, nr, name, text = started
+                            line = (f'{{"time":{then:.6f},"pid":{pid},"arch":"{arch_name}","nr":{nr},'
+                                    f'"syscall":{f"{chr(34)}{name}{chr(34)}" if name else "null"},'
+                                    f'"args":[{text}],"ret":{rval}')
+                            if is_error and -_MAX_ERRNO <= rval < 0:
+                                line += f',"errno":"{ERRNO_NAMES.get(-rval, -rval)}"'
+                            write(line + "}\n")
+                    else:
+                        ptrace(syscall, pid, None, 0)
                     continue
                 event = status >> 16
                 if event == 0:
