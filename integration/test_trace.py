@@ -252,3 +252,20 @@ def test_exec_trace_follows_the_exec_process_only(runtime, tmp_path):
     c.kill("KILL")
     c.wait_status("stopped")
     c.delete()
+
+
+def test_setuid_exec_under_trace_as_untraced(runtime, probe_binary, tmp_path):
+    """A setuid-root program run by uid 1000 gets euid 0 traced as untraced: the tracer holds
+    CAP_SYS_PTRACE over the container, so ptrace's exec rules keep the privilege."""
+    from integration.helpers.probe import install
+    results = []
+    for args in ((), ("--trace", tmp_path / "t.jsonl")):
+        config = _config(runtime, "/bin/suid ids")
+        config["process"]["user"] = {"uid": 1000, "gid": 1000}
+        config["process"]["noNewPrivileges"] = False
+        c = runtime.bundle(config)
+        install(probe_binary, c.rootfs, name="suid", mode=0o4755)
+        cp = c.run(*args, check=False)
+        results.append((cp.returncode, cp.stdout, cp.stderr))
+    assert results[0] == results[1] == (0, "1000 0 1000 1000\n", "")
+    assert any(r.get("syscall") == "execve" and r["args"][0] == "/bin/suid" for r in _records(tmp_path / "t.jsonl"))

@@ -123,7 +123,9 @@ class Tracer:
         recording, entries, memory, tables, write = self.recording, self.entries, self.memory, self.tables, self.write
         ptrace, info, info_op, info_address = pt.raw_ptrace, pt.INFO, pt.INFO_OP, pt.INFO_ADDRESS
         unpack_entry, unpack_exit = pt.ENTRY.unpack_from, pt.EXIT.unpack_from
-        get_info, syscall, size = pt.PTRACE_GET_SYSCALL_INFO, pt.PTRACE_SYSCALL, pt.INFO_SIZE
+        get_info, syscall, size, null = pt.PTRACE_GET_SYSCALL_INFO, pt.PTRACE_SYSCALL, pt.INFO_SIZE, pt.NULL
+        import gc
+        gc.disable()  # no cycles are made here; gen-0 collections every 700 records are pure cost
         while True:
             try:
                 pid, status = waitpid(-1, _WALL)
@@ -137,7 +139,7 @@ class Tracer:
                     # The tracee is resumed as early as possible, and the record is formatted while
                     # it runs: only string arguments must be read before (its memory may change).
                     if ptrace(get_info, pid, size, info_address) == -1:
-                        ptrace(syscall, pid, None, 0)  # ESRCH (killed meanwhile) needs nothing
+                        ptrace(syscall, pid, null, 0)  # ESRCH (killed meanwhile) needs nothing
                         continue
                     op = info_op[0]
                     if op == pt.OP_ENTRY:
@@ -146,14 +148,14 @@ class Tracer:
                         name, kinds, reads_memory = table.entries.get(nr) or table.lookup(nr)
                         if reads_memory:
                             text = decode_args(kinds, args, memory.get(pid) or self._memory(pid))
-                            ptrace(syscall, pid, None, 0)
+                            ptrace(syscall, pid, null, 0)
                         else:
-                            ptrace(syscall, pid, None, 0)
+                            ptrace(syscall, pid, null, 0)
                             text = ",".join(map(str, args if kinds is None else args[:len(kinds)]))
                         entries[pid] = (now(), table.arch, nr, name, text)
                     elif op == pt.OP_EXIT:
                         rval, is_error = unpack_exit(info)
-                        ptrace(syscall, pid, None, 0)
+                        ptrace(syscall, pid, null, 0)
                         started = entries.pop(pid, None)
                         if started is not None:
                             then, arch_name, nr, name, text = started
@@ -164,7 +166,7 @@ class Tracer:
                                 line += f',"errno":"{ERRNO_NAMES.get(-rval, -rval)}"'
                             write(line + "}\n")
                     else:
-                        ptrace(syscall, pid, None, 0)
+                        ptrace(syscall, pid, null, 0)
                     continue
                 event = status >> 16
                 if event == 0:
