@@ -269,3 +269,22 @@ def test_setuid_exec_under_trace_as_untraced(runtime, probe_binary, tmp_path):
         results.append((cp.returncode, cp.stdout, cp.stderr))
     assert results[0] == results[1] == (0, "1000 0 1000 1000\n", "")
     assert any(r.get("syscall") == "execve" and r["args"][0] == "/bin/suid" for r in _records(tmp_path / "t.jsonl"))
+
+
+def test_start_container_hook_is_not_traced(runtime, tmp_path):
+    """A startContainer hook runs from init before its execve: pyrunc's, let go by the tracer."""
+    config = _config(runtime, "echo main")
+    config["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo hook-ran > /tmp/hook"]}]}
+    config["process"]["args"] = ["sh", "-c", "cat /tmp/hook; echo main"]
+    cp = runtime.bundle(config).run("--trace", tmp_path / "t.jsonl", check=False)
+    assert (cp.returncode, cp.stdout) == (0, "hook-ran\nmain\n"), cp.stderr
+    calls = _syscalls(_records(tmp_path / "t.jsonl"))
+    assert calls[0]["args"][1] == ["sh", "-c", "cat /tmp/hook; echo main"]
+    assert not any("hook-ran" in json.dumps(r["args"]) for r in calls)  # the hook's execve, its open
+
+
+def test_profile_out_needs_a_foreground_run(runtime, tmp_path):
+    c = runtime.bundle(_config(runtime, "true"))
+    cp = c.run("-d", "--seccomp-profile-out", tmp_path / "p.json", check=False)
+    assert cp.returncode == 1 and "needs a foreground run" in cp.stderr
+    assert c.id not in runtime.list_ids() and not os.path.exists(tmp_path / "p.json")

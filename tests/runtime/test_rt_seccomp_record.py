@@ -179,3 +179,28 @@ def test_cli_writes_the_profile(tmp_path):
                         env=dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "../../runtime")))
     assert cp.returncode == 0, cp.stderr
     assert "read" in json.loads(out.read_text())["syscalls"][0]["names"]
+
+
+def test_trace_records_round_trip_and_a_killed_tracer():
+    """The tracer's batches become JSON lines; a batch cut short by the tracer's death is dropped,
+    what came before is written."""
+    import io
+    from pyrunc.trace import records
+    r, w = os.pipe()
+    sender = records.Sender(w, batch_size=2)
+    sender.add((7, -2, 1, 1.5, "x86_64", 257, "openat", '4294967196,"/a b\\"c",0,0'), 1.5)
+    sender.add((7, 3, 0, 1.6, "x86_64", 0, "read", [3, 140000, 10]), 1.6)  # flushed: two items
+    sender.add('{"time":1.7,"pid":7,"exit":0}\n', 1.7)
+    sender.add((8, None, 0, 1.8, "x86_64", 999, None, [1, 2, 3, 4, 5, 6]), 1.8)
+    sender.flush()
+    os.write(w, b"\xff\x00\x00\x00partial")  # a batch the tracer did not finish
+    os.close(w)
+    out = io.BytesIO()
+    records.write_all(r, out)
+    os.close(r)
+    lines = [json.loads(line) for line in out.getvalue().decode().splitlines()]
+    assert lines[0] == {"time": 1.5, "pid": 7, "arch": "x86_64", "nr": 257, "syscall": "openat",
+                        "args": [4294967196, '/a b"c', 0, 0], "ret": -2, "errno": "ENOENT"}
+    assert lines[1]["args"] == [3, 140000, 10] and "errno" not in lines[1]
+    assert lines[2] == {"time": 1.7, "pid": 7, "exit": 0}
+    assert lines[3]["syscall"] is None and lines[3]["ret"] is None and len(lines) == 4

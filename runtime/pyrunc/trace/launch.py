@@ -79,13 +79,37 @@ def start(pid, path, follow_root_children=False):
 
 
 def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
+    """The detached process: it writes the file (trace/records.py) and forks the tracer, which
+    seizes pid and hands it the records; it ends when the tracer has (done_w closes then)."""
     status = 1
     try:
         _detach_fds({out_fd, ready_w, done_w})
         import _signal as signal
         for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
+        records_r, records_w = os.pipe()
+        tracer = os.fork()
+        if tracer == 0:
+            os.close(records_r)
+            os.close(out_fd)
+            os.close(done_w)
+            _trace(pid, records_w, ready_w, follow_root_children)  # never returns
+        os.close(records_w)
+        os.close(ready_w)
+        from pyrunc.trace.records import write_all
+        with open(out_fd, "wb", buffering=1 << 16) as out:
+            write_all(records_r, out)
+        os.waitpid(tracer, 0)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _trace(pid, records_w, ready_w, follow_root_children):
+    status = 1
+    try:
         from pyrunc.sys import ptrace as pt
+        from pyrunc.trace.records import Sender
         from pyrunc.trace.tracer import OPTIONS, Tracer
         try:
             pt.seize(pid, OPTIONS)
@@ -94,14 +118,15 @@ def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
             return
         os.write(ready_w, b"ok")
         os.close(ready_w)
-        with open(out_fd, "wb", buffering=0) as out:
-            Tracer(pid, out, follow_root_children).run()
+        ready_w = None
+        Tracer(pid, Sender(records_w), follow_root_children).run()
         status = 0
     except BaseException as e:
-        try:
-            os.write(ready_w, f"tracer: {type(e).__name__}: {e}".encode()[:4000])
-        except OSError:
-            pass
+        if ready_w is not None:
+            try:
+                os.write(ready_w, f"tracer: {type(e).__name__}: {e}".encode()[:4000])
+            except OSError:
+                pass
     finally:
         os._exit(status)
 

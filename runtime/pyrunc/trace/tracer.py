@@ -22,14 +22,13 @@ import os
 import time
 
 from pyrunc.sys import ptrace as pt
-from pyrunc.trace.decode import ERRNO_NAMES, Memory, SyscallTable, decode_args
+from pyrunc.trace.decode import Memory, SyscallTable, decode_args
 
 OPTIONS = (pt.PTRACE_O_TRACESYSGOOD | pt.PTRACE_O_TRACEFORK | pt.PTRACE_O_TRACEVFORK | pt.PTRACE_O_TRACECLONE
            | pt.PTRACE_O_TRACEEXEC)
 _SYSCALL_STOP = 5 | 0x80  # SIGTRAP | 0x80 (TRACESYSGOOD)
 _GROUP_STOPS = {19, 20, 21, 22}  # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU
 _WALL = 0x40000000
-_MAX_ERRNO = 4095
 
 
 def _signal_name(number):
@@ -43,10 +42,10 @@ def _signal_name(number):
 
 
 class Tracer:
-    def __init__(self, root, out, follow_root_children):
-        """root: the seized pid; out: a binary file for the records; follow_root_children: the
-        root is pyrunc's exec intermediate, whose child is the process to trace."""
-        self.out = out
+    def __init__(self, root, sender, follow_root_children):
+        """root: the seized pid; sender: a records.Sender; follow_root_children: the root is pyrunc's
+        exec intermediate, whose child is the process to trace."""
+        self.sender = sender
         self.root = root
         self.follow_root_children = follow_root_children
         self.recording = {root: False}  # pid -> records syscalls (it or an ancestor has exec'd)
@@ -55,18 +54,9 @@ class Tracer:
         self.entries = {}  # pid -> (time, table entry, args text) of the syscall it is in
         self.memory = {}
         self.tables = {}
-        self.lines = []
 
     def write(self, line):
-        self.lines.append(line)
-        if len(self.lines) >= 256:
-            self.flush()
-
-    def flush(self):
-        if self.lines:
-            self.out.write("".join(self.lines).encode())
-            self.lines = []
-            self.out.flush()
+        self.sender.add(line, time.time())
 
     def _resume(self, pid, signal=0):
         pt.resume(pt.PTRACE_SYSCALL if self.recording.get(pid) else pt.PTRACE_CONT, pid, signal)
@@ -120,7 +110,7 @@ class Tracer:
         # The syscall stops are handled inline: they are nearly all of the stops, two per traced
         # call, and a method call or a tuple more per stop is a visible share of the tracer's time.
         waitpid, now = os.waitpid, time.time
-        recording, entries, memory, tables, write = self.recording, self.entries, self.memory, self.tables, self.write
+        recording, entries, memory, tables, add = self.recording, self.entries, self.memory, self.tables, self.sender.add
         ptrace, info, info_op, info_address = pt.raw_ptrace, pt.INFO, pt.INFO_OP, pt.INFO_ADDRESS
         unpack_entry, unpack_exit = pt.ENTRY.unpack_from, pt.EXIT.unpack_from
         get_info, syscall, size, null = pt.PTRACE_GET_SYSCALL_INFO, pt.PTRACE_SYSCALL, pt.INFO_SIZE, pt.NULL
@@ -147,24 +137,17 @@ class Tracer:
                         table = tables.get(arch) or self._table(arch)
                         name, kinds, reads_memory = table.entries.get(nr) or table.lookup(nr)
                         if reads_memory:
-                            text = decode_args(kinds, args, memory.get(pid) or self._memory(pid))
-                            ptrace(syscall, pid, null, 0)
-                        else:
-                            ptrace(syscall, pid, null, 0)
-                            text = ",".join(map(str, args if kinds is None else args[:len(kinds)]))
-                        entries[pid] = (now(), table.arch, nr, name, text)
+                            args = decode_args(kinds, args, memory.get(pid) or self._memory(pid))
+                        elif kinds is not None:
+                            del args[len(kinds):]
+                        ptrace(syscall, pid, null, 0)
+                        entries[pid] = (now(), table.arch, nr, name, args)
                     elif op == pt.OP_EXIT:
                         rval, is_error = unpack_exit(info)
                         ptrace(syscall, pid, null, 0)
                         started = entries.pop(pid, None)
                         if started is not None:
-                            then, arch_name, nr, name, text = started
-                            line = (f'{{"time":{then:.6f},"pid":{pid},"arch":"{arch_name}","nr":{nr},'
-                                    f'"syscall":{f"{chr(34)}{name}{chr(34)}" if name else "null"},'
-                                    f'"args":[{text}],"ret":{rval}')
-                            if is_error and -_MAX_ERRNO <= rval < 0:
-                                line += f',"errno":"{ERRNO_NAMES.get(-rval, -rval)}"'
-                            write(line + "}\n")
+                            add((pid, rval, is_error) + started, started[0])
                     else:
                         ptrace(syscall, pid, null, 0)
                     continue
@@ -196,7 +179,7 @@ class Tracer:
                     self._resume(pid)
             else:
                 self._ended(pid, status, now())
-        self.flush()
+        self.sender.flush()
 
     def _exec(self, pid, now):
         former = pt.event_message(pid)
@@ -235,9 +218,7 @@ class Tracer:
         was_recording = self.recording.get(pid)
         started = self.entries.get(pid)
         if was_recording and started is not None and started[3] in ("exit", "exit_group"):
-            then, arch_name, nr, name, args = started
-            self.write(f'{{"time":{then:.6f},"pid":{pid},"arch":"{arch_name}","nr":{nr},"syscall":"{name}",'
-                       f'"args":[{args}],"ret":null}}\n')
+            self.sender.add((pid, None, False) + started, now)  # no return: the process is gone
         if was_recording:
             if status & 0x7F == 0:
                 self.write(f'{{"time":{now:.6f},"pid":{pid},"exit":{(status >> 8) & 0xFF}}}\n')
