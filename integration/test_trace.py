@@ -1,8 +1,12 @@
 """`pyrunc run --trace` / `create --trace` and `pyrunc seccomp record`, on a busybox workload: the
-trace covers the container's process tree from its execve (files, a socket in the container's own
+trace covers the container's process tree from its execve (files, sockets in the container's own
 network namespace, fork, exec, a handled signal), matches strace's syscall set on the same
 program, the workload behaves as untraced, and the profile recorded from it runs it while one
 more syscall fails with EPERM exactly there.
+
+The workload is deterministic on purpose: a profile allows what one run did, so a call that only
+some runs make (an HTTP client's poll() when the answer is late) would make the test flaky --
+which is also why several traces of a workload can be merged.
 """
 import json
 import os
@@ -20,14 +24,12 @@ WORKLOAD = """set -e
 mkdir /tmp/d; echo data > /tmp/d/f; cat /tmp/d/f; mv /tmp/d/f /tmp/d/g; rm /tmp/d/g
 trap 'echo got-usr1' USR1
 kill -USR1 $$
-(echo in-child) & wait
-mkdir /tmp/www; echo served > /tmp/www/x
-httpd -p 127.0.0.1:8080 -h /tmp/www
-wget -q -O - http://127.0.0.1:8080/x
-kill $(pidof httpd)
+(echo in-child)
+wget -q -O - http://127.0.0.1:1/x 2>/dev/null || echo refused
+ip -o link show lo | grep -o LOOPBACK,UP
 sh -c 'echo exec'
 echo done"""
-OUTPUT = "data\ngot-usr1\nin-child\nserved\nexec\ndone\n"
+OUTPUT = "data\ngot-usr1\nin-child\nrefused\nLOOPBACK,UP\nexec\ndone\n"
 
 
 def _config(runtime, script=WORKLOAD, seccomp=None):
@@ -67,12 +69,12 @@ def test_traced_run_behaves_as_untraced(runtime, traced):
     assert not any("exec.fifo" in json.dumps(r["args"]) for r in calls)
     names = {r["syscall"] for r in calls}
     # files, fork, exec, a socket of its own network namespace, a delivered signal
-    assert {"mkdir", "rename", "unlink", "openat", "clone", "execve", "wait4", "socket", "bind", "listen",
-            "accept", "connect", "kill"} <= names, names
+    assert {"mkdir", "rename", "unlink", "openat", "clone", "execve", "wait4", "socket", "connect", "bind",
+            "recvmsg", "kill"} <= names, names
     paths = {a for r in calls for a in r["args"] if isinstance(a, str)}
-    assert {"/tmp/d/f", "/tmp/d/g", "/tmp/www"} <= paths
+    assert {"/tmp/d/f", "/tmp/d/g"} <= paths
     assert any(r.get("signal") == "SIGUSR1" for r in records)
-    assert any(r.get("killed") == "SIGTERM" for r in records)  # httpd
+    assert any(r["syscall"] == "connect" and r.get("errno") == "ECONNREFUSED" for r in calls)
     pids = {r["pid"] for r in calls}
     assert len(pids) >= 5  # the shell, its children and grandchildren were followed
     failed = [r for r in calls if "errno" in r]
@@ -87,16 +89,24 @@ def test_recorded_profile_runs_the_workload_and_refuses_anything_else(runtime, t
     assert profile["defaultAction"] == "SCMP_ACT_ERRNO" and profile["defaultErrnoRet"] == 1
     assert profile["architectures"] == ["SCMP_ARCH_X86_64"] if os.uname().machine == "x86_64" else True
     socket_rules = [r for r in profile["syscalls"] if r["names"] == ["socket"]]
-    assert [r["args"][0]["value"] for r in socket_rules] == [2]  # AF_INET only, as seen
+    assert [r["args"][0]["value"] for r in socket_rules] == [1, 2, 16]  # AF_UNIX (glibc's nscd probe), AF_INET, AF_NETLINK: as seen
     clone = [r for r in profile["syscalls"] if "clone" in r["names"]]
     assert clone and clone[0]["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"  # no namespaces made
     under = runtime.bundle(_config(runtime, seccomp=profile)).run(check=False)
     assert (under.returncode, under.stdout, under.stderr) == (0, OUTPUT, "")
+    # runc's init makes its own calls after the filter's load: the profile lets runc start it too
+    c = runtime.bundle(_config(runtime, seccomp=profile))
+    runc_root = tmp_path / "runc-root"
+    try:
+        cp = execute(["runc", "--root", str(runc_root), "run", "--bundle", c.bundle, c.id])
+        assert (cp.returncode, cp.stdout) == (0, OUTPUT), cp.stderr
+    finally:
+        execute(["runc", "--root", str(runc_root), "delete", "--force", c.id])
     # One syscall more (mknodat of mkfifo), with a trace to show where the EPERM came from.
     variant = WORKLOAD.replace("kill -USR1 $$", "mkfifo /tmp/p; kill -USR1 $$")
     path = tmp_path / "variant.jsonl"
     cp = runtime.bundle(_config(runtime, variant, seccomp=profile)).run("--trace", path, check=False)
-    assert (cp.returncode, cp.stdout) == (1, "data\n")
+    assert (cp.returncode, cp.stdout) == (1, "data\n"), cp.stderr
     assert "mkfifo: /tmp/p: Operation not permitted" in cp.stderr
     eperm = [r for r in _syscalls(_records(path)) if r.get("errno") == "EPERM"]
     assert [(r["syscall"], r["args"][1]) for r in eperm] == [("mknodat", "/tmp/p")]
@@ -109,14 +119,14 @@ def test_profile_out_merge_and_from_default(runtime, traced, tmp_path):
     cp = c.run("--seccomp-profile-out", out)
     assert cp.stdout == "ok\n"
     second = json.loads(out.read_text())
-    assert "mknodat" in second["syscalls"][0]["names"] and "httpd" not in json.dumps(second)
+    assert "mknodat" in second["syscalls"][0]["names"] and "socket" not in json.dumps(second)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".pyrunc-trace-")]  # its own trace removed
     # --seccomp-profile-out with --trace keeps the trace: merge it with the first
     kept = tmp_path / "kept.jsonl"
     runtime.bundle(_config(runtime, "mkfifo /tmp/p; echo ok")).run("--seccomp-profile-out", out, "--trace", kept)
     merged = json.loads(runtime.raw("seccomp", "record", first, kept).stdout)
     names = merged["syscalls"][0]["names"]
-    assert {"mknodat", "accept", "rename"} <= set(names)
+    assert {"mknodat", "connect", "rename"} <= set(names)
     script = WORKLOAD.replace("kill -USR1 $$", "mkfifo /tmp/p; kill -USR1 $$")
     assert runtime.bundle(_config(runtime, script, seccomp=merged)).run(check=False).stdout == OUTPUT
     # --from-default: Docker's rules, resolved for this machine, plus nothing (the workload needs
@@ -125,20 +135,14 @@ def test_profile_out_merge_and_from_default(runtime, traced, tmp_path):
     assert "SCMP_ARCH_X86" in default["architectures"] if os.uname().machine == "x86_64" else True
     allowed = {n for r in default["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("args")
                for n in r["names"]}
-    assert {"accept", "mknodat", "chmod"} <= allowed and "mount" not in allowed and "unshare" not in allowed
+    assert {"connect", "mknodat", "chmod"} <= allowed and "mount" not in allowed and "unshare" not in allowed
     assert runtime.bundle(_config(runtime, script, seccomp=default)).run(check=False).stdout == OUTPUT
 
 
-def test_trace_matches_strace_syscall_set(runtime, tmp_path):
-    """strace -f attached to the same created init, from the same execve: the same set of calls.
-    The workload without the HTTP exchange, whose poll() depends on timing; a netlink socket of
-    the container's own namespace instead (`ip link`), which is deterministic."""
-    script = WORKLOAD.split("mkdir /tmp/www")[0] + "ip -o link show lo >/dev/null\nsh -c 'echo exec'\n"
-    c = runtime.bundle(_config(runtime, script))
-    c.run("--trace", tmp_path / "ours.jsonl")
-    ours = {r["syscall"] for r in _syscalls(_records(tmp_path / "ours.jsonl"))}
-    assert {"socket", "bind", "recvmsg", "clone", "execve", "kill"} <= ours, ours
-    c = runtime.container(_config(runtime, script))
+def test_trace_matches_strace_syscall_set(runtime, traced, tmp_path):
+    """strace -f attached to the same created init, from the same execve: the same set of calls."""
+    ours = {r["syscall"] for r in _syscalls(traced[1])}
+    c = runtime.container(_config(runtime))
     out = tmp_path / "strace.out"
     strace = subprocess.Popen(["strace", "-f", "-qq", "-o", str(out), "-p", str(c.pid)], stderr=subprocess.PIPE)
     try:
