@@ -46,6 +46,11 @@ def _tracer_pid(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("TracerPid:"))
 
 
+def _parent(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+
+
 def _wait_gone(pid, timeout=120):
     try:
         fd = os.pidfd_open(pid)
@@ -70,7 +75,7 @@ def sample(mode, root, bundle, cid, trace):
             while _tracer_pid(pid) != strace.pid:
                 time.sleep(0.005)
         elif mode == "pyrunc":
-            tracer = _tracer_pid(pid)
+            tracer = _parent(_tracer_pid(pid))  # the process writing the file: it ends last
         t0 = time.perf_counter()
         _pyrunc(root, "start", cid)
         _wait_gone(pid)

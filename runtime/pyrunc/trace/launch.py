@@ -88,6 +88,11 @@ def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
         for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
         records_r, records_w = os.pipe()
+        try:
+            import fcntl
+            fcntl.fcntl(records_w, fcntl.F_SETPIPE_SZ, 1 << 20)  # room for the writer to fall behind
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default 64 KiB works, with more waits
         tracer = os.fork()
         if tracer == 0:
             os.close(records_r)
@@ -96,6 +101,8 @@ def _serve(pid, out_fd, ready_w, done_w, follow_root_children):
             _trace(pid, records_w, ready_w, follow_root_children)  # never returns
         os.close(records_w)
         os.close(ready_w)
+        # The tracer holds the container at every stop; this process does not: it yields the CPU.
+        os.nice(19)
         from pyrunc.trace.records import write_all
         with open(out_fd, "wb", buffering=1 << 16) as out:
             write_all(records_r, out)
