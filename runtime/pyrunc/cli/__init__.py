@@ -40,6 +40,7 @@ COMMANDS = {
     "update": ("update", "update container resource constraints"),
     "features": ("features", "show the enabled features"),
     "spec": ("spec", "create a new specification file"),
+    "seccomp": ("seccomp", "record a seccomp profile from --trace files"),
 }
 
 

@@ -11,6 +11,7 @@ FLAGS = [
     Flag("no-pivot", "bool", help="do not use pivot root to jail process inside rootfs"),
     Flag("no-new-keyring", "bool", help="do not create a new session keyring for the container"),
     Flag("preserve-fds", "int", 0, "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
+    Flag("trace", "str", "", "write the container's syscalls to FILE as JSON lines, from its execve on"),
 ]
 
 
@@ -21,7 +22,7 @@ def options(opts, detach=True):
         raise UsageError("--preserve-fds must not be negative")
     return CreateOptions(opts["bundle"], opts["pid_file"] or None, opts["console_socket"] or None,
                          opts["no_pivot"], opts["no_new_keyring"], opts["preserve_fds"], detach,
-                         opts["pidfd_socket"] or None)
+                         opts["pidfd_socket"] or None, opts["trace"] or None)
 
 
 def run(ctx, opts, args):

@@ -23,6 +23,7 @@ FLAGS = [
     Flag("preserve-fds", "int", 0, "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
     Flag("cgroup", "list", help="run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
     Flag("ignore-paused", "bool", help="allow exec in a paused container"),
+    Flag("trace", "str", "", "write the process's syscalls to FILE as JSON lines, from its execve on"),
 ]
 
 
@@ -40,7 +41,8 @@ def run(ctx, opts, args):
             caps=opts["cap"], no_new_privs=opts["no_new_privs"], apparmor=opts["apparmor"] or None,
             process_label=opts["process_label"] or None, detach=opts["detach"],
             pid_file=opts["pid_file"] or None, preserve_fds=opts["preserve_fds"], cgroup=opts["cgroup"],
-            ignore_paused=opts["ignore_paused"], pidfd_socket=opts["pidfd_socket"] or None)
+            ignore_paused=opts["ignore_paused"], pidfd_socket=opts["pidfd_socket"] or None,
+            trace=opts["trace"] or None)
         return exec_process(ctx, args[0], exec_opts)
     except PyruncError as e:
         e.exit_code = 255  # runc: any failure of exec itself is 255, distinct from the process's codes

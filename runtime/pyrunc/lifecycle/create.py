@@ -14,13 +14,15 @@ from pyrunc.state.store import EXEC_FIFO, validate_id
 
 class CreateOptions:
     def __init__(self, bundle=".", pid_file=None, console_socket=None, no_pivot=False, no_new_keyring=False,
-                 preserve_fds=0, detach=True, pidfd_socket=None):
+                 preserve_fds=0, detach=True, pidfd_socket=None, trace=None):
         self.bundle = os.path.abspath(bundle)
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.console_socket = console_socket
         self.no_pivot, self.no_new_keyring = no_pivot, no_new_keyring
         self.preserve_fds, self.detach = preserve_fds, detach
         self.pidfd_socket = pidfd_socket
+        self.trace = os.path.abspath(trace) if trace else None  # a JSON-lines file (runtime/pyrunc/trace/)
+        self.tracer = None  # once attached: trace.launch.Handle
 
 
 def _rfc3339_nano(ns):
@@ -148,6 +150,9 @@ def create(ctx, container_id, opts):
             for fd in args.seccomp_ack or ():
                 os.close(fd)
         extras.after_spawn(pid)
+        if opts.trace:  # init waits on exec.fifo: attached before the container's program can run
+            from pyrunc.trace.launch import start as start_tracer
+            opts.tracer = start_tracer(pid, opts.trace)
         store.commit(container_id)
         if opts.pid_file:
             from pyrunc.state.pidfile import write_pid_file

@@ -19,7 +19,8 @@ _NS = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("net", "network"), ("p
 class ExecOptions:
     def __init__(self, process=None, args=(), tty=False, console_socket=None, cwd=None, env=(), user=None,
                  additional_gids=(), caps=(), no_new_privs=False, apparmor=None, process_label=None,
-                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False, pidfd_socket=None):
+                 detach=False, pid_file=None, preserve_fds=0, cgroup=(), ignore_paused=False, pidfd_socket=None,
+                 trace=None):
         self.process, self.args, self.tty, self.console_socket = process, list(args), tty, console_socket
         self.cwd, self.env, self.user, self.additional_gids = cwd, list(env), user, list(additional_gids)
         self.caps, self.no_new_privs, self.apparmor = list(caps), no_new_privs, apparmor
@@ -27,6 +28,7 @@ class ExecOptions:
         self.pid_file = os.path.abspath(pid_file) if pid_file else None
         self.preserve_fds, self.cgroup, self.ignore_paused = preserve_fds, list(cgroup), ignore_paused
         self.pidfd_socket = pidfd_socket
+        self.trace = os.path.abspath(trace) if trace else None  # a JSON-lines file (runtime/pyrunc/trace/)
 
 
 def build_process(config, opts):
@@ -229,7 +231,7 @@ def exec_process(ctx, container_id, opts):
     pidfd_socket = None
     ns_fds = _open_namespaces(state["pid"])
     read_fd = write_fd = go_read = go_write = None
-    pid = joiner = args = None
+    pid = joiner = args = tracer = None
     try:
         if not st.is_alive(state):  # the namespaces we opened may be a recycled pid's
             raise InvalidState("cannot exec in a stopped container", st.STOPPED)
@@ -284,6 +286,9 @@ def exec_process(ctx, container_id, opts):
             child_console = None
         if joiner is not None:
             joiner.join_parent(pid)
+        if opts.trace:  # the intermediate waits for "go": its child, the process, is traced from birth
+            from pyrunc.trace.launch import start as start_tracer
+            tracer = start_tracer(pid, opts.trace, follow_root_children=True)
         try:
             os.write(go_write, b"1")
         except BrokenPipeError:
@@ -324,7 +329,10 @@ def exec_process(ctx, container_id, opts):
     if opts.detach:
         return 0
     from pyrunc.lifecycle.foreground import wait_foreground
-    return wait_foreground(proc_pid, master)
+    status = wait_foreground(proc_pid, master)
+    if tracer is not None:
+        tracer.wait()  # the trace file is complete when exec returns
+    return status
 
 
 def _wait_started(read_fd, intermediate, on_listener=None):

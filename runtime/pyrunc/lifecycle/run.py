@@ -34,6 +34,8 @@ def run(ctx, container_id, opts, keep=False):
     if not keep:
         kill_everything(state)
         destroy(store, container_id, state)
+    if getattr(opts, "tracer", None) is not None:
+        opts.tracer.wait()  # the trace file is complete when run returns
     return status
 
 

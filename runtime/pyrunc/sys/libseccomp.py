@@ -100,3 +100,25 @@ def resolve_syscall(name):
     """The native syscall number, or None when libseccomp does not know the name."""
     nr = lib().seccomp_syscall_resolve_name(name.encode())
     return None if nr == -1 else nr  # __NR_SCMP_ERROR
+
+
+def syscall_name(number, arch_token):
+    """The name libseccomp gives syscall `number` of an audit arch token (AUDIT_ARCH_*), or None."""
+    library = lib()
+    library.seccomp_syscall_resolve_num_arch.argtypes = [ctypes.c_uint32, ctypes.c_int]
+    library.seccomp_syscall_resolve_num_arch.restype = ctypes.c_void_p
+    pointer = library.seccomp_syscall_resolve_num_arch(arch_token, number)
+    if not pointer:
+        return None
+    name = ctypes.string_at(pointer).decode()
+    ctypes.CDLL(None).free(ctypes.c_void_p(pointer))
+    return name
+
+
+def syscall_known(name, arch_name="SCMP_ARCH_NATIVE"):
+    """Whether libseccomp knows syscall `name` (as a profile would name it)."""
+    library = lib()
+    arch = 0 if arch_name == "SCMP_ARCH_NATIVE" else library.seccomp_arch_resolve_name(
+        arch_name.removeprefix("SCMP_ARCH_").lower().encode())
+    library.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+    return library.seccomp_syscall_resolve_name_arch(arch, name.encode()) >= 0
