@@ -12,6 +12,17 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 NS = "pyrunc-test"
 
 
+def argv_mode(argv):
+    """'lean' (python -S .../pyrunc_shim/lean.py), 'full' (python -m pyrunc_shim.containerd_main, or
+    the server forked by `start`, which keeps start's command line until it first goes lean) or None."""
+    if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
+        return "lean"
+    if b"pyrunc_shim.containerd_main" in argv[:3] or \
+            any(a.endswith(b"containerd-shim-pyrunc-v2") for a in argv[:2]) and b"start" in argv:
+        return "full"
+    return None
+
+
 def shim_processes(address):
     """(pid, argv as bytes) of every shim process serving the containerd at address: those with
     -id and `-address <address>` in their command line (any shim binary, either pyrunc mode)."""
@@ -82,7 +93,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     def shim_pid(self, cid):
         """The pid of the pyrunc shim serving container cid for this containerd (either mode)."""
         for pid, argv in shim_processes(self.address):
-            if any(b"pyrunc_shim" in a for a in argv[:3]) and argv[argv.index(b"-id") + 1].decode() == cid:
+            if argv_mode(argv) and argv[argv.index(b"-id") + 1].decode() == cid:
                 return pid
         raise AssertionError(f"no pyrunc shim process for {cid}")
 
@@ -112,9 +123,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             self.proc.kill()
             self.proc.wait()
         self.log.close()
-        # either mode of the shim: python -m pyrunc_shim.containerd_main or .../pyrunc_shim/lean.py
-        shims = subprocess.run(["pgrep", "-f", f"pyrunc_shim[./].*-address {self.address}"],
-                               capture_output=True, text=True).stdout.split()
+        shims = [pid for pid, argv in shim_processes(self.address) if argv_mode(argv)]
         for pid in shims:
             problems.append(f"shim process {pid}")
             try:

@@ -10,7 +10,7 @@ import time
 
 from google.protobuf import empty_pb2
 
-from integration.shim.containerd import VENV_BIN
+from integration.shim.containerd import VENV_BIN, argv_mode
 from pyrunc_shim.pb.containerd import events_pb2, runc_options_pb2, shim_pb2, ttrpc_events_pb2
 from pyrunc_shim.events import pack_any
 from pyrunc_shim.ttrpc.client import Client
@@ -21,17 +21,12 @@ NS = "pyrunc-test"
 
 
 def shim_mode(pid):
-    """'lean' (pyrunc_shim/lean.py), 'full' (python -m pyrunc_shim.containerd_main) or None (gone)."""
+    """argv_mode of process pid (None: gone, or not a pyrunc shim)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
+            return argv_mode(f.read().split(b"\0"))
     except OSError:
         return None
-    if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
-        return "lean"
-    if b"pyrunc_shim.containerd_main" in argv[:3]:
-        return "full"
-    return None
 
 
 def wait_mode(pid, mode, timeout=30):
@@ -158,11 +153,9 @@ class Shim:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     break
             time.sleep(0.1)
-        if os.path.exists(f"/proc/{self.pid}/cmdline"):
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                if b"pyrunc_shim" in f.read():  # either mode: containerd_main (full) or lean.py
-                    problems.append(f"shim {self.pid} still running")
-                    os.kill(self.pid, signal.SIGKILL)
+        if shim_mode(self.pid):
+            problems.append(f"shim {self.pid} still running")
+            os.kill(self.pid, signal.SIGKILL)
         subprocess.run([self.binary, "--root", self.runtime_root, "delete", "--force", self.cid],
                        capture_output=True)
         self.events.close()
