@@ -80,12 +80,17 @@ class EventSink:
 
 
 class Shim:
-    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None):
-        """shim: the shim executable to start (default: the venv's); path: its $PATH."""
+    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None, containerd_address=None):
+        """shim: the shim executable to start (default: the venv's); path: its $PATH.
+        containerd_address: start as containerd does, the socket named from it, the namespace and
+        the container's group (shared by the Shims of one pod); default: a private -socket."""
         self.cid, self.bundle, self.binary, self.runtime_root = cid, bundle, binary, runtime_root
         self.dir = tempfile.mkdtemp(prefix="pyrunc-shimt-")
         self.socket = os.path.join(self.dir, "shim.sock")
         self.events = EventSink(os.path.join(self.dir, "events.sock"))
+        self.grouped = containerd_address is not None
+        where = ["-address", containerd_address] if self.grouped else \
+            ["-address", "/nonexistent/containerd.sock", "-socket", self.socket]
         env = dict(os.environ, TTRPC_ADDRESS=os.path.join(self.dir, "events.sock"))
         if path is not None:
             env["PATH"] = path
@@ -94,14 +99,22 @@ class Shim:
             open(os.path.join(bundle, "log"), "w").close()
             debug = ["-debug"]
         cp = subprocess.run([shim or os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
-                             "-address", "/nonexistent/containerd.sock", "-socket", self.socket, *debug, "start"],
+                             *where, *debug, "start"],
                             cwd=bundle, env=env, capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL)
         assert cp.returncode == 0 and not cp.stderr, cp
+        if self.grouped:
+            assert cp.stdout.startswith("unix:///run/containerd/s/"), cp
+            self.socket = cp.stdout[len("unix://"):]
         assert cp.stdout == "unix://" + self.socket
         self.address = cp.stdout
         self.client = Client(self.address, timeout=120)
         self.pid = self.call("Connect", shim_pb2.ConnectRequest(id=cid)).shim_pid
+
+    def serves_others(self):
+        """After Shutdown: whether the (grouped) shim stays for other containers (a shim that goes
+        unlinks its socket before it answers Shutdown)."""
+        return os.path.exists(self.socket) and shim_mode(self.pid) is not None
 
     def mode(self):
         return shim_mode(self.pid)
@@ -142,11 +155,15 @@ class Shim:
             self.call("Delete", shim_pb2.DeleteRequest(id=self.cid), timeout=60)
         except Exception:
             pass
-        try:
-            self.call("Shutdown", shim_pb2.ShutdownRequest(id=self.cid, now=True), timeout=30)
+        try:  # a grouped shim goes when its last container is deleted (and not before)
+            self.call("Shutdown", shim_pb2.ShutdownRequest(id=self.cid, now=not self.grouped), timeout=30)
         except Exception:
             pass
         self.client.close()
+        if self.grouped and self.serves_others():
+            self.events.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return problems
         deadline = time.monotonic() + 30
         while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
             with open(f"/proc/{self.pid}/stat") as f:
@@ -158,6 +175,9 @@ class Shim:
             os.kill(self.pid, signal.SIGKILL)
         subprocess.run([self.binary, "--root", self.runtime_root, "delete", "--force", self.cid],
                        capture_output=True)
+        if self.grouped and os.path.exists(self.socket):
+            problems.append(f"shim socket {self.socket} left")
+            os.unlink(self.socket)
         self.events.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return problems
