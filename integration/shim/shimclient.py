@@ -80,10 +80,12 @@ class EventSink:
 
 
 class Shim:
-    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None, containerd_address=None):
+    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None, containerd_address=None,
+                 start_options=None):
         """shim: the shim executable to start (default: the venv's); path: its $PATH.
         containerd_address: start as containerd does, the socket named from it, the namespace and
-        the container's group (shared by the Shims of one pod); default: a private -socket."""
+        the container's group (shared by the Shims of one pod); default: a private -socket.
+        start_options: an options Any for start's stdin (containerd writes the task's there)."""
         self.cid, self.bundle, self.binary, self.runtime_root = cid, bundle, binary, runtime_root
         self.dir = tempfile.mkdtemp(prefix="pyrunc-shimt-")
         self.socket = os.path.join(self.dir, "shim.sock")
@@ -100,8 +102,10 @@ class Shim:
             debug = ["-debug"]
         cp = subprocess.run([shim or os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
                              *where, *debug, "start"],
-                            cwd=bundle, env=env, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+                            cwd=bundle, env=env, capture_output=True, timeout=60,
+                            input=start_options if isinstance(start_options, bytes) else
+                            start_options.SerializeToString() if start_options else b"")
+        cp.stdout, cp.stderr = cp.stdout.decode(), cp.stderr.decode()
         assert cp.returncode == 0 and not cp.stderr, cp
         if self.grouped:
             assert cp.stdout.startswith("unix:///run/containerd/s/"), cp
