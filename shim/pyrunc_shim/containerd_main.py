@@ -12,7 +12,6 @@ epoll loop, no protobuf, no threads) once it has been idle for LEAN_AFTER second
 execs `serve -state-fd N` back when a request, a connection, an exit or an OOM event comes: same
 pid, same fds, the state handed over in a memfd (handover.py)."""
 import os
-import signal
 import sys
 import time
 
@@ -110,8 +109,9 @@ def cmd_start(opts):
         listener.close()
     with open(os.path.join(bundle, "address"), "w") as f:  # read by containerd when it restarts
         f.write(address)
-    print(address, end="")
-    return 0
+    sys.stdout.write(address)
+    sys.stdout.flush()
+    os._exit(0)  # the interpreter's teardown would cost containerd another ~5 ms
 
 
 def _become_server(opts, listener, log_fd, start_options):
@@ -177,6 +177,7 @@ def _open_log_fifo(bundle):
 def cmd_serve(opts, listener=None, start_options=b""):
     """The server: forked by start with its listener and the options start read, or exec'd by the
     lean mode with the handover state (-state-fd)."""
+    import signal
     import socket as _s
     import threading
     from pyrunc_shim import handover, sys as shimsys
@@ -193,6 +194,8 @@ def cmd_serve(opts, listener=None, start_options=b""):
         listener = _s.socket(fileno=state["listener"])
     elif listener is None:
         raise UsageError("serve: started by start or by the lean mode only")
+    else:
+        listener = _s.socket(fileno=listener.detach())  # start's _socket: a full socket now
     debug = opts.get("debug")
 
     def log(msg):
@@ -307,6 +310,7 @@ def _go_lean(svc, server, reaper, listener, flags, debug, done, log):
 
 def cmd_delete(opts):
     import json
+    import signal
     import subprocess
     from pyrunc_shim.pb.containerd import shim_pb2
     from pyrunc_shim.events import timestamp

@@ -1,8 +1,11 @@
 """The ttrpc server's unix socket, without the server: `start` binds it (and finds a live shim
-behind it) before any protobuf is imported. Imports os and socket alone."""
+behind it) before any protobuf is imported. Imports os, errno and _socket alone (socket.py pulls in
+enum, selectors and more: milliseconds on start's path); socket.socket(fileno=s.detach()) makes a
+full socket of what it returns."""
 import errno
 import os
-import socket
+
+import _socket as socket
 
 
 def _bind(path):
@@ -25,13 +28,15 @@ def _strip(path):
 
 
 def listen_unix(path):
-    """Bind a listening socket at path (an existing stale socket file is replaced), mode 0600."""
+    """Bind a listening socket at path (an existing stale socket file is replaced), mode 0600.
+    -> a socket.socket"""
+    import socket as full
     path = _strip(path)
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
-    return _bind(path)
+    return full.socket(fileno=_bind(path).detach())
 
 
 def can_connect(path):
@@ -48,7 +53,7 @@ def can_connect(path):
 def claim(path):
     """containerd's runc shim's way to a shim's socket: bind it; when the name is taken and a shim
     answers there, that shim serves this container too (-> None); when nobody answers, the name is
-    stale: replace it. -> the listening socket, or None."""
+    stale: replace it. -> the listening _socket.socket, or None."""
     path = _strip(path)
     for _ in range(2):
         try:
