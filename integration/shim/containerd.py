@@ -18,7 +18,7 @@ def argv_mode(argv):
     if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
         return "lean"
     if b"pyrunc_shim.containerd_main" in argv[:3] or \
-            any(a.endswith(b"containerd-shim-pyrunc-v2") for a in argv[:2]) and b"start" in argv:
+            any(a.endswith(b"containerd-shim-pyrunc-v2") for a in argv[:3]) and b"start" in argv:
         return "full"
     return None
 

@@ -28,6 +28,7 @@ SERVICE = "containerd.task.v2.Task"
 CREATED, RUNNING, STOPPED, PAUSED = (types_pb2.CREATED, types_pb2.RUNNING, types_pb2.STOPPED,
                                      types_pb2.PAUSED)
 IO_DRAIN_TIMEOUT = 5.0
+CONFIG_MAX = 16 << 20  # config.json is read for its namespaces; bound what a bundle may hold
 
 
 class Process:
@@ -56,8 +57,9 @@ class Container:
     """One container: its init and execs, its runtime (options come with each Create), the rootfs
     mounts the shim made for it, its OOM watch. `lock` orders its own requests; others go on."""
 
-    def __init__(self, cid, bundle, runtime, io_owner):
+    def __init__(self, cid, bundle, runtime, io_owner, kill_all_on_exit=True):
         self.id, self.bundle, self.runtime, self.io_owner = cid, bundle, runtime, io_owner
+        self.kill_all_on_exit = kill_all_on_exit
         self.init = None
         self.execs = {}
         self.mounted = []
@@ -66,6 +68,21 @@ class Container:
 
     def procs(self):
         return ([self.init] if self.init is not None else []) + list(self.execs.values())
+
+
+def kill_all_on_exit(bundle):
+    """containerd's runc.ShouldKillAllOnExit: a container without a pid namespace of its own (a pod's
+    shared one, or the host's) leaves its other processes behind when its init exits: they are
+    killed then. Only a config that says "new pid namespace" keeps them (they die with the namespace)."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            spec = json.loads(f.read(CONFIG_MAX))
+        for ns in spec["linux"]["namespaces"]:
+            if ns.get("type") == "pid" and not ns.get("path"):
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return True
 
 
 class TaskService:
@@ -122,13 +139,23 @@ class TaskService:
                         pass
         # off the reaper's thread: runtime commands wait on it meanwhile
         self.activity.begin()
-        threading.Thread(target=self._announce_exit, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._announce_exit, args=(proc, c), daemon=True).start()
+
+    def _kill_all(self, c):
+        """The init of a container sharing a pid namespace exited: what it left (orphans, which
+        would hold its stdout open and live on in the pod) is killed, as containerd's runc shim does."""
+        try:
+            c.runtime.run("kill", "--all", c.id, "KILL")
+        except ShimError as e:
+            self.log(f"kill --all {c.id} after its init exited: {e.message}")
 
     def _watch_exit(self, c, proc):
         self.reaper.watch(proc.pid, lambda code, t: self._on_exit(c, proc, code, t))
 
-    def _announce_exit(self, proc):
+    def _announce_exit(self, proc, c=None):
         try:
+            if c is not None and proc is c.init and c.kill_all_on_exit:
+                self._kill_all(c)
             proc.io.drain(IO_DRAIN_TIMEOUT)
             with proc.lock:
                 publish = proc.started_published
@@ -181,7 +208,7 @@ class TaskService:
                 json.dump({"BinaryName": binary, "Root": root, "SystemdCgroup": bool(opts.get("SystemdCgroup"))}, f)
             c = Container(req.id, req.bundle,
                           Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup"))),
-                          (opts.get("IoUid", 0), opts.get("IoGid", 0)))
+                          (opts.get("IoUid", 0), opts.get("IoGid", 0)), kill_all_on_exit(req.bundle))
             rootfs = os.path.join(req.bundle, "rootfs")
             try:
                 for m in req.rootfs:
@@ -490,6 +517,7 @@ class TaskService:
             containers.append({"id": c.id, "bundle": c.bundle, "mounted": list(c.mounted),
                                "io_owner": list(c.io_owner),
                                "runtime": [rt.binary, rt.root, rt.bundle, rt.systemd_cgroup],
+                               "kill_all_on_exit": c.kill_all_on_exit,
                                "procs": procs, "oom": c.oom.export() if c.oom is not None else None})
         return {"namespace": self.namespace, "default_binary": self.default_binary,
                 "runtime_root": self.runtime_root, "containers": containers}
@@ -502,7 +530,8 @@ class TaskService:
         self.runtime_root = st["runtime_root"]
         restored = []
         for cs in st["containers"]:
-            c = Container(cs["id"], cs["bundle"], Runtime(self.reaper, *cs["runtime"]), tuple(cs["io_owner"]))
+            c = Container(cs["id"], cs["bundle"], Runtime(self.reaper, *cs["runtime"]), tuple(cs["io_owner"]),
+                          cs["kill_all_on_exit"])
             c.mounted = cs["mounted"]
             for i, ps in enumerate(cs["procs"]):
                 p = Process(ps["cid"], ps["exec_id"], ProcessIO.restore(ps["io"], self.activity), spec=ps["spec"])
@@ -526,4 +555,4 @@ class TaskService:
                     self._watch_exit(c, p)
                 elif p.exited.is_set() and not p.announced.is_set():  # not handed over so, but never lose one
                     self.activity.begin()
-                    threading.Thread(target=self._announce_exit, args=(p,), daemon=True).start()
+                    threading.Thread(target=self._announce_exit, args=(p, c), daemon=True).start()
