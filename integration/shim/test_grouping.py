@@ -25,9 +25,11 @@ def pod():
     address = os.path.join(d, "containerd.sock")  # never listened on: only names the sockets
     made = []
 
-    def make(cid, args, annotations=None, memory_limit=None):
+    def make(cid, args, annotations=None, memory_limit=None, host_pid=False):
         cfg = config_for(list(args))
         cfg["annotations"] = annotations or {}
+        if host_pid:  # no pid namespace of its own (a pod's shared one behaves the same)
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
         if memory_limit:
             cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
         bundle = os.path.join(d, cid)
@@ -131,3 +133,22 @@ def test_lean_mode_serves_every_container_of_the_pod(pod):
     finally:
         import shutil
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_processes_left_by_an_init_without_its_own_pid_namespace_are_killed(pod):
+    """As containerd's runc shim (ShouldKillAllOnExit): when the init of a container that shares a
+    pid namespace exits, what it started is killed at once, before the exit is told (not at Delete)."""
+    s = pod(_uid("leaver"), ["sh", "-c", "sleep 1000 & exit 3"], host_pid=True)
+    _run(s)
+    assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 3
+    left = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/cgroup") as f:
+                if f"/{s.cid}\n" in f.read():  # in the container's cgroup
+                    with open(f"/proc/{p}/stat") as st:
+                        if st.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            left.append(p)
+        except OSError:
+            pass
+    assert not left, f"the init's child {left} outlived it"
