@@ -3,7 +3,8 @@ bridge/host-local/loopback/portmap, a private conf dir, a bridge and a subnet of
 masquerade and no gateway, so no iptables rule and no sysctl is touched), a pause image built
 here (static busybox, `sleep` as the pause process) imported into the k8s.io namespace, and two
 runtime handlers: `pyrunc` (io.containerd.pyrunc.v2, options through ConfigPath) and
-`runc-pyrunc` (io.containerd.runc.v2 with pyrunc as BinaryName). The CRI client is grpcio with
+`runc-pyrunc` (io.containerd.runc.v2 with pyrunc as BinaryName); and for bench/cri.py `runc` and
+`crun` (containerd's runc shim with runc, with crun). The CRI client is grpcio with
 the runtime.v1 messages generated from specs/proto/cri/api.proto (scripts/gen-proto)."""
 import json
 import os
@@ -148,6 +149,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 {runtimes}.runc-pyrunc.options]
   BinaryName = "{self.pyrunc}"
   Root = "{self.runtime_root}"
+{runtimes}.runc]
+  runtime_type = "io.containerd.runc.v2"
+{runtimes}.runc.options]
+  BinaryName = "{shutil.which("runc") or "runc"}"
+  Root = "{self.dir}/runc-root"
+{runtimes}.crun]
+  runtime_type = "io.containerd.runc.v2"
+{runtimes}.crun.options]
+  BinaryName = "{shutil.which("crun") or "crun"}"
+  Root = "{self.dir}/crun-root"
 ''')
 
     def start(self):
