@@ -141,14 +141,19 @@ def test_processes_left_by_an_init_without_its_own_pid_namespace_are_killed(pod)
     s = pod(_uid("leaver"), ["sh", "-c", "sleep 1000 & exit 3"], host_pid=True)
     _run(s)
     assert s.call("Wait", shim_pb2.WaitRequest(id=s.cid)).exit_status == 3
-    left = []
-    for p in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{p}/cgroup") as f:
-                if f"/{s.cid}\n" in f.read():  # in the container's cgroup
-                    with open(f"/proc/{p}/stat") as st:
-                        if st.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            left.append(p)
-        except OSError:
-            pass
+    deadline = time.monotonic() + 2  # SIGKILL sent before the exit was told; its delivery may lag
+    while True:
+        left = []
+        for p in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{p}/cgroup") as f:
+                    if f"/{s.cid}\n" in f.read():  # in the container's cgroup
+                        with open(f"/proc/{p}/stat") as st:
+                            if st.read().rsplit(")", 1)[1].split()[0] != "Z":
+                                left.append(p)
+            except OSError:
+                pass
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert not left, f"the init's child {left} outlived it"
