@@ -1,6 +1,7 @@
 """`containerd-shim-pyrunc-v2`: the binary containerd runs for runtime io.containerd.pyrunc.v2.
-  start   bind the ttrpc socket, spawn the long-lived server (its own process group), print the
-          address on stdout (containerd reads the combined output: nothing else may be printed)
+  start   print the address of the shim serving this container's group (a pod's containers share
+          one, see grouping), or bind a new socket and fork the long-lived server from this process
+          (its own session) first; containerd reads the combined output: nothing else may be printed
   delete  clean up when the server is gone: `runtime delete --force`, unmount the rootfs, print a
           protobuf DeleteResponse (exit 128+SIGKILL, as containerd-shim-runc-v2)
   -v      version
