@@ -18,7 +18,8 @@ import time
 import grpc
 
 from integration.cri.pb.cri import api_pb2 as api
-from integration.shim.containerd import VENV_BIN, argv_mode, shim_processes
+from integration.shim.containerd import (VENV_BIN, argv_mode, base_config, remove_traces, shim_processes,
+                                        stop_daemon)
 from integration.shim.images import build_docker_archive
 
 CNI_BIN = "/usr/lib/cni"
@@ -114,19 +115,7 @@ class CriContainerd:
             f.write(f'BinaryName = "{self.pyrunc}"\nRoot = "{self.runtime_root}"\n')
         runtimes = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
         with open(os.path.join(self.dir, "config.toml"), "w") as f:
-            f.write(f'''version = 2
-root = "{self.dir}/root"
-state = "{self.dir}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.internal.v1.tracing", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{self.address}"
-[ttrpc]
-  address = "{self.address}.ttrpc"
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
-[plugins."io.containerd.grpc.v1.cri"]
+            f.write(base_config(self.dir, self.address, cri=True) + f'''[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE}"
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
@@ -256,22 +245,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             problems.append(f"pod cleanup: {e.details()}")
         problems += self.traces()
         self.cri.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        for pid in self.shims():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        with open("/proc/self/mountinfo") as f:
-            mounts = [ln.split()[4] for ln in f if self.dir in ln.split()[4]]
-        for m in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], capture_output=True)
+        stop_daemon(self.proc, self.log)
+        remove_traces(self.dir, list(self.shims()))  # what it finds is in traces() already
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         for parent in self._cgroup_parents():  # the pods' parent (the kubelet's to make and remove)
             for d, _, _ in sorted(os.walk(parent), key=lambda w: -len(w[0])):
@@ -279,10 +254,4 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     os.rmdir(d)
                 except OSError as e:
                     problems.append(f"cgroup {d}: {e.strerror}")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
         return problems

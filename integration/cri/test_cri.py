@@ -12,6 +12,7 @@ import pytest
 from integration.cri.cri import K8S_NS
 from integration.cri.pb.cri import api_pb2 as api
 from integration.cri.pods import Pod
+from integration.cri.stream import exec_stream
 
 LOOP = "trap 'exit 0' TERM; while :; do sleep 0.1; done"  # stops at once on SIGTERM
 
@@ -130,3 +131,18 @@ def test_containerd_restart_with_pods_running(cri, pods, handler):
     cri.cri.RemoveContainer(api.RemoveContainerRequest(container_id=cid))
     assert cri.ctr("tasks", "ls", "-q").stdout.split() == [pod.id]
     assert K8S_NS in cri.ctr("namespaces", "ls", "-q").stdout.split()
+
+
+def test_streaming_exec(cri, pods, handler):
+    """Exec through the CRI streaming server (websocket, v4.channel.k8s.io): stdin in, stdout and
+    stderr out as separate channels, the exit code in the final status."""
+    pod = pods(handler, "stream")
+    cid = pod.container("app", "sleep", "1000")
+    url = cri.cri.Exec(api.ExecRequest(container_id=cid, cmd=["sh", "-c", "read a; echo got-$a; echo err >&2; exit 3"],
+                                       stdin=True, stdout=True, stderr=True)).url
+    out, err, status = exec_stream(url, stdin=b"hello\n")
+    assert (out, err) == (b"got-hello\n", b"err\n")
+    assert status.get("reason") == "NonZeroExitCode", status
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    url = cri.cri.Exec(api.ExecRequest(container_id=cid, cmd=["echo", "fine"], stdout=True)).url
+    assert exec_stream(url)[0::2] == (b"fine\n", {"metadata": {}, "status": "Success"})

@@ -9,41 +9,21 @@ import time
 
 import pytest
 
-from integration.helpers.bundle import config_for, make_bundle
 from integration.shim.conftest import PYRUNC
-from integration.shim.shimclient import Shim, shim_mode, wait_mode
+from integration.shim.shimclient import shim_mode, wait_mode
 from pyrunc_shim.pb.containerd import shim_pb2, types_pb2
 
 SANDBOX = "io.kubernetes.cri.sandbox-id"
 
 
 @pytest.fixture
-def pod():
-    """make(cid, args, annotations) -> a started Shim for that container; all grouped under one
-    private containerd address (so the socket names are this test's own)."""
-    d = tempfile.mkdtemp(prefix="pyrunc-shim-pod-")
-    address = os.path.join(d, "containerd.sock")  # never listened on: only names the sockets
-    made = []
-
-    def make(cid, args, annotations=None, memory_limit=None, host_pid=False):
-        cfg = config_for(list(args))
-        cfg["annotations"] = annotations or {}
-        if host_pid:  # no pid namespace of its own (a pod's shared one behaves the same)
-            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
-        if memory_limit:
-            cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
-        bundle = os.path.join(d, cid)
-        make_bundle(bundle, config=cfg)
-        s = Shim(PYRUNC, cid, bundle, os.path.join(d, "root"), containerd_address=address)
-        made.append(s)
-        return s
-    yield make
-    problems = []
-    for s in made:
-        problems += s.close()
-    import shutil
-    shutil.rmtree(d, ignore_errors=True)
-    assert not problems, problems
+def pod(make_shim, tmp_path):
+    """make(cid, args, annotations, memory_limit, host_pid) -> a started Shim for that container;
+    all grouped under one private containerd address (so the socket names are this test's own)."""
+    address = str(tmp_path / "containerd.sock")  # never listened on: only names the sockets
+    return lambda cid, args, annotations=None, memory_limit=None, host_pid=False: make_shim(
+        args, PYRUNC, cid, memory_limit=memory_limit, annotations=annotations, host_pid=host_pid,
+        containerd_address=address)
 
 
 def _uid(name):
