@@ -137,3 +137,19 @@ def test_processes_left_by_an_init_without_its_own_pid_namespace_are_killed(pod)
             break
         time.sleep(0.05)
     assert not left, f"the init's child {left} outlived it"
+
+
+def test_a_failed_start_leaves_no_socket(tmp_path):
+    """Options on stdin beyond the bound: start fails with the reason and no server, and the
+    socket it had bound is gone (a later start must not find a name nobody answers on)."""
+    import subprocess
+    from integration.shim.containerd import VENV_BIN
+    from integration.helpers.bundle import config_for, make_bundle
+    bundle = tmp_path / "b"
+    make_bundle(str(bundle), config=config_for(["true"]))
+    sock = tmp_path / "s.sock"
+    cp = subprocess.run([os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", "n", "-id", "x",
+                         "-address", "/nonexistent", "-socket", str(sock), "start"], cwd=bundle,
+                        input=b"\0" * ((1 << 20) + 1), capture_output=True, timeout=60)
+    assert cp.returncode == 2 and b"larger than 1048576 bytes" in cp.stderr and cp.stdout == b"", cp
+    assert not sock.exists() and not (bundle / "address").exists()

@@ -120,13 +120,19 @@ def cmd_start(opts):
     address = "unix://" + path
     listener = claim(path)
     if listener is not None:
-        start_options = _start_options()
-        log_fd = _open_log_fifo(bundle)
-        pid = os.fork()
-        if pid == 0:
-            _become_server(dict(opts, bundle=bundle, socket=path), listener, log_fd, start_options)
-        if log_fd >= 0:
-            os.close(log_fd)
+        log_fd = -1
+        try:
+            start_options = _start_options()
+            log_fd = _open_log_fifo(bundle)
+            if os.fork() == 0:
+                _become_server(dict(opts, bundle=bundle, socket=path), listener, log_fd, start_options)
+        except BaseException:  # no server: the name goes with the socket, nobody finds a dead one
+            listener.close()
+            os.unlink(path)
+            raise
+        finally:
+            if log_fd >= 0:
+                os.close(log_fd)
         listener.close()
     with open(os.path.join(bundle, "address"), "w") as f:  # read by containerd when it restarts
         f.write(address)

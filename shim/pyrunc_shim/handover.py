@@ -142,11 +142,28 @@ def load(fd):
         state = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError) as e:
         raise BadState(f"handover state: {e}") from None
+    if isinstance(state, dict) and state.get("v") == 1:
+        state = _from_v1(state)
     if not isinstance(state, dict) or state.get("v") != VERSION:
         raise BadState(f"handover state: version {state.get('v') if isinstance(state, dict) else '?'}, "
                        f"expected {VERSION}")
     for f in state["fds"]:
         os.set_inheritable(f, False)
+    return state
+
+
+def _from_v1(state):
+    """A lean shim of the version before grouping (one container) woken into this one, after an
+    upgrade in place: its container becomes the first of "containers"."""
+    svc = state["service"]
+    containers = []
+    if svc.get("init") and not svc.get("init_deleted") and svc["procs"]:
+        containers.append({"id": svc["procs"][0]["cid"], "bundle": svc["bundle"], "mounted": svc["mounted"],
+                           "io_owner": svc.get("io_owner") or [0, 0], "runtime": svc["runtime"],
+                           "kill_all_on_exit": False, "procs": svc["procs"], "oom": svc["oom"]})
+    state["service"] = {"namespace": svc["namespace"], "default_binary": svc["default_binary"],
+                        "runtime_root": svc["runtime_root"], "containers": containers}
+    state["v"] = VERSION
     return state
 
 

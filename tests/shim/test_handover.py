@@ -100,3 +100,21 @@ def test_exec_into_passes_the_named_fds_and_closes_the_others(tmp_path):
     marker, named, open_fds, data = eval(report.read_text())
     assert marker == "m" and data == b"hello"
     assert len(named) == 1 and open_fds == named  # the listener pipe; the other one (close-on-exec) is gone
+
+
+def test_a_v1_state_from_before_grouping_is_taken_over():
+    """A shim upgraded in place while lean: the old lean mode hands its one container over."""
+    io = _io(21)
+    old = {"v": 1, "fds": [], "listener": 3, "conns": [4], "service": {
+        "namespace": "k8s.io", "default_binary": "pyrunc", "runtime_root": None, "bundle": "/b", "mounted": ["/b/rootfs"],
+        "io_owner": [0, 0], "runtime": ["/bin/pyrunc", "/run/r", "/b", False], "init": True, "init_deleted": False,
+        "procs": [{"cid": "c1", "exec_id": "", "io": io}, {"cid": "c1", "exec_id": "e1", "io": _io(31)}],
+        "oom": {"v1": 26, "dir": "/x"}}}
+    fd = os.memfd_create("t", 0)
+    os.write(fd, marshal.dumps(old))
+    st = handover.load(fd)
+    assert st["v"] == handover.VERSION
+    [c] = st["service"]["containers"]
+    assert (c["id"], c["bundle"], c["mounted"], c["runtime"][0]) == ("c1", "/b", ["/b/rootfs"], "/bin/pyrunc")
+    assert [p["exec_id"] for p in handover.procs(st)] == ["", "e1"]
+    assert handover.wake_fds(st) == [3, 4, 26]
