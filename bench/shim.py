@@ -186,8 +186,8 @@ def idle_rss_containerd(runtime_type, n):
 def _containerd_shims(address):
     """-> ({container id: [shim pids]}, how many pyrunc shims run their lean mode) for the idle*
     containers of the containerd at address (containerd-shim-runc-v2, or pyrunc's shim in either
-    mode: `python -m pyrunc_shim.containerd_main ... serve` or `python -S .../lean.py ... lean`)."""
-    from integration.shim.containerd import shim_processes
+    mode, see argv_mode)."""
+    from integration.shim.containerd import argv_mode, shim_processes
     shims, lean = {}, 0
     for pid, argv in shim_processes(address):
         cid = argv[argv.index(b"-id") + 1].decode()
@@ -195,11 +195,9 @@ def _containerd_shims(address):
             continue
         if b"runc-v2" in argv[0]:
             shims.setdefault(cid, []).append(pid)
-        elif any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
+        elif argv_mode(argv):
             shims.setdefault(cid, []).append(pid)
-            lean += 1
-        elif b"pyrunc_shim.containerd_main" in argv[:3] and b"serve" in argv:
-            shims.setdefault(cid, []).append(pid)
+            lean += argv_mode(argv) == "lean"
     return shims, lean
 
 

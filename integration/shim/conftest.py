@@ -35,20 +35,26 @@ def binary(request):
 
 @pytest.fixture
 def make_shim():
-    """make(args, binary, cid, terminal=False, memory_limit=None, shim=None, path=None): a shim
-    started as containerd starts it (shim: which executable, path: its $PATH), on a fresh busybox
-    bundle running args; every shim is closed and checked at teardown."""
+    """make(args, binary, cid, terminal=False, memory_limit=None, annotations=None, host_pid=False,
+    shim=None, path=None, ...): a shim started as containerd starts it (shim: which executable,
+    path: its $PATH; the other keywords go to Shim), on a fresh busybox bundle running args (with
+    those annotations; host_pid: no pid namespace of its own); every shim is closed and checked at
+    teardown."""
     from integration.helpers.bundle import config_for, make_bundle
     from integration.shim.shimclient import Shim
     d = tempfile.mkdtemp(prefix="pyrunc-shim-it-")
     made = []
 
-    def make(args, binary, cid, terminal=False, memory_limit=None, **shim_kw):
+    def make(args, binary, cid, terminal=False, memory_limit=None, annotations=None, host_pid=False, **shim_kw):
         bundle = os.path.join(d, cid)
         cfg = config_for(list(args))
         cfg["process"]["terminal"] = terminal
         if memory_limit:
             cfg["linux"].setdefault("resources", {})["memory"] = {"limit": memory_limit}
+        if annotations:
+            cfg["annotations"] = annotations
+        if host_pid:
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
         make_bundle(bundle, config=cfg)
         s = Shim(binary, cid, bundle, os.path.join(d, "root"), **shim_kw)
         made.append(s)

@@ -12,6 +12,17 @@ VENV_BIN = os.path.join(REPO, ".venv", "bin")
 NS = "pyrunc-test"
 
 
+def argv_mode(argv):
+    """'lean' (python -S .../pyrunc_shim/lean.py), 'full' (python -m pyrunc_shim.containerd_main, or
+    the server forked by `start`, which keeps start's command line until it first goes lean) or None."""
+    if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
+        return "lean"
+    if b"pyrunc_shim.containerd_main" in argv[:3] or \
+            any(a.endswith(b"containerd-shim-pyrunc-v2") for a in argv[:3]) and b"start" in argv:
+        return "full"
+    return None
+
+
 def shim_processes(address):
     """(pid, argv as bytes) of every shim process serving the containerd at address: those with
     -id and `-address <address>` in their command line (any shim binary, either pyrunc mode)."""
@@ -27,6 +38,64 @@ def shim_processes(address):
             yield int(p), argv
 
 
+def base_config(d, address, cri):
+    """The private daemon's config.toml head: root, state and sockets under d, the plugins the tests
+    do not use off (the CRI plugin too, unless cri)."""
+    disabled = ['"io.containerd.grpc.v1.cri"'] if not cri else []
+    disabled += [f'"io.containerd.{p}"' for p in ("snapshotter.v1.btrfs", "snapshotter.v1.zfs",
+                                                   "snapshotter.v1.devmapper", "snapshotter.v1.aufs",
+                                                   "internal.v1.tracing", "tracing.processor.v1.otlp")]
+    return f'''version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = [{", ".join(disabled)}]
+[grpc]
+  address = "{address}"
+[ttrpc]
+  address = "{address}.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.monitor.v1.cgroups"]
+  no_prometheus = true
+'''
+
+
+def stop_daemon(proc, log):
+    """SIGTERM, then SIGKILL after 30 s; its log closed."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def remove_traces(d, shim_pids):
+    """After the daemon: kill shims left, unmount and remove d, and containerd's fixed run dirs when
+    empty. -> what was found left (shims, mounts)."""
+    problems = []
+    for pid in shim_pids:
+        problems.append(f"shim process {pid}")
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    with open("/proc/self/mountinfo") as f:
+        mounts = [ln.split()[4] for ln in f if d in ln.split()[4]]
+    for m in sorted(mounts, key=len, reverse=True):
+        problems.append(f"mount {m}")
+        subprocess.run(["umount", "-l", m], capture_output=True)
+    shutil.rmtree(d, ignore_errors=True)
+    # the shims' socket dir and ctr's fifo dir are fixed paths: remove them when left empty
+    for run in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
+        try:
+            os.rmdir(run)
+        except OSError:
+            pass
+    return problems
+
+
 class Containerd:
     def __init__(self):
         for tool in ("containerd", "ctr"):
@@ -39,22 +108,7 @@ class Containerd:
         self.runtime_root = os.path.join(self.dir, "rt")
         self.config = os.path.join(self.dir, "config.toml")
         with open(self.config, "w") as f:
-            f.write(f'''version = 2
-root = "{self.root}"
-state = "{self.state}"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.tracing",
-                    "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{self.address}"
-[ttrpc]
-  address = "{self.address}.ttrpc"
-[debug]
-  level = "info"
-[plugins."io.containerd.monitor.v1.cgroups"]
-  no_prometheus = true
-''')
+            f.write(base_config(self.dir, self.address, cri=False))
         self.log = open(os.path.join(self.dir, "containerd.log"), "w+")
         env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         self.proc = subprocess.Popen(["containerd", "--config", self.config], stdout=self.log,
@@ -82,7 +136,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
     def shim_pid(self, cid):
         """The pid of the pyrunc shim serving container cid for this containerd (either mode)."""
         for pid, argv in shim_processes(self.address):
-            if any(b"pyrunc_shim" in a for a in argv[:3]) and argv[argv.index(b"-id") + 1].decode() == cid:
+            if argv_mode(argv) and argv[argv.index(b"-id") + 1].decode() == cid:
                 return pid
         raise AssertionError(f"no pyrunc shim process for {cid}")
 
@@ -105,32 +159,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             self.ctr("containers", "delete", line, check=False)
         self.ctr("images", "rm", "--sync", *self.ctr("images", "ls", "-q", check=False).stdout.split(),
                  check=False)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        # either mode of the shim: python -m pyrunc_shim.containerd_main or .../pyrunc_shim/lean.py
-        shims = subprocess.run(["pgrep", "-f", f"pyrunc_shim[./].*-address {self.address}"],
-                               capture_output=True, text=True).stdout.split()
-        for pid in shims:
-            problems.append(f"shim process {pid}")
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        with open("/proc/self/mountinfo") as f:
-            mounts = [ln.split()[4] for ln in f if self.dir in ln.split()[4]]
-        for m in sorted(mounts, key=len, reverse=True):
-            problems.append(f"mount {m}")
-            subprocess.run(["umount", "-l", m], capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        # the shims' socket dir and ctr's fifo dir are fixed paths: remove them when left empty
-        for d in ("/run/containerd/s", "/run/containerd/fifo", "/run/containerd"):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+        stop_daemon(self.proc, self.log)
+        problems += remove_traces(self.dir, [pid for pid, argv in shim_processes(self.address) if argv_mode(argv)])
         return problems

@@ -35,13 +35,14 @@ def _layer():
     return buf.getvalue()
 
 
-def build_docker_archive(path, ref):
+def build_docker_archive(path, ref, cmd=("sh",)):
+    """cmd: the image config's Cmd (a pause image: sleep)."""
     if not os.path.exists(BUSYBOX):
         raise FileNotFoundError(f"{BUSYBOX} (Debian package busybox-static) is needed for the image")
     layer = _layer()
     diff = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux",
-                         "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
+                         "config": {"Cmd": list(cmd), "Env": ["PATH=/bin"], "WorkingDir": "/"},
                          "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
     cfg_name = hashlib.sha256(config).hexdigest() + ".json"
     manifest = json.dumps([{"Config": cfg_name, "RepoTags": [ref], "Layers": ["layer.tar"]}]).encode()

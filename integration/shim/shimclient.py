@@ -10,7 +10,7 @@ import time
 
 from google.protobuf import empty_pb2
 
-from integration.shim.containerd import VENV_BIN
+from integration.shim.containerd import VENV_BIN, argv_mode
 from pyrunc_shim.pb.containerd import events_pb2, runc_options_pb2, shim_pb2, ttrpc_events_pb2
 from pyrunc_shim.events import pack_any
 from pyrunc_shim.ttrpc.client import Client
@@ -21,17 +21,12 @@ NS = "pyrunc-test"
 
 
 def shim_mode(pid):
-    """'lean' (pyrunc_shim/lean.py), 'full' (python -m pyrunc_shim.containerd_main) or None (gone)."""
+    """argv_mode of process pid (None: gone, or not a pyrunc shim)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
+            return argv_mode(f.read().split(b"\0"))
     except OSError:
         return None
-    if any(a.endswith(b"/pyrunc_shim/lean.py") for a in argv[:3]):
-        return "lean"
-    if b"pyrunc_shim.containerd_main" in argv[:3]:
-        return "full"
-    return None
 
 
 def wait_mode(pid, mode, timeout=30):
@@ -85,12 +80,19 @@ class EventSink:
 
 
 class Shim:
-    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None):
-        """shim: the shim executable to start (default: the venv's); path: its $PATH."""
+    def __init__(self, binary, cid, bundle, runtime_root, shim=None, path=None, containerd_address=None,
+                 start_options=None):
+        """shim: the shim executable to start (default: the venv's); path: its $PATH.
+        containerd_address: start as containerd does, the socket named from it, the namespace and
+        the container's group (shared by the Shims of one pod); default: a private -socket.
+        start_options: an options Any for start's stdin (containerd writes the task's there)."""
         self.cid, self.bundle, self.binary, self.runtime_root = cid, bundle, binary, runtime_root
         self.dir = tempfile.mkdtemp(prefix="pyrunc-shimt-")
         self.socket = os.path.join(self.dir, "shim.sock")
         self.events = EventSink(os.path.join(self.dir, "events.sock"))
+        self.grouped = containerd_address is not None
+        where = ["-address", containerd_address] if self.grouped else \
+            ["-address", "/nonexistent/containerd.sock", "-socket", self.socket]
         env = dict(os.environ, TTRPC_ADDRESS=os.path.join(self.dir, "events.sock"))
         if path is not None:
             env["PATH"] = path
@@ -99,14 +101,24 @@ class Shim:
             open(os.path.join(bundle, "log"), "w").close()
             debug = ["-debug"]
         cp = subprocess.run([shim or os.path.join(VENV_BIN, "containerd-shim-pyrunc-v2"), "-namespace", NS, "-id", cid,
-                             "-address", "/nonexistent/containerd.sock", "-socket", self.socket, *debug, "start"],
-                            cwd=bundle, env=env, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+                             *where, *debug, "start"],
+                            cwd=bundle, env=env, capture_output=True, timeout=60,
+                            input=start_options if isinstance(start_options, bytes) else
+                            start_options.SerializeToString() if start_options else b"")
+        cp.stdout, cp.stderr = cp.stdout.decode(), cp.stderr.decode()
         assert cp.returncode == 0 and not cp.stderr, cp
+        if self.grouped:
+            assert cp.stdout.startswith("unix:///run/containerd/s/"), cp
+            self.socket = cp.stdout[len("unix://"):]
         assert cp.stdout == "unix://" + self.socket
         self.address = cp.stdout
         self.client = Client(self.address, timeout=120)
         self.pid = self.call("Connect", shim_pb2.ConnectRequest(id=cid)).shim_pid
+
+    def serves_others(self):
+        """After Shutdown: whether the (grouped) shim stays for other containers (a shim that goes
+        unlinks its socket before it answers Shutdown)."""
+        return os.path.exists(self.socket) and shim_mode(self.pid) is not None
 
     def mode(self):
         return shim_mode(self.pid)
@@ -147,24 +159,29 @@ class Shim:
             self.call("Delete", shim_pb2.DeleteRequest(id=self.cid), timeout=60)
         except Exception:
             pass
-        try:
-            self.call("Shutdown", shim_pb2.ShutdownRequest(id=self.cid, now=True), timeout=30)
+        try:  # a grouped shim goes when its last container is deleted (and not before)
+            self.call("Shutdown", shim_pb2.ShutdownRequest(id=self.cid, now=not self.grouped), timeout=30)
         except Exception:
             pass
         self.client.close()
+        if self.grouped and self.serves_others():
+            self.events.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return problems
         deadline = time.monotonic() + 30
         while os.path.exists(f"/proc/{self.pid}") and time.monotonic() < deadline:
             with open(f"/proc/{self.pid}/stat") as f:
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     break
             time.sleep(0.1)
-        if os.path.exists(f"/proc/{self.pid}/cmdline"):
-            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
-                if b"pyrunc_shim" in f.read():  # either mode: containerd_main (full) or lean.py
-                    problems.append(f"shim {self.pid} still running")
-                    os.kill(self.pid, signal.SIGKILL)
+        if shim_mode(self.pid):
+            problems.append(f"shim {self.pid} still running")
+            os.kill(self.pid, signal.SIGKILL)
         subprocess.run([self.binary, "--root", self.runtime_root, "delete", "--force", self.cid],
                        capture_output=True)
+        if self.grouped and os.path.exists(self.socket):
+            problems.append(f"shim socket {self.socket} left")
+            os.unlink(self.socket)
         self.events.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return problems

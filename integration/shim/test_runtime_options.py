@@ -79,3 +79,42 @@ def _fifo(s):
     path = os.path.join(s.dir, "stdin")
     os.mkfifo(path)
     return path
+
+
+def _cgroup_of(pid, hierarchy):
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if hierarchy in ctrls.split(","):
+                return path
+    return None
+
+
+@pytest.fixture
+def pids_cgroup():
+    """A pids cgroup of the test's own, removed after the shims in it are gone."""
+    cg = f"/pyrunc-shimcg-{uuid.uuid4().hex[:8]}"
+    d = "/sys/fs/cgroup/pids" + cg
+    os.mkdir(d)
+    yield cg
+    os.rmdir(d)
+
+
+def test_shim_cgroup_from_start_options(pids_cgroup, make_shim):
+    """The options on start's stdin are decoded by the server start forked (not by start: no
+    protobuf before the address is printed): it joins ShimCgroup before any request; options it
+    cannot decode or a cgroup it cannot join fail every Create with the reason (start has
+    printed the address already)."""
+    good = make_shim(["true"], PYRUNC, _cid("shimcg"),
+                     start_options=pack_any(runc_options_pb2.Options(shim_cgroup=pids_cgroup)))
+    good.call("Connect", shim_pb2.ConnectRequest(id=good.cid))
+    assert _cgroup_of(good.pid, "pids") == pids_cgroup
+    missing = make_shim(["true"], PYRUNC, _cid("shimcg"),
+                        start_options=pack_any(runc_options_pb2.Options(shim_cgroup=pids_cgroup + "-x")))
+    with pytest.raises(TtrpcError, match=f"shim cgroup '{pids_cgroup}-x'.*in no mounted cgroup hierarchy") as e:
+        missing.create()
+    assert e.value.code == framing.NOT_FOUND
+    garbled = make_shim(["true"], PYRUNC, _cid("shimcg"), start_options=b"\x0a\xff")
+    with pytest.raises(TtrpcError, match="runtime options on stdin: malformed") as e:
+        garbled.create()
+    assert e.value.code == framing.INVALID_ARGUMENT

@@ -1,6 +1,7 @@
 """`containerd-shim-pyrunc-v2`: the binary containerd runs for runtime io.containerd.pyrunc.v2.
-  start   bind the ttrpc socket, spawn the long-lived server (its own process group), print the
-          address on stdout (containerd reads the combined output: nothing else may be printed)
+  start   print the address of the shim serving this container's group (a pod's containers share
+          one, see grouping), or bind a new socket and fork the long-lived server from this process
+          (its own session) first; containerd reads the combined output: nothing else may be printed
   delete  clean up when the server is gone: `runtime delete --force`, unmount the rootfs, print a
           protobuf DeleteResponse (exit 128+SIGKILL, as containerd-shim-runc-v2)
   -v      version
@@ -11,10 +12,7 @@ The server (`serve`, the full mode) execs itself into the lean mode (lean.py: st
 epoll loop, no protobuf, no threads) once it has been idle for LEAN_AFTER seconds, and the lean mode
 execs `serve -state-fd N` back when a request, a connection, an exit or an OOM event comes: same
 pid, same fds, the state handed over in a memfd (handover.py)."""
-import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -54,64 +52,134 @@ def parse(argv):
     return opts, rest
 
 
-def socket_path(opts):
+# containerd's runc shim (runtime/v2/runc/v2, StartShim): the containers whose spec carries one of
+# these annotations share one shim, the first one's; the CRI plugin puts the pod's sandbox id on
+# each container of a pod (and on the sandbox itself)
+GROUP_ANNOTATIONS = ("io.containerd.runc.v2.group", "io.kubernetes.cri.sandbox-id")
+CONFIG_MAX = 16 << 20  # a config.json is a few KiB; containerd wrote it, but bound the read anyway
+
+
+def grouping(bundle, cid):
+    """The key this container's shim is found by: its group's annotation, else its own id."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            data = f.read(CONFIG_MAX)
+    except OSError:
+        return cid  # the runtime's create will say what is wrong with the bundle
+    if not any(k.encode() in data for k in GROUP_ANNOTATIONS):
+        return cid  # most specs: no JSON parse on start's path
+    for k in GROUP_ANNOTATIONS:
+        v = _plain_string_value(data, k)
+        if v is None:  # not as Go's encoder writes it: parse the whole spec (json pulls in re: ~5 ms)
+            import json
+            try:
+                annotations = json.loads(data).get("annotations") or {}
+            except (ValueError, AttributeError):
+                return cid
+            v = annotations.get(k) if isinstance(annotations, dict) else None
+        if isinstance(v, str) and v:
+            return v
+    return cid
+
+
+def _plain_string_value(data, key):
+    """The value of `"key":"value"` when it occurs exactly once in data, without whitespace or escapes
+    (how containerd writes a sandbox id); None when it is not that simple (the caller parses then)."""
+    needle = b'"' + key.encode() + b'":"'
+    at = data.find(needle)
+    if at < 0 or data.find(needle, at + 1) >= 0:
+        return None
+    start = at + len(needle)
+    end = data.find(b'"', start)
+    value = data[start:end] if end > 0 else b"\\"
+    if b"\\" in value or b"\n" in value:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def socket_path(opts, key=None):
+    """containerd's shim.SocketAddress: /run/containerd/s/sha256(<address>/<namespace>/<key>)."""
     if opts.get("socket"):
         return opts["socket"]
     import hashlib  # not at the top: libcrypto is ~3.4 MB resident in every serving shim
-    key = f"{opts.get('address', '')}/{opts.get('namespace', '')}/{opts['id']}".encode()
+    key = f"{opts.get('address', '')}/{opts.get('namespace', '')}/{key or opts['id']}".encode()
     return "/run/containerd/s/" + hashlib.sha256(key).hexdigest()
 
 
 def cmd_start(opts):
-    from pyrunc_shim.ttrpc.server import listen_unix
-    path = socket_path(opts)
-    import socket as _s
-    probe = _s.socket(_s.AF_UNIX, _s.SOCK_STREAM)
-    try:
-        probe.connect(path)  # a live shim already serves this container: reuse it
-        probe.close()
-        print("unix://" + path, end="")
-        return 0
-    except OSError:
-        probe.close()
-    runtime_opts = _start_options()
-    if runtime_opts.get("ShimCgroup"):
-        from pyrunc_shim import shim_cgroup
-        # this process first: the server forked below is born there, nothing to undo on failure
-        shim_cgroup.join(os.getpid(), runtime_opts["ShimCgroup"])
-    listener = listen_unix(path)
+    """Print the address of the shim that serves this container: the live one of its group, or a
+    new one forked from this process (no second interpreter start; the fork imports protobuf and
+    the service while containerd reads the address and connects, its first request waits in the
+    listening socket's backlog). Only a bind, a fork and small reads happen before the print."""
+    from pyrunc_shim.ttrpc.listen import claim
     bundle = opts.get("bundle") or os.getcwd()
-    argv = [sys.executable, "-m", "pyrunc_shim.containerd_main"] + \
-        serve_flags(dict(opts, bundle=bundle, socket=path)) + ["serve"]
-    env = dict(os.environ, PYRUNC_SHIM_LISTEN_FD=str(listener.fileno()))
-    log_fd = _open_log_fifo(bundle)
-    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, cwd=bundle, env=env,
-                     pass_fds=(listener.fileno(),), start_new_session=True)
-    if log_fd != subprocess.DEVNULL:
-        os.close(log_fd)
-    with open(os.path.join(bundle, "address"), "w") as f:
-        f.write("unix://" + path)
-    print("unix://" + path, end="")
-    return 0
+    path = socket_path(opts, grouping(bundle, opts["id"]))
+    address = "unix://" + path
+    listener = claim(path)
+    if listener is not None:
+        log_fd = -1
+        try:
+            start_options = _start_options()
+            log_fd = _open_log_fifo(bundle)
+            if os.fork() == 0:
+                _become_server(dict(opts, bundle=bundle, socket=path), listener, log_fd, start_options)
+        except BaseException:  # no server: the name goes with the socket, nobody finds a dead one
+            listener.close()
+            os.unlink(path)
+            raise
+        finally:
+            if log_fd >= 0:
+                os.close(log_fd)
+        listener.close()
+    with open(os.path.join(bundle, "address"), "w") as f:  # read by containerd when it restarts
+        f.write(address)
+    sys.stdout.write(address)
+    sys.stdout.flush()
+    os._exit(0)  # the interpreter's teardown would cost containerd another ~5 ms
+
+
+def _become_server(opts, listener, log_fd, start_options):
+    """In the forked child: detach from start's caller (containerd reads start's output until every
+    writer has closed it), then serve. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        out = log_fd if log_fd >= 0 else null
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        for fd in {null, log_fd} - {-1, 0, 1, 2}:
+            os.close(fd)
+        code = cmd_serve(opts, listener=listener, start_options=start_options)
+    except BaseException as e:
+        try:
+            os.write(2, f"containerd-shim-pyrunc-v2: serve: {type(e).__name__}: {e}\n".encode())
+        except OSError:
+            pass
+    os._exit(code or 0)
 
 
 def _start_options():
     """The task's options Any that containerd writes on start's stdin (nothing when it has none:
-    stdin is then /dev/null). A terminal on stdin (started by hand) is not read."""
-    from pyrunc_shim import options
+    stdin is then /dev/null), as bytes: the server decodes them (protobuf is its import, not
+    start's). A terminal on stdin (started by hand) is not read."""
     try:
         if os.isatty(0):
-            return {}
+            return b""
         data = os.read(0, START_OPTIONS_MAX + 1)
         chunk = data
         while chunk and len(data) <= START_OPTIONS_MAX:
             chunk = os.read(0, START_OPTIONS_MAX + 1 - len(data))
             data += chunk
     except OSError:
-        return {}  # no stdin at all
+        return b""  # no stdin at all
     if len(data) > START_OPTIONS_MAX:
         raise UsageError(f"runtime options on stdin: larger than {START_OPTIONS_MAX} bytes")
-    return options.from_start_stdin(data)
+    return data
 
 
 def serve_flags(opts):
@@ -124,16 +192,19 @@ def serve_flags(opts):
 
 
 def _open_log_fifo(bundle):
-    """containerd reads the shim's log from the fifo `log` in the bundle (when it opened one)."""
+    """containerd reads the shim's log from the fifo `log` in the bundle (when it opened one). -> fd or -1"""
     try:
-        fd = os.open(os.path.join(bundle, "log"), os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(os.path.join(bundle, "log"), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         os.set_blocking(fd, True)
         return fd
     except OSError:
-        return subprocess.DEVNULL
+        return -1
 
 
-def cmd_serve(opts):
+def cmd_serve(opts, listener=None, start_options=b""):
+    """The server: forked by start with its listener and the options start read, or exec'd by the
+    lean mode with the handover state (-state-fd)."""
+    import signal
     import socket as _s
     import threading
     from pyrunc_shim import handover, sys as shimsys
@@ -146,12 +217,12 @@ def cmd_serve(opts):
     state = handover.load(int(opts["state-fd"])) if opts.get("state-fd") else None
     shimsys.set_child_subreaper()  # kept across the execs of the lean mode; set again, harmless
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    if state is None:
-        fd = int(os.environ.pop("PYRUNC_SHIM_LISTEN_FD"))
-        os.set_inheritable(fd, False)
+    if state is not None:
+        listener = _s.socket(fileno=state["listener"])
+    elif listener is None:
+        raise UsageError("serve: started by start or by the lean mode only")
     else:
-        fd = state["listener"]
-    listener = _s.socket(fileno=fd)
+        listener = _s.socket(fileno=listener.detach())  # start's _socket: a full socket now
     debug = opts.get("debug")
 
     def log(msg):
@@ -161,6 +232,7 @@ def cmd_serve(opts):
                 sys.stderr.flush()
             except OSError:
                 pass
+    start_error = _join_shim_cgroup(start_options, log) if start_options else None
     activity = Activity()
     reaper = Reaper(activity, unclaimed=state["unclaimed"] if state else None)
     ns = opts.get("namespace", "default")
@@ -184,7 +256,8 @@ def cmd_serve(opts):
             pub.flush(10)
             server.close()
         threading.Thread(target=finish, daemon=True).start()
-    svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log, activity=activity)
+    svc = TaskService(reaper, pub, namespace=ns, on_shutdown=shutdown, log=log, activity=activity,
+                      start_error=start_error)
     server.register(SERVICE, svc.methods())
     if state is not None:
         server.adopt(state["conns"])
@@ -223,6 +296,22 @@ def cmd_serve(opts):
     os._exit(0)
 
 
+def _join_shim_cgroup(data, log):
+    """The options' ShimCgroup (runc's shim moves itself there at start), joined before the server
+    forks any runtime. -> the error (options it cannot decode, a cgroup it cannot join), which
+    every Create then answers: start has printed the address already."""
+    from pyrunc_shim import options, shim_cgroup
+    from pyrunc_shim.errors import ShimError
+    try:
+        cgroup = options.from_start_stdin(data).get("ShimCgroup")
+        if cgroup:
+            shim_cgroup.join(os.getpid(), cgroup)
+    except ShimError as e:
+        log(f"start options: {e.message}")
+        return e
+    return None
+
+
 def _go_lean(svc, server, reaper, listener, flags, debug, done, log):
     """Frozen and idle: unless something is waiting to be read (or reaped), exec the lean mode.
     -> why not (it returns only when it does not go)."""
@@ -247,6 +336,9 @@ def _go_lean(svc, server, reaper, listener, flags, debug, done, log):
 
 
 def cmd_delete(opts):
+    import json
+    import signal
+    import subprocess
     from pyrunc_shim.pb.containerd import shim_pb2
     from pyrunc_shim.events import timestamp
     from pyrunc_shim import sys as shimsys

@@ -17,12 +17,13 @@ The state (written by containerd_main._go_lean and by the lean mode, read by bot
   executable, flags, debug   the interpreter and the server's flags, to exec either mode with
   listener, conns            the ttrpc listening socket and the accepted client connections
   unclaimed                  {pid: (exit code, time)} reaped and not claimed yet (reaper.py)
-  service                    TaskService.export(): namespace, bundle, runtime, mounts, the OOM watch
-                             ({"v1": eventfd, "dir": cgroup} or {"v2": memory.events, "last": n}),
-                             and procs: each Process.export() (pid, status, exit, "waits": the
-                             [connection fd, stream id] of each Wait still owed) with its "io":
-                             console, stdin_w, term_err fds; "out": [stream, src, dst, pending,
-                             owns_dst] per output pump; "in": the stdin pump or None (pump.py)
+  service                    TaskService.export(): namespace, and "containers", each with its id,
+                             bundle, runtime, mounts, OOM watch ({"v1": eventfd, "dir": cgroup} or
+                             {"v2": memory.events, "last": n}) and procs (init first): each
+                             Process.export() (pid, status, exit, "waits": the [connection fd,
+                             stream id] of each Wait still owed) with its "io": console, stdin_w,
+                             term_err fds; "out": [stream, src, dst, pending, owns_dst] per output
+                             pump; "in": the stdin pump or None (pump.py)
   fds                        every fd above, computed by state_fds() just before the exec
   why                        (to the full mode) what woke the lean mode, for the debug log
 
@@ -30,7 +31,7 @@ Imports os and marshal alone: the lean mode loads it."""
 import marshal
 import os
 
-VERSION = 1
+VERSION = 2  # 2: several containers (a pod's, grouped by start)
 LEAN_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lean.py")
 STATE_FLAG = "-state-fd"
 
@@ -59,16 +60,25 @@ def zombie_waiting():
         return False
 
 
+def procs(state):
+    """Every process of every container in the state."""
+    return [p for c in state["service"]["containers"] for p in c["procs"]]
+
+
+def ooms(state):
+    """The containers' OOM watches (those that have one)."""
+    return [c["oom"] for c in state["service"]["containers"] if c["oom"]]
+
+
 def wake_fds(state):
-    """The fds whose input only the full mode handles: the listener, the connections, an OOM eventfd."""
-    oom = state["service"]["oom"]
-    return [state["listener"]] + state["conns"] + ([oom["v1"]] if oom and "v1" in oom else [])
+    """The fds whose input only the full mode handles: the listener, the connections, OOM eventfds."""
+    return [state["listener"]] + state["conns"] + [o["v1"] for o in ooms(state) if "v1" in o]
 
 
 def state_fds(state):
     """Every fd the state names (the ones to keep open across the exec)."""
     fds = wake_fds(state)
-    for p in state["service"]["procs"]:
+    for p in procs(state):
         io = p["io"]
         fds += [io["console"], io["stdin_w"], io["term_err"]]
         for _stream, src, dst, _pending, _owns in io["out"]:
@@ -81,7 +91,7 @@ def state_fds(state):
 def describe(state):
     """A line for the debug log: the connections, and each pump with its pending bytes."""
     pumps = []
-    for p in state["service"]["procs"]:
+    for p in procs(state):
         io = p["io"]
         for stream, src, dst, pending, _owns in io["out"]:
             pumps.append(f"{p['exec_id'] or p['cid']}.{stream} {src}->{dst} +{len(pending)}")
@@ -132,11 +142,28 @@ def load(fd):
         state = marshal.loads(b"".join(chunks))
     except (EOFError, ValueError, TypeError) as e:
         raise BadState(f"handover state: {e}") from None
+    if isinstance(state, dict) and state.get("v") == 1:
+        state = _from_v1(state)
     if not isinstance(state, dict) or state.get("v") != VERSION:
         raise BadState(f"handover state: version {state.get('v') if isinstance(state, dict) else '?'}, "
                        f"expected {VERSION}")
     for f in state["fds"]:
         os.set_inheritable(f, False)
+    return state
+
+
+def _from_v1(state):
+    """A lean shim of the version before grouping (one container) woken into this one, after an
+    upgrade in place: its container becomes the first of "containers"."""
+    svc = state["service"]
+    containers = []
+    if svc.get("init") and not svc.get("init_deleted") and svc["procs"]:
+        containers.append({"id": svc["procs"][0]["cid"], "bundle": svc["bundle"], "mounted": svc["mounted"],
+                           "io_owner": svc.get("io_owner") or [0, 0], "runtime": svc["runtime"],
+                           "kill_all_on_exit": False, "procs": svc["procs"], "oom": svc["oom"]})
+    state["service"] = {"namespace": svc["namespace"], "default_binary": svc["default_binary"],
+                        "runtime_root": svc["runtime_root"], "containers": containers}
+    state["v"] = VERSION
     return state
 
 

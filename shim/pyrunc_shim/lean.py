@@ -51,7 +51,7 @@ class Lean:
         self.ep = select.epoll()
         self.handlers = {}       # fd -> callable(events)
         self.streams = []
-        for p in state["service"]["procs"]:
+        for p in handover.procs(state):
             io = p["io"]
             for stream, *pump in io["out"]:
                 self.streams.append(_Stream(io, Pump.restore(pump), stream))
@@ -59,8 +59,7 @@ class Lean:
                 self.streams.append(_Stream(io, Pump.restore(io["in"]), "stdin"))
         self.ready = []          # streams whose destination epoll cannot watch (a regular file)
         self.sig_r = -1
-        oom = state["service"]["oom"]
-        self.v2 = oom if oom and "v2" in oom else None
+        self.v2 = [o for o in handover.ooms(state) if "v2" in o]
         self.v2_next = time.monotonic() + V2_OOM_INTERVAL
 
     def log(self, msg):
@@ -80,9 +79,9 @@ class Lean:
         self._watch(st["listener"], self._wake("a new connection"))
         for fd in st["conns"]:
             self._watch(fd, self._wake("a request or a hang-up on a connection"))
-        oom = st["service"]["oom"]
-        if oom and "v1" in oom:
-            self._watch(oom["v1"], self._wake("an OOM event"))
+        for oom in handover.ooms(st):
+            if "v1" in oom:
+                self._watch(oom["v1"], self._wake("an OOM event"))
         for s in self.streams:
             self._arm(s)
         if handover.zombie_waiting():  # exited before the handler was there
@@ -157,7 +156,7 @@ class Lean:
     def _once(self):
         if self.ready:
             timeout = 0
-        elif self.v2 is not None:
+        elif self.v2:
             timeout = max(0.0, self.v2_next - time.monotonic())
         else:
             timeout = -1
@@ -169,18 +168,19 @@ class Lean:
         for s in ready:
             s.pump.step()
             self._arm(s)
-        if self.v2 is not None and time.monotonic() >= self.v2_next:
+        if self.v2 and time.monotonic() >= self.v2_next:
             self.v2_next = time.monotonic() + V2_OOM_INTERVAL
-            n = _oom_kills(self.v2["v2"])
-            if n is None:
-                self.v2 = None  # the cgroup is gone; the full mode will see it too
-            elif n > self.v2["last"]:
-                raise GoFull("an OOM kill")
+            for w in list(self.v2):
+                n = _oom_kills(w["v2"])
+                if n is None:
+                    self.v2.remove(w)  # the cgroup is gone; the full mode will see it too
+                elif n > w["last"]:
+                    raise GoFull("an OOM kill")
 
     # -- back to the full mode ------------------------------------------------------------------
     def export(self):
         """The pumps' fds and pending bytes back into the state (an EOF'd pump is dropped)."""
-        for p in self.state["service"]["procs"]:
+        for p in handover.procs(self.state):
             p["io"]["out"] = []
             p["io"]["in"] = None
         for s in self.streams:

@@ -1,9 +1,10 @@
-"""containerd.task.v2.Task: the container (init) and its execs, each a Process driven through the
-runtime's command line. Exits come from the Reaper; TaskExit is never published before the
+"""containerd.task.v2.Task: the containers this shim serves (one, or every container of a pod when
+`start` grouped them, see containerd_main.grouping), each an init and its execs, each a Process
+driven through the runtime's command line. Exits come from the Reaper; TaskExit is never published before the
 process's TaskStart/TaskExecStarted (an exit that races Start is held until Start has answered),
 nor before what the process wrote has been copied out (ctr stops reading once Wait answers).
 A Wait holds no thread: its Reply is kept with the process and sent when the exit is announced.
-export()/restore() carry the container, its processes and the Replies owed through the lean mode."""
+export()/restore() carry the containers, their processes and the Replies owed through the lean mode."""
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ SERVICE = "containerd.task.v2.Task"
 CREATED, RUNNING, STOPPED, PAUSED = (types_pb2.CREATED, types_pb2.RUNNING, types_pb2.STOPPED,
                                      types_pb2.PAUSED)
 IO_DRAIN_TIMEOUT = 5.0
+CONFIG_MAX = 16 << 20  # config.json is read for its namespaces; bound what a bundle may hold
 
 
 class Process:
@@ -51,10 +53,44 @@ class Process:
                 "waits": [r.export() for r in self.waiters if r.alive()]}
 
 
+class Container:
+    """One container: its init and execs, its runtime (options come with each Create), the rootfs
+    mounts the shim made for it, its OOM watch. `lock` orders its own requests; others go on."""
+
+    def __init__(self, cid, bundle, runtime, io_owner, kill_all_on_exit=True):
+        self.id, self.bundle, self.runtime, self.io_owner = cid, bundle, runtime, io_owner
+        self.kill_all_on_exit = kill_all_on_exit
+        self.init = None
+        self.execs = {}
+        self.mounted = []
+        self.oom = None
+        self.lock = threading.RLock()
+
+    def procs(self):
+        return ([self.init] if self.init is not None else []) + list(self.execs.values())
+
+
+def kill_all_on_exit(bundle):
+    """containerd's runc.ShouldKillAllOnExit: a container without a pid namespace of its own (a pod's
+    shared one, or the host's) leaves its other processes behind when its init exits: they are
+    killed then. Only a config that says "new pid namespace" keeps them (they die with the namespace)."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            spec = json.loads(f.read(CONFIG_MAX))
+        for ns in spec["linux"]["namespaces"]:
+            if ns.get("type") == "pid" and not ns.get("path"):
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return True
+
+
 class TaskService:
     def __init__(self, reaper, publisher, namespace="default", default_binary="pyrunc",
-                 runtime_root=None, on_shutdown=None, log=None, on_init_exit=None, activity=None):
+                 runtime_root=None, on_shutdown=None, log=None, on_init_exit=None, activity=None,
+                 start_error=None):
         self.activity = activity or Activity()
+        self.start_error = start_error  # what went wrong with start's options: no Create can go on
         self.reaper = reaper
         self.events = publisher
         self.namespace = namespace
@@ -63,15 +99,8 @@ class TaskService:
         self.on_shutdown = on_shutdown
         self.on_init_exit = on_init_exit
         self.log = log or (lambda m: None)
-        self.lock = threading.RLock()
-        self.init = None
-        self.init_deleted = False
-        self.execs = {}
-        self.runtime = None
-        self.bundle = None
-        self.mounted = []
-        self.oom = None
-        self.io_owner = (0, 0)  # the options' IoUid/IoGid: who owns the container's stdio pipes
+        self.lock = threading.RLock()  # creates, deletes of a container and Shutdown, one at a time
+        self.containers = {}           # id -> Container, from a successful Create to its Delete
 
     # -- helpers -----------------------------------------------------------------------------
     def methods(self):
@@ -81,26 +110,28 @@ class TaskService:
             m[rpc.name] = (cls, getattr(self, rpc.name))
         return m
 
-    def _check_id(self, cid):
-        if self.init is None or cid != self.init.cid or self.init_deleted:
+    def _container(self, cid):
+        c = self.containers.get(cid)
+        if c is None:
             raise errors.not_found(f"container {cid!r}")
+        return c
 
     def _proc(self, cid, exec_id):
-        self._check_id(cid)
+        c = self._container(cid)
         if not exec_id:
-            return self.init
-        p = self.execs.get(exec_id)
+            return c, c.init
+        p = c.execs.get(exec_id)
         if p is None:
             raise errors.not_found(f"process {exec_id!r} of container {cid!r}")
-        return p
+        return c, p
 
-    def _on_exit(self, proc, code, when):
+    def _on_exit(self, c, proc, code, when):
         with proc.lock:
             proc.exit_status, proc.exited_at, proc.status = code, when, STOPPED
         proc.exited.set()
-        if proc is self.init:
+        if proc is c.init:
             # the container is gone: its execs cannot outlive it (no private pidns: kill them too)
-            for e in list(self.execs.values()):
+            for e in list(c.execs.values()):
                 if e.pid and not e.exited.is_set():
                     try:
                         os.kill(e.pid, signal.SIGKILL)
@@ -108,10 +139,23 @@ class TaskService:
                         pass
         # off the reaper's thread: runtime commands wait on it meanwhile
         self.activity.begin()
-        threading.Thread(target=self._announce_exit, args=(proc,), daemon=True).start()
+        threading.Thread(target=self._announce_exit, args=(proc, c), daemon=True).start()
 
-    def _announce_exit(self, proc):
+    def _kill_all(self, c):
+        """The init of a container sharing a pid namespace exited: what it left (orphans, which
+        would hold its stdout open and live on in the pod) is killed, as containerd's runc shim does."""
         try:
+            c.runtime.run("kill", "--all", c.id, "KILL")
+        except ShimError as e:
+            self.log(f"kill --all {c.id} after its init exited: {e.message}")
+
+    def _watch_exit(self, c, proc):
+        self.reaper.watch(proc.pid, lambda code, t: self._on_exit(c, proc, code, t))
+
+    def _announce_exit(self, proc, c=None):
+        try:
+            if c is not None and proc is c.init and c.kill_all_on_exit:
+                self._kill_all(c)
             proc.io.drain(IO_DRAIN_TIMEOUT)
             with proc.lock:
                 publish = proc.started_published
@@ -123,7 +167,7 @@ class TaskService:
                 waiters, proc.waiters = proc.waiters, []
             for r in waiters:
                 r.send(self._wait_response(proc))
-            if proc is self.init and self.on_init_exit:
+            if not proc.exec_id and self.on_init_exit:
                 self.on_init_exit(proc)
         finally:
             self.activity.end()
@@ -146,27 +190,31 @@ class TaskService:
 
     # -- Task methods ------------------------------------------------------------------------
     def Create(self, req, md):
+        if self.start_error is not None:
+            raise self.start_error
         with self.lock:
-            if self.init is not None:
-                raise errors.already_exists(f"container {self.init.cid!r}")
+            if req.id in self.containers:
+                raise errors.already_exists(f"container {req.id!r}")
+            if not req.id:
+                raise errors.invalid("create: id is empty")
             if req.checkpoint:
                 raise ShimError(framing.UNIMPLEMENTED, "restore from a checkpoint: not implemented")
             ns = md.get("containerd-namespace-ttrpc") or self.namespace
             opts = runtime_options.from_any(req.options if req.HasField("options") else None)
             binary = resolve_binary(opts.get("BinaryName") or self.default_binary)
             root = opts.get("Root") or self.runtime_root or f"/run/containerd/{os.path.basename(binary)}"
-            self.io_owner = (opts.get("IoUid", 0), opts.get("IoGid", 0))
             root = os.path.join(root, ns)
             with open(os.path.join(req.bundle, "options.json"), "w") as f:
                 json.dump({"BinaryName": binary, "Root": root, "SystemdCgroup": bool(opts.get("SystemdCgroup"))}, f)
+            c = Container(req.id, req.bundle,
+                          Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup"))),
+                          (opts.get("IoUid", 0), opts.get("IoGid", 0)), kill_all_on_exit(req.bundle))
             rootfs = os.path.join(req.bundle, "rootfs")
             try:
                 for m in req.rootfs:
-                    self._mount(m, rootfs)
-                self.bundle = req.bundle
-                self.runtime = Runtime(self.reaper, binary, root, req.bundle, bool(opts.get("SystemdCgroup")))
+                    self._mount(c, m, rootfs)
                 io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
-                               env=self._logger_env(req.id, ns), activity=self.activity, owner=self.io_owner)
+                               env=self._logger_env(req.id, ns), activity=self.activity, owner=c.io_owner)
                 proc = Process(req.id, "", io)
                 args = ["create", "--bundle", req.bundle, "--pid-file", os.path.join(req.bundle, "init.pid")]
                 if io.console_socket:
@@ -177,21 +225,22 @@ class TaskService:
                     args.append("--no-new-keyring")
                 fds = io.runtime_fds()
                 try:
-                    self.runtime.run(*args, req.id, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+                    c.runtime.run(*args, req.id, stdin=fds[0], stdout=fds[1], stderr=fds[2])
                 except Exception:
                     io.abort()
                     raise
                 io.after_runtime()
                 proc.pid = self._read_pid(os.path.join(req.bundle, "init.pid"))
-                self.init = proc
+                c.init = proc
             except Exception:
-                self._unmount()
+                self._unmount(c)
                 raise
-            self.reaper.watch(proc.pid, lambda c, t: self._on_exit(proc, c, t))
+            self.containers[req.id] = c
+            self._watch_exit(c, proc)
             self.events.publish("TaskCreate", container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
                                 io={"stdin": req.stdin, "stdout": req.stdout, "stderr": req.stderr,
                                     "terminal": req.terminal}, pid=proc.pid)
-            self._watch_oom(proc)
+            self._watch_oom(c)
             return shim_pb2.CreateTaskResponse(pid=proc.pid)
 
     @staticmethod
@@ -200,7 +249,7 @@ class TaskService:
         env.update(CONTAINER_ID=cid, CONTAINER_NAMESPACE=ns)
         return env
 
-    def _mount(self, m, target):
+    def _mount(self, c, m, target):
         os.makedirs(target, exist_ok=True)
         flags, data = 0, []
         for o in m.options:
@@ -221,28 +270,28 @@ class TaskService:
         fstype = None if m.type == "bind" or flags & shimsys.MS_BIND else m.type
         shimsys.mount(m.source, target, fstype, flags & ~shimsys.MS_RDONLY if fstype is None else flags,
                       ",".join(data))
-        self.mounted.append(target)
+        c.mounted.append(target)
         if fstype is None and flags & shimsys.MS_RDONLY:  # a bind mount is made read-only by a remount
             shimsys.mount("", target, None, flags | shimsys.MS_REMOUNT, "")
 
-    def _unmount(self):
-        while self.mounted:
-            t = self.mounted.pop()
+    def _unmount(self, c):
+        while c.mounted:
+            t = c.mounted.pop()
             try:
                 shimsys.umount(t, shimsys.MNT_DETACH)
             except OSError as e:
                 self.log(f"unmount {t}: {e}")
 
     def Start(self, req, md):
-        with self.lock:
-            proc = self._proc(req.id, req.exec_id)
+        c, proc = self._proc(req.id, req.exec_id)
+        with c.lock:
             if proc.status != CREATED or proc.exited.is_set() and proc.pid:
                 raise errors.failed_precondition(f"process {req.exec_id or req.id}: cannot start, not created")
             if req.exec_id:
-                self._start_exec(proc)
+                self._start_exec(c, proc)
                 self.events.publish("TaskExecStarted", container_id=req.id, exec_id=req.exec_id, pid=proc.pid)
             else:
-                self.runtime.run("start", req.id)
+                c.runtime.run("start", req.id)
                 with proc.lock:
                     if proc.status == CREATED:
                         proc.status = RUNNING
@@ -250,11 +299,11 @@ class TaskService:
             self._started(proc)
             return shim_pb2.StartResponse(pid=proc.pid)
 
-    def _start_exec(self, proc):
-        if self.init.exited.is_set():
+    def _start_exec(self, c, proc):
+        if c.init.exited.is_set():
             raise errors.failed_precondition(f"container {proc.cid}: not running, cannot exec")
-        spec_path = os.path.join(self.bundle, f".{proc.exec_id}.process.json")
-        pid_path = os.path.join(self.bundle, f"{proc.exec_id}.pid")
+        spec_path = os.path.join(c.bundle, f".{proc.exec_id}.process.json")
+        pid_path = os.path.join(c.bundle, f"{proc.exec_id}.pid")
         with open(spec_path, "wb") as f:
             f.write(proc.spec)
         args = ["exec", "--process", spec_path, "--detach", "--pid-file", pid_path]
@@ -262,7 +311,7 @@ class TaskService:
             args += ["--console-socket", proc.io.console_socket]
         fds = proc.io.runtime_fds()
         try:
-            self.runtime.run(*args, proc.cid, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+            c.runtime.run(*args, proc.cid, stdin=fds[0], stdout=fds[1], stderr=fds[2])
         except Exception:
             proc.io.abort()
             raise
@@ -272,54 +321,57 @@ class TaskService:
         proc.pid = self._read_pid(pid_path)
         os.unlink(pid_path)
         proc.status = RUNNING
-        self.reaper.watch(proc.pid, lambda c, t: self._on_exit(proc, c, t))
+        self._watch_exit(c, proc)
 
     def Exec(self, req, md):
-        with self.lock:
-            self._check_id(req.id)
-            if req.exec_id in self.execs:
+        c = self._container(req.id)
+        with c.lock:
+            if req.exec_id in c.execs:
                 raise errors.already_exists(f"exec {req.exec_id!r}")
-            if self.init.exited.is_set():
+            if c.init.exited.is_set():
                 raise errors.failed_precondition(f"container {req.id}: not running, cannot exec")
             if not req.exec_id:
                 raise errors.invalid("exec: exec_id is empty")
             io = ProcessIO(self.reaper, req.stdin, req.stdout, req.stderr, req.terminal,
                            env=self._logger_env(req.id, self.namespace), activity=self.activity,
-                           owner=self.io_owner)
-            self.execs[req.exec_id] = Process(req.id, req.exec_id, io, spec=req.spec.value)
+                           owner=c.io_owner)
+            c.execs[req.exec_id] = Process(req.id, req.exec_id, io, spec=req.spec.value)
             self.events.publish("TaskExecAdded", container_id=req.id, exec_id=req.exec_id)
             return empty_pb2.Empty()
 
     def Delete(self, req, md):
-        with self.lock:
-            proc = self._proc(req.id, req.exec_id)
+        c, proc = self._proc(req.id, req.exec_id)
+        with c.lock:
             if proc.pid and not proc.exited.is_set() and proc.status != CREATED:
                 raise errors.failed_precondition(f"process {req.exec_id or req.id}: cannot delete a running process")
             if req.exec_id:
-                del self.execs[req.exec_id]
+                c.execs.pop(req.exec_id, None)
                 proc.io.wait(IO_DRAIN_TIMEOUT)
                 if proc.exited.is_set():
                     proc.announced.wait(IO_DRAIN_TIMEOUT)  # TaskExit before the exec is forgotten
                 proc.io.close()
             else:
-                self.runtime.run("delete", "--force", req.id) if proc.status == CREATED \
-                    else self.runtime.run("delete", req.id)
+                if self.containers.get(req.id) is not c:
+                    raise errors.not_found(f"container {req.id!r}")  # a concurrent Delete won
+                c.runtime.run("delete", "--force", req.id) if proc.status == CREATED \
+                    else c.runtime.run("delete", req.id)
                 if proc.status == CREATED and not proc.exited.is_set():
                     proc.exited.wait(10)  # --force killed it; let the reaper record the exit
                 proc.io.wait(IO_DRAIN_TIMEOUT)
                 if proc.exited.is_set():
                     proc.announced.wait(IO_DRAIN_TIMEOUT)  # TaskExit before TaskDelete
                 proc.io.close()
-                self._unmount()
+                self._unmount(c)
                 when = proc.exited_at or time.time()
                 self.events.publish("TaskDelete", container_id=req.id, pid=proc.pid,
                                     exit_status=proc.exit_status, exited_at=timestamp(when), id=req.id)
-                self.init_deleted = True
+                with self.lock:
+                    del self.containers[req.id]
             return shim_pb2.DeleteResponse(pid=proc.pid, exit_status=proc.exit_status,
                                            exited_at=timestamp(proc.exited_at or time.time()))
 
     def Kill(self, req, md):
-        proc = self._proc(req.id, req.exec_id)
+        c, proc = self._proc(req.id, req.exec_id)
         if req.exec_id:
             if proc.exited.is_set() or not proc.pid:
                 raise errors.not_found(f"process {req.exec_id}: already finished")
@@ -329,7 +381,7 @@ class TaskService:
                 raise errors.not_found(f"process {req.id}: already finished")
             args = ["kill"] + (["--all"] if req.all else []) + [req.id, str(req.signal)]
             try:
-                self.runtime.run(*args)
+                c.runtime.run(*args)
             except ShimError:
                 if proc.exited.is_set():
                     raise errors.not_found(f"process {req.id}: already finished")
@@ -337,9 +389,9 @@ class TaskService:
         return empty_pb2.Empty()
 
     def Pids(self, req, md):
-        self._check_id(req.id)
-        pids = json.loads(self.runtime.run("ps", "--format", "json", req.id, capture=True) or b"[]")
-        by_pid = {p.pid: p.exec_id for p in self.execs.values() if p.pid}
+        c = self._container(req.id)
+        pids = json.loads(c.runtime.run("ps", "--format", "json", req.id, capture=True) or b"[]")
+        by_pid = {p.pid: p.exec_id for p in c.execs.values() if p.pid}
         out = shim_pb2.PidsResponse()
         for pid in pids:
             info = out.processes.add(pid=pid)
@@ -348,17 +400,17 @@ class TaskService:
         return out
 
     def Pause(self, req, md):
-        self._check_id(req.id)
-        self.runtime.run("pause", req.id)
-        self.init.status = PAUSED
+        c = self._container(req.id)
+        c.runtime.run("pause", req.id)
+        c.init.status = PAUSED
         self.events.publish("TaskPaused", container_id=req.id)
         return empty_pb2.Empty()
 
     def Resume(self, req, md):
-        self._check_id(req.id)
-        self.runtime.run("resume", req.id)
-        if not self.init.exited.is_set():
-            self.init.status = RUNNING
+        c = self._container(req.id)
+        c.runtime.run("resume", req.id)
+        if not c.init.exited.is_set():
+            c.init.status = RUNNING
         self.events.publish("TaskResumed", container_id=req.id)
         return empty_pb2.Empty()
 
@@ -366,9 +418,9 @@ class TaskService:
         raise ShimError(framing.UNIMPLEMENTED, "checkpoint: not implemented")
 
     def State(self, req, md):
-        p = self._proc(req.id, req.exec_id)
+        c, p = self._proc(req.id, req.exec_id)
         io = p.io
-        r = shim_pb2.StateResponse(id=p.exec_id or p.cid, bundle=self.bundle, pid=p.pid, status=p.status,
+        r = shim_pb2.StateResponse(id=p.exec_id or p.cid, bundle=c.bundle, pid=p.pid, status=p.status,
                                    stdin=io.stdin_uri, stdout=io.stdout_uri, stderr=io.stderr_uri,
                                    terminal=io.terminal, exit_status=p.exit_status, exec_id=p.exec_id)
         if p.exited_at:
@@ -376,7 +428,7 @@ class TaskService:
         return r
 
     def Wait(self, req, md):
-        p = self._proc(req.id, req.exec_id)
+        _c, p = self._proc(req.id, req.exec_id)
         return Later(lambda reply: self._add_waiter(p, reply))
 
     def _add_waiter(self, p, reply):
@@ -391,55 +443,56 @@ class TaskService:
         return shim_pb2.WaitResponse(exit_status=p.exit_status, exited_at=timestamp(p.exited_at))
 
     def Stats(self, req, md):
-        self._check_id(req.id)
+        c = self._container(req.id)
         from pyrunc_shim import stats
-        out = self.runtime.run("events", "--stats", req.id, capture=True)
+        out = c.runtime.run("events", "--stats", req.id, capture=True)
         try:
             data = json.loads(out.splitlines()[0] if out else b"{}").get("data")
         except (ValueError, AttributeError) as e:
-            raise ShimError(framing.UNKNOWN, f"{self.runtime.binary} events --stats: not JSON ({e})") from None
+            raise ShimError(framing.UNKNOWN, f"{c.runtime.binary} events --stats: not JSON ({e})") from None
         return shim_pb2.StatsResponse(stats=pack_any(stats.from_runtime(data)))
 
     def Connect(self, req, md):
         from pyrunc_shim import __version__
-        return shim_pb2.ConnectResponse(shim_pid=os.getpid(), task_pid=self.init.pid if self.init else 0,
+        c = self.containers.get(req.id)
+        return shim_pb2.ConnectResponse(shim_pid=os.getpid(), task_pid=c.init.pid if c else 0,
                                         version=__version__)
 
     def Shutdown(self, req, md):
         with self.lock:
-            if self.init is not None and not self.init_deleted and not req.now:
+            if self.containers and not req.now:
                 return empty_pb2.Empty()  # containerd asks after every delete; still in use
         if self.on_shutdown:
             self.on_shutdown()
         return empty_pb2.Empty()
 
     def ResizePty(self, req, md):
-        p = self._proc(req.id, req.exec_id)
+        _c, p = self._proc(req.id, req.exec_id)
         p.io.resize(req.width, req.height)
         return empty_pb2.Empty()
 
     def CloseIO(self, req, md):
-        p = self._proc(req.id, req.exec_id)
+        _c, p = self._proc(req.id, req.exec_id)
         if req.stdin:
             p.io.close_stdin()
         return empty_pb2.Empty()
 
     def Update(self, req, md):
-        self._check_id(req.id)
-        self.runtime.run("update", "--resources", "-", req.id, input_bytes=req.resources.value)
+        c = self._container(req.id)
+        c.runtime.run("update", "--resources", "-", req.id, input_bytes=req.resources.value)
         return empty_pb2.Empty()
 
     # -- OOM ---------------------------------------------------------------------------------
-    def _watch_oom(self, proc):
+    def _watch_oom(self, c):
         from pyrunc_shim import oom
-        self.oom = oom.watch(proc.pid, self._oom_callback(proc.cid), self.log, self.activity)
+        c.oom = oom.watch(c.init.pid, self._oom_callback(c.id), self.log, self.activity)
 
     def _oom_callback(self, cid):
         return lambda: self.events.publish("TaskOOM", container_id=cid)
 
     # -- handover to and from the lean mode --------------------------------------------------
     def _procs(self):
-        return ([self.init] if self.init is not None else []) + list(self.execs.values())
+        return [p for c in list(self.containers.values()) for p in c.procs()]
 
     def lean_blocker(self):
         """Why the shim cannot go lean now (None: it can, as far as the service knows)."""
@@ -451,50 +504,55 @@ class TaskService:
         return None
 
     def export(self):
-        """-> the service's part of the handover state: the container and its processes."""
-        procs = []
-        for p in self._procs():
-            st = p.export()
-            st["io"] = p.io.export()
-            procs.append(st)
-        rt = self.runtime
+        """-> the service's part of the handover state: each container and its processes (the
+        init first, then the execs)."""
+        containers = []
+        for c in self.containers.values():
+            procs = []
+            for p in c.procs():
+                st = p.export()
+                st["io"] = p.io.export()
+                procs.append(st)
+            rt = c.runtime
+            containers.append({"id": c.id, "bundle": c.bundle, "mounted": list(c.mounted),
+                               "io_owner": list(c.io_owner),
+                               "runtime": [rt.binary, rt.root, rt.bundle, rt.systemd_cgroup],
+                               "kill_all_on_exit": c.kill_all_on_exit,
+                               "procs": procs, "oom": c.oom.export() if c.oom is not None else None})
         return {"namespace": self.namespace, "default_binary": self.default_binary,
-                "runtime_root": self.runtime_root, "bundle": self.bundle, "mounted": list(self.mounted),
-                "io_owner": list(self.io_owner),
-                "runtime": [rt.binary, rt.root, rt.bundle, rt.systemd_cgroup] if rt else None,
-                "init": self.init is not None, "init_deleted": self.init_deleted, "procs": procs,
-                "oom": self.oom.export() if self.oom is not None else None}
+                "runtime_root": self.runtime_root, "containers": containers}
 
     def restore(self, st, server):
-        """Take the container over from the previous program: processes (exits watched again,
-        copying restarted, Waits still owed), runtime, mounts, the OOM watch."""
+        """Take the containers over from the previous program: processes (exits watched again,
+        copying restarted, Waits still owed), runtimes, mounts, the OOM watches."""
         from pyrunc_shim import oom
         self.namespace, self.default_binary = st["namespace"], st["default_binary"]
-        self.runtime_root, self.bundle, self.mounted = st["runtime_root"], st["bundle"], st["mounted"]
-        self.init_deleted = st["init_deleted"]
-        self.io_owner = tuple(st.get("io_owner") or (0, 0))
-        if st["runtime"]:
-            self.runtime = Runtime(self.reaper, *st["runtime"])
-        procs = []
-        for i, ps in enumerate(st["procs"]):
-            p = Process(ps["cid"], ps["exec_id"], ProcessIO.restore(ps["io"], self.activity), spec=ps["spec"])
-            p.pid, p.status, p.exit_status, p.exited_at = ps["pid"], ps["status"], ps["exit_status"], ps["exited_at"]
-            p.started_published, p.pending_exit = ps["started"], ps["pending_exit"]
-            if ps["exited"]:
-                p.exited.set()
-            if ps["announced"]:
-                p.announced.set()
-            p.waiters = [r for r in (server.reply_to(fd, sid) for fd, sid in ps["waits"]) if r is not None]
-            if i == 0 and st["init"]:
-                self.init = p
-            else:
-                self.execs[p.exec_id] = p
-            procs.append(p)
-        for p in procs:  # all known before any exit is told (init's exit kills the execs)
-            if not p.exited.is_set() and p.pid:
-                self.reaper.watch(p.pid, lambda c, t, p=p: self._on_exit(p, c, t))
-            elif p.exited.is_set() and not p.announced.is_set():  # not handed over so, but never lose one
-                self.activity.begin()
-                threading.Thread(target=self._announce_exit, args=(p,), daemon=True).start()
-        if self.init is not None:
-            self.oom = oom.restore(st["oom"], self._oom_callback(self.init.cid), self.activity)
+        self.runtime_root = st["runtime_root"]
+        restored = []
+        for cs in st["containers"]:
+            c = Container(cs["id"], cs["bundle"], Runtime(self.reaper, *cs["runtime"]), tuple(cs["io_owner"]),
+                          cs["kill_all_on_exit"])
+            c.mounted = cs["mounted"]
+            for i, ps in enumerate(cs["procs"]):
+                p = Process(ps["cid"], ps["exec_id"], ProcessIO.restore(ps["io"], self.activity), spec=ps["spec"])
+                p.pid, p.status, p.exit_status, p.exited_at = ps["pid"], ps["status"], ps["exit_status"], ps["exited_at"]
+                p.started_published, p.pending_exit = ps["started"], ps["pending_exit"]
+                if ps["exited"]:
+                    p.exited.set()
+                if ps["announced"]:
+                    p.announced.set()
+                p.waiters = [r for r in (server.reply_to(fd, sid) for fd, sid in ps["waits"]) if r is not None]
+                if i == 0:
+                    c.init = p
+                else:
+                    c.execs[p.exec_id] = p
+            self.containers[c.id] = c
+            c.oom = oom.restore(cs["oom"], self._oom_callback(c.id), self.activity)
+            restored.append(c)
+        for c in restored:  # all known before any exit is told (init's exit kills the execs)
+            for p in c.procs():
+                if not p.exited.is_set() and p.pid:
+                    self._watch_exit(c, p)
+                elif p.exited.is_set() and not p.announced.is_set():  # not handed over so, but never lose one
+                    self.activity.begin()
+                    threading.Thread(target=self._announce_exit, args=(p, c), daemon=True).start()

@@ -15,6 +15,7 @@ from pyrunc_shim.activity import Activity
 from pyrunc_shim.pb.ttrpc import request_pb2
 from pyrunc_shim.ttrpc import framing
 from pyrunc_shim.ttrpc.framing import TtrpcError
+from pyrunc_shim.ttrpc.listen import listen_unix  # noqa: F401  (where callers have found it)
 
 
 class Conn:
@@ -221,22 +222,3 @@ class Server:
             resp.status.code, resp.status.message = e.code, e.message
             frame = framing.encode_frame(sid, framing.TYPE_RESPONSE, 0, resp.SerializeToString())
         conn.send(frame)
-
-
-def listen_unix(path):
-    """Bind a listening socket at path (an existing stale socket file is replaced), mode 0600."""
-    if path.startswith("unix://"):
-        path = path[len("unix://"):]
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        s.bind(path)
-    finally:
-        os.umask(old)
-    s.listen(64)
-    return s
