@@ -64,9 +64,12 @@ def _unlink(path):
 
 
 class Monitor:
-    def __init__(self, o, syncfd):
+    def __init__(self, o, syncfd, attachfd=None, startfd=None):
         self.o = o
         self.syncfd = syncfd
+        # --exec-attach (conmon's): told on attachfd once the attach socket listens; the exec
+        # itself waits for a second message on startfd, sent once the caller has attached
+        self.attachfd, self.startfd = attachfd, startfd
         self.ep = select.epoll()
         self.handlers = {}
         self.exits = {}
@@ -102,7 +105,13 @@ class Monitor:
             os.close(fd)
 
     def poll(self, timeout=-1):
-        for fd, ev in self.ep.poll(timeout):
+        events = self.ep.poll(timeout)
+        if len(events) > 1 and self.attach is not None:
+            # a client that connected before the output arrived sees it (podman's exec attaches,
+            # then lets the process start): accept before copying
+            lfd = self.attach.fileno()
+            events.sort(key=lambda e: e[0] != lfd)
+        for fd, ev in events:
             fn = self.handlers.get(fd)
             if fn is not None:
                 fn(fd, ev)
@@ -298,13 +307,19 @@ class Monitor:
         _unlink(self.attach_path)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         old = os.umask(0o077)
+        dirfd = -1
         try:
-            sock.bind(self.attach_path)
+            # podman's --full-attach names the socket by its whole path, often over sun_path's 108
+            # bytes: bound, as conmon binds it (and podman connects), through the directory's fd
+            dirfd = os.open(os.path.dirname(self.attach_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            sock.bind(f"/proc/self/fd/{dirfd}/attach")
         except OSError as e:
             sock.close()
-            raise Fatal(f"attach socket {self.attach_path}: {e} (--socket-dir-path gives a shorter path)") from None
+            raise Fatal(f"attach socket {self.attach_path}: {e.strerror or e}") from None
         finally:
             os.umask(old)
+            if dirfd >= 0:
+                os.close(dirfd)
         sock.listen(16)
         sock.setblocking(False)
         self.attach = sock
@@ -327,9 +342,13 @@ class Monitor:
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:  # the client closed: its stdin ended (unless --leave-stdin-open)
             self.drop_client(fd)
+            data = b""
+        if not data:  # the client's stdin ended (unless --leave-stdin-open, the container's too)
+            if fd in self.clients:
+                # a half close (podman's exec and attach without stdin shut their write side
+                # at once): as conmon, it still gets the output until it goes away
+                self.remove(fd, close=False)
             if not self.o.leave_stdin_open and self.o.stdin:
                 self.close_stdin()
             return
@@ -396,8 +415,9 @@ class Monitor:
             a += ["--console-socket", self.console_path]
         return a + o.runtime_opts + [o.cid]
 
-    def spawn(self, argv, fds):
-        """fork + exec with Pdeathsig=SIGKILL (go-runc's), default signal dispositions, stdio fds."""
+    def spawn(self, argv, fds, pdeathsig=True, wait_fd=None):
+        """fork + exec with Pdeathsig=SIGKILL (go-runc's; not for the exit command, which must
+        outlive the monitor), default signal dispositions, stdio fds."""
         from pyrunc_shim import sys as shimsys
         err_r, err_w = os.pipe()
         env = dict(os.environ)
@@ -406,14 +426,17 @@ class Monitor:
         if pid == 0:
             try:
                 os.close(err_r)
-                shimsys.set_pdeathsig(_signal.SIGKILL)
-                if os.getppid() != parent:
+                if pdeathsig:
+                    shimsys.set_pdeathsig(_signal.SIGKILL)
+                if pdeathsig and os.getppid() != parent:
                     os._exit(1)
                 _signal.set_wakeup_fd(-1)
                 for sig in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD) + _TERM_SIGNALS:
                     _signal.signal(sig, _signal.SIG_DFL)
                 for i, fd in enumerate(fds):
                     os.dup2(fd, i)
+                if wait_fd is not None:  # conmon's exec-attach: exec only once the caller listens
+                    os.read(wait_fd, 8192)
                 os.execvpe(argv[0], argv, env)
             except BaseException as e:
                 try:
@@ -438,8 +461,11 @@ class Monitor:
         fds = self.setup_stdio()
         argv = self.runtime_argv()
         try:
-            self.runtime_pid = self.spawn(argv, fds)
+            self.runtime_pid = self.spawn(argv, fds, wait_fd=self.startfd)
         finally:
+            if self.startfd is not None:
+                os.close(self.startfd)
+                self.startfd = None
             if not self.passthrough:
                 for fd in fds:
                     os.close(fd)
@@ -489,14 +515,15 @@ class Monitor:
                     break
                 self.emit(self.outputs[fd], data)
 
-    def sync(self, value, message=None, exit=False):
+    def sync(self, value, message=None, exit=False, fd=None):
         """conmon's sync pipe line; api-version 0 spells the key pid (exit_code after an exec)."""
-        if self.syncfd is None:
+        fd = self.syncfd if fd is None else fd
+        if fd is None:
             return
         key = "data" if self.o.api_version >= 1 else ("exit_code" if exit else "pid")
         msg = f'{{"{key}": {value}' + (f', "message": {_jstr(message)}' if message else "") + "}\n"
         try:
-            os.write(self.syncfd, msg.encode())
+            os.write(fd, msg.encode())
         except OSError:
             pass
 
@@ -524,6 +551,10 @@ class Monitor:
         self.setup_logs()
         self.setup_attach()
         self.setup_ctl()
+        if self.attachfd is not None:
+            self.sync(0, fd=self.attachfd)
+            os.close(self.attachfd)
+            self.attachfd = None
         self.create()
         self.sync(self.pid)
         while self.pid not in self.exits:
@@ -550,7 +581,7 @@ class Monitor:
 
     def spawn_detached(self, argv):
         try:
-            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3)
+            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
         except Fatal:
             return
         del pid  # not waited for: it outlives the monitor, as conmon's exit command does
@@ -572,8 +603,7 @@ def main(argv=None):
         print(conmon_cli.USAGE)
         return 0
     if o.version:
-        from pyrunc_shim import __version__
-        print(f"pyrunc-shim version {__version__}\nconmon-compatible command line")
+        print(conmon_cli.version_text())
         return 0
     syncfd = None
     try:
@@ -582,12 +612,17 @@ def main(argv=None):
             raise Fatal(f"bundle {o.bundle}: not a directory")
         attachproto.parse_detach_keys(o.detach_keys or "")
         syncfd = _env_fd("_OCI_SYNCPIPE")
+        attachfd = _env_fd("_OCI_ATTACHPIPE") if o.exec_attach else None
+        if o.exec_attach and attachfd is None:
+            raise Fatal("--exec-attach needs _OCI_ATTACHPIPE")
         startfd = _env_fd("_OCI_STARTPIPE")
         if startfd is not None:  # the caller may first move us into a cgroup
             try:
-                os.read(startfd, 1)
+                os.read(startfd, 8192)
             finally:
-                os.close(startfd)
+                if not o.exec_attach:  # else read again before the exec starts
+                    os.close(startfd)
+                    startfd = None
         if not o.sync:
             pid = os.fork()
             if pid:
@@ -606,7 +641,7 @@ def main(argv=None):
         if syncfd is not None:
             os.write(syncfd, f'{{"data": -1, "message": {_jstr(str(e))}}}\n'.encode())
         return 1
-    m = Monitor(o, syncfd)
+    m = Monitor(o, syncfd, attachfd, startfd)
     try:
         m.run()
         return 0
