@@ -261,8 +261,9 @@ class Monitor:
         os.set_blocking(self.master, False)
         self.outputs[self.master] = "stdout"
         self.add(self.master, _IN, self.on_output)
-        if self.o.stdin:
-            self.stdin_w = os.dup(self.master)
+        # with a terminal, what attach clients type goes to it even without -i: podman passes
+        # -t alone for `run -it` (-i only for a non-terminal stdin), and conmon types into the pty
+        self.stdin_w = os.dup(self.master)
 
     # -- stdin ----------------------------------------------------------------------------------
     def write_stdin(self, data):
@@ -353,8 +354,7 @@ class Monitor:
                 self.close_stdin()
             return
         fwd, detached = matcher.feed(data)
-        if self.o.stdin:
-            self.write_stdin(fwd)
+        self.write_stdin(fwd)  # a no-op unless the container has a stdin (-i) or a terminal
         if detached:  # let go, container stdin stays open: another client may type next
             self.drop_client(fd)
 
