@@ -624,16 +624,18 @@ def main(argv=None):
                     os.close(startfd)
                     startfd = None
         if not o.sync:
-            pid = os.fork()
+            from pyrunc_shim import zygote
+            fds = {"stdin": 0, "stdout": 1, "stderr": 2}
+            fds.update((role, fd) for role, fd in (("sync", syncfd), ("attach", attachfd), ("start", startfd))
+                       if fd is not None)
+            pid = zygote.launch(argv, fds)  # a fork of a warm interpreter: little memory of its own
+            if pid is None:
+                pid = os.fork()
             if pid:
                 _write_pidfile(o.conmon_pidfile, pid)
                 os._exit(0)
             os.setsid()  # the caller's terminal and process group can go away
-            if not any(d == "passthrough" for d, _ in o.logs()):
-                null = os.open(os.devnull, os.O_RDWR)
-                for i in range(3):
-                    os.dup2(null, i)
-                os.close(null)
+            _detach_stdio(o)
         else:
             _write_pidfile(o.conmon_pidfile, os.getpid())
     except (Fatal, ValueError, OSError) as e:
@@ -641,6 +643,29 @@ def main(argv=None):
         if syncfd is not None:
             os.write(syncfd, f'{{"data": -1, "message": {_jstr(str(e))}}}\n'.encode())
         return 1
+    return _supervise(o, syncfd, attachfd, startfd)
+
+
+def _detach_stdio(o):
+    if not any(d == "passthrough" for d, _ in o.logs()):
+        null = os.open(os.devnull, os.O_RDWR)
+        for i in range(3):
+            os.dup2(null, i)
+        os.close(null)
+
+
+def serve_forked(argv, fds):
+    """The monitor forked by the zygote for a launcher that has checked argv, read the start
+    pipe and exited: its fds (sync, attach, start) came over the zygote's socket."""
+    o = conmon_cli.parse(argv)
+    o.bundle = os.path.abspath(o.bundle)
+    _detach_stdio(o)
+    for fd in fds.values():
+        os.set_inheritable(fd, False)
+    return _supervise(o, fds.get("sync"), fds.get("attach"), fds.get("start"))
+
+
+def _supervise(o, syncfd, attachfd, startfd):
     m = Monitor(o, syncfd, attachfd, startfd)
     try:
         m.run()
