@@ -181,6 +181,11 @@ def serve(path):
         _unlink(tmp)
         return
     _unlink(tmp)
+    pidfile = path[:-len(".sock")] + ".pid"  # who serves this socket, for operators and tests
+    with open(pidfile, "w") as f:
+        f.write(str(os.getpid()))
+    import _signal
+    _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(0))  # leave by the finally below
     gc.collect()
     gc.freeze()  # the collector of a child never touches (and so never copies) the warm pages
     ep = select.epoll()
@@ -205,8 +210,9 @@ def serve(path):
     finally:
         # the name goes only if it is still ours (a newer zygote may have taken it over)
         try:
-            if os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
+            if _read(pidfile) == str(os.getpid()).encode():
                 _unlink(path)
+                _unlink(pidfile)
         except OSError:
             pass
 
@@ -263,6 +269,8 @@ def _fork_monitor(conn, listener, ep):
 def _child(conn, listener, ep, argv, env, cwd, launcher, fds):
     code = 1
     try:
+        import _signal
+        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         ep.close()
         listener.close()
         os.setsid()
