@@ -26,7 +26,10 @@ from bench.managers import IMAGE, Podman, _run, build_image  # noqa: E402
 from integration.helpers.bundle import make_rootfs  # noqa: E402
 
 SHIM = os.path.join(REPO, ".venv", "bin", "pyrunc-shim")
-MONITORS = {"conmon": "/usr/bin/conmon", "pyrunc-shim": SHIM}
+# name -> (--conmon, environment): pyrunc-shim with its zygote (the default) and without (each
+# monitor an interpreter of its own), to show what the zygote saves
+MONITORS = {"conmon": ("/usr/bin/conmon", None), "pyrunc-shim": (SHIM, None),
+            "shim-no-zyg": (SHIM, dict(os.environ, PYRUNC_SHIM_ZYGOTE="0"))}
 
 
 def smaps(pid):
@@ -69,7 +72,8 @@ def main(argv=None):
         base = pod.global_args
 
         def podman(monitor, *args):
-            return base[:1] + ["--conmon", MONITORS[monitor]] + base[1:] + ["--runtime", a.runtime, *args]
+            argv = base[:1] + ["--conmon", MONITORS[monitor][0]] + base[1:] + ["--runtime", a.runtime, *args]
+            return _run(argv, env=MONITORS[monitor][1])
 
         run_true = Podman.argv(pod, type("R", (), {"binary": a.runtime}))
         run_args = run_true[run_true.index("run"):]  # run --rm ... IMAGE true
@@ -80,16 +84,18 @@ def main(argv=None):
         for i in range(a.containers):
             for m in MONITORS:
                 name = f"idle-{m}-{i}"
-                _run(podman(m, "run", "-d", "--name", name, *flags, IMAGE, "sleep", "100000"))
+                podman(m, "run", "-d", "--name", name, *flags, IMAGE, "sleep", "100000")
                 names[m].append(name)
         time.sleep(2)  # past any start-up activity
         mem = {}
         for m, ns in names.items():
-            pids = [int(_run(podman(m, "inspect", "--format", "{{.State.ConmonPid}}", n)).strip()) for n in ns]
+            pids = [int(podman(m, "inspect", "--format", "{{.State.ConmonPid}}", n).strip()) for n in ns]
             for pid in pids:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     cmd = f.read()
-                assert (b"conmon" in cmd) if m == "conmon" else (b"pyrunc" in cmd), cmd
+                want = {"conmon": b"/usr/bin/conmon\0", "pyrunc-shim": b"pyrunc_shim/zygote.py\0",
+                        "shim-no-zyg": b"bin/pyrunc-shim\0"}[m]
+                assert want in cmd, cmd  # podman used the monitor asked for, and the zygote served
             rows = [smaps(p) for p in pids]
             extra = [smaps(p) for p in zygotes() if p not in pids] if m == "pyrunc-shim" else []
             n = len(rows)
@@ -98,7 +104,7 @@ def main(argv=None):
             mem[m]["monitor_private"] = statistics.mean(r["private"] for r in rows) / 1024
             mem[m]["zygotes"] = len(extra)
         for m in MONITORS:
-            _run(podman(m, "rm", "-f", "-t", "0", *names[m]))
+            podman(m, "rm", "-f", "-t", "0", *names[m])
         print(f"{a.containers} idle containers per monitor, runtime {a.runtime} (MB per container)")
         print(f"{'monitor':<12} {'private':>8} {'PSS':>8} {'RSS':>8}  {'monitor-only private':>20}")
         for m, r in mem.items():
@@ -108,11 +114,11 @@ def main(argv=None):
         # run --rm latency
         times = {m: [] for m in MONITORS}
         for m in MONITORS:  # one warm-up each
-            _run(podman(m, *run_args))
+            podman(m, *run_args)
         for _ in range(a.rounds):
             for m in MONITORS:
                 t = time.perf_counter()
-                _run(podman(m, *run_args))
+                podman(m, *run_args)
                 times[m].append(time.perf_counter() - t)
 
         print(f"\n`podman run --rm IMAGE true`, {a.rounds} interleaved rounds (ms)")
