@@ -17,7 +17,8 @@ import pytest
 
 from integration.helpers.runtime import REPO, describe, execute, wait_for
 from integration.peers.conftest import IMAGE, need
-from integration.peers.test_podman import RUN_FLAGS, Podman, _run_in_pty, _track, podman_base  # noqa: F401
+from integration.peers.test_podman import (RUN_FLAGS, Podman, _run_in_pty, _track, loaded,  # noqa: F401
+                                          podman_base)
 
 SHIM = os.path.join(REPO, ".venv", "bin", "pyrunc-shim")
 MONITORS = ("conmon", "pyrunc-shim")
@@ -55,13 +56,7 @@ class MonitoredPodman(Podman):
 
 @pytest.fixture(params=MONITORS, ids=MONITORS)
 def podman(request, podman_base, image_archive, peer_runtime):  # noqa: F811
-    p = MonitoredPodman(podman_base, peer_runtime, request.param)
-    p.seen = []
-    p("load", "-i", image_archive)
-    yield p
-    problems = p.cleanup()
-    if problems:
-        pytest.fail("podman leftovers (removed): " + ", ".join(problems), pytrace=False)
+    yield from loaded(MonitoredPodman(podman_base, peer_runtime, request.param), image_archive)
 
 
 def _name(podman, tag):

@@ -147,6 +147,7 @@ def _start_zygote(path):
         for i in range(3):
             os.dup2(null, i)
         os.closerange(3, 1 << 16)
+        os.chdir("/")  # holds no directory (or mount) of the caller busy; each monitor gets its own
         env = {k: v for k, v in os.environ.items() if not k.startswith("_OCI_")}
         os.execve(sys.executable, [sys.executable, "-S", "-E", "-s", os.path.abspath(__file__), path], env)
     finally:
