@@ -50,7 +50,7 @@ class MonitoredPodman(Podman):
         if self.monitor == "conmon":
             assert argv[0] == "/usr/bin/conmon", argv
         else:  # forked by pyrunc-shim's zygote, or (without one) pyrunc-shim's own fork
-            assert argv[-3].endswith("pyrunc_shim/zygote.py") or argv[1] == SHIM, argv
+            assert argv[-3].endswith("pyrunc_shim/zygote.py") or SHIM in argv[:3], argv
         return pid
 
 

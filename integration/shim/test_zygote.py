@@ -93,6 +93,20 @@ def test_monitors_fork_from_the_zygote_and_outlive_it(shim, zygote_path):  # noq
 def test_without_the_zygote_the_launcher_forks_the_monitor(shim, monkeypatch):  # noqa: F811
     monkeypatch.setenv("PYRUNC_SHIM_ZYGOTE", "0")
     s = _sleeper(shim, "nz")
-    assert _cmdline(s.monitor_pid)[1].endswith(b"bin/pyrunc-shim")
+    assert any(a.endswith(b"bin/pyrunc-shim") for a in _cmdline(s.monitor_pid)[:3])
     s.rt("kill", s.cid, "KILL")
     assert s.exit_code() == 137
+
+
+def test_the_monitor_outlives_its_exit_command(shim):  # noqa: F811
+    """As conmon: the monitor exits only once its exit command has (podman's WaitForExit wakes on
+    the monitor's pidfd and then expects the exit command's cleanup done, else it sleeps 250 ms)."""
+    s = shim("ec")
+    mark = os.path.join(s.dir, "cleaned")
+    s.create(["sleep", "1000"], "-l", os.path.join(s.dir, "ctr.log"), "--exit-command", "/bin/sh",
+             "--exit-command-arg", "-c", "--exit-command-arg", f"sleep 0.5; echo done > {mark}")
+    s.start()
+    s.rt("kill", s.cid, "KILL")
+    assert s.exit_code() == 137  # waits for the monitor to be gone
+    with open(mark) as f:
+        assert f.read() == "done\n"

@@ -576,15 +576,23 @@ class Monitor:
         if o.exit_command:
             if o.exit_delay > 0:
                 time.sleep(o.exit_delay)
-            self.spawn_detached([o.exit_command] + o.exit_command_args)
+            pid = self.spawn_detached([o.exit_command] + o.exit_command_args)
+            if pid:
+                # as conmon (its atexit reaps its children): the monitor is gone only once the exit
+                # command is, so a caller watching the monitor's pid (podman's WaitForExit polls a
+                # pidfd of it) wakes when the container is cleaned up, not 250 ms later
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
         return code
 
     def spawn_detached(self, argv):
         try:
-            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
+            # no Pdeathsig: if the monitor is killed while waiting for it, the exit command still runs
+            return self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
         except Fatal:
-            return
-        del pid  # not waited for: it outlives the monitor, as conmon's exit command does
+            return 0
 
 
 def _write_pidfile(path, pid):
