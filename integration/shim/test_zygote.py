@@ -4,6 +4,7 @@ little private memory, and outlives the zygote: a killed zygote leaves every con
 (exit files still written) and the next launcher starts a new one over the dead one's socket."""
 import os
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -67,7 +68,14 @@ def test_monitors_fork_from_the_zygote_and_outlive_it(shim, zygote_path):  # noq
     first = _sleeper(shim, "z1")  # starts the zygote if none serves this identity yet
     _wait(lambda: _zygote_pid(zygote_path) and _alive(_zygote_pid(zygote_path)), 30, "the zygote")
     zpid = _zygote_pid(zygote_path)
+    for junk in (b"", b"not marshal", b"\xff" * 64):  # probes and garbage do not stop it
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        probe.connect(zygote_path)
+        if junk:
+            probe.send(junk)
+        probe.close()
     s = _sleeper(shim, "z2")
+    assert _zygote_pid(zygote_path) == zpid and _alive(zpid)
     argv = _cmdline(s.monitor_pid)
     assert argv[-3].endswith(b"pyrunc_shim/zygote.py") and s.monitor_pid != zpid, argv
     # the monitor is where its launcher (a child of this test) was, in every hierarchy

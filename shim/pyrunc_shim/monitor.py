@@ -623,6 +623,9 @@ def main(argv=None):
         attachfd = _env_fd("_OCI_ATTACHPIPE") if o.exec_attach else None
         if o.exec_attach and attachfd is None:
             raise Fatal("--exec-attach needs _OCI_ATTACHPIPE")
+        if not o.sync:
+            from pyrunc_shim import zygote
+            zygote.prestart()
         startfd = _env_fd("_OCI_STARTPIPE")
         if startfd is not None:  # the caller may first move us into a cgroup
             try:
@@ -632,7 +635,6 @@ def main(argv=None):
                     os.close(startfd)
                     startfd = None
         if not o.sync:
-            from pyrunc_shim import zygote
             fds = {"stdin": 0, "stdout": 1, "stderr": 2}
             fds.update((role, fd) for role, fd in (("sync", syncfd), ("attach", attachfd), ("start", startfd))
                        if fd is not None)

@@ -19,8 +19,10 @@ of its own uid (SO_PEERCRED). A child inherits the zygote's process attributes, 
 launcher's: the socket's name is a digest of every attribute a monitor inherits (namespaces,
 credentials, capabilities, securebits, rlimits, umask, no_new_privs, seccomp, oom_score_adj,
 the interpreter and this package), so a launcher that differs in any of them finds no zygote and
-starts one of its own. The zygote exits after IDLE seconds without a request: its monitors keep
-sharing its pages among themselves.
+starts one of its own. A launcher that finds no zygote starts one before it reads the start pipe
+(so the zygote stays in the caller's cgroup, not in the first monitor's) and forks its own monitor.
+The zygote exits after IDLE seconds without a request: its monitors keep sharing its pages among
+themselves.
 
 Opt out with PYRUNC_SHIM_ZYGOTE=0."""
 import os
@@ -81,17 +83,21 @@ def identity():
     return h.hexdigest()[:24]
 
 
+_path = []
+
+
 def socket_path():
-    d = socket_dir()
-    return None if d is None else os.path.join(d, f"zygote-{identity()}.sock")
+    if not _path:
+        d = socket_dir()
+        _path.append(None if d is None else os.path.join(d, f"zygote-{identity()}.sock"))
+    return _path[0]
 
 
 # -- the launcher's side ---------------------------------------------------------------------------
 def launch(argv, fds, timeout=10.0):
     """Ask the zygote for a monitor running `pyrunc-shim argv` with fds (a dict role -> fd, incl.
     stdio): -> its pid, confirmed (the caller must now record it and exit), or None (no zygote,
-    or it failed: nothing was started, the caller forks the monitor itself). A missing zygote is
-    started in the background for the next launcher."""
+    or it failed: nothing was started, the caller forks the monitor itself)."""
     if not enabled():
         return None
     path = socket_path()
@@ -104,7 +110,6 @@ def launch(argv, fds, timeout=10.0):
         try:
             sock.connect(path)
         except OSError:
-            _start_zygote(path)
             return None
         roles = sorted(fds)
         msg = marshal.dumps((list(argv), dict(os.environ), os.getcwd(), os.getpid(), roles))
@@ -124,9 +129,28 @@ def launch(argv, fds, timeout=10.0):
         sock.close()
 
 
+def prestart():
+    """Start a zygote in the background if none serves our identity: called before the start pipe
+    is read, so it stays in the caller's cgroup (not in the first container's monitor cgroup, which
+    it would keep busy). This launcher forks its monitor itself; the next ones use the zygote."""
+    if not enabled():
+        return
+    path = socket_path()
+    if path is None:
+        return
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    try:
+        probe.connect(path)
+        return
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    _start_zygote(path)
+
+
 def _start_zygote(path):
-    """A zygote of our own identity, detached (its own session, stdio on /dev/null), started before
-    the launcher's cgroup is decided (it stays in the caller's, as podman's own helpers do)."""
+    """A zygote of our own identity, detached (its own session, stdio on /dev/null, cwd /)."""
     d = os.path.dirname(path)
     try:
         os.makedirs(d, mode=0o700, exist_ok=True)
@@ -204,8 +228,8 @@ def serve(path):
                 uid = int.from_bytes(cred[4:8], sys.byteorder)
                 if uid == me:
                     _fork_monitor(conn, listener, ep)
-            except OSError:
-                pass
+            except (OSError, ValueError, EOFError, TypeError):
+                pass  # a probe (connect and close) or a bad request: the next one is served
             finally:
                 conn.close()
     finally:
@@ -249,6 +273,8 @@ def _fork_monitor(conn, listener, ep):
            if lvl == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS
            for i in range(0, len(d) - _FD_SIZE + 1, _FD_SIZE)]
     try:
+        if not msg:
+            return  # a launcher's probe: is a zygote there?
         argv, env, cwd, launcher, roles = marshal.loads(msg)
         if len(roles) != len(fds):
             return
