@@ -113,15 +113,19 @@ def podman_base(image_archive):
     assert not leaks, f"runtime state left in the default roots: {leaks}"
 
 
-@pytest.fixture
-def podman(podman_base, image_archive, peer_runtime):
-    p = Podman(podman_base, peer_runtime)
+def loaded(p, image_archive):
+    """A fixture's body: p with the image loaded; afterwards what it left is removed and fails the test."""
     p.seen = []
     p("load", "-i", image_archive)
     yield p
     problems = p.cleanup()
     if problems:
         pytest.fail("podman leftovers (removed): " + ", ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def podman(podman_base, image_archive, peer_runtime):
+    yield from loaded(Podman(podman_base, peer_runtime), image_archive)
 
 
 def _name(podman):

@@ -50,6 +50,17 @@ Environment: _OCI_SYNCPIPE (fd: {"data": pid} once created; the exit code after 
 _OCI_STARTPIPE (fd: one read before anything is forked)."""
 
 
+# podman (containers/common's probeConmon) trusts a conmon only when the first line of --version
+# matches `^conmon version (\d+).(\d+).(\d+)` at 2.0.1 or later, else it falls back to the conmon on
+# PATH. The contract spoken here is conmon 2.1's: say that version first, then who we really are.
+CONMON_VERSION = "2.1.6"
+
+
+def version_text():
+    from pyrunc_shim import __version__
+    return f"conmon version {CONMON_VERSION}\npyrunc-shim version {__version__} (conmon's command line)"
+
+
 class UsageError(Exception):
     pass
 

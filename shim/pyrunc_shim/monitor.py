@@ -64,9 +64,12 @@ def _unlink(path):
 
 
 class Monitor:
-    def __init__(self, o, syncfd):
+    def __init__(self, o, syncfd, attachfd=None, startfd=None):
         self.o = o
         self.syncfd = syncfd
+        # --exec-attach (conmon's): told on attachfd once the attach socket listens; the exec
+        # itself waits for a second message on startfd, sent once the caller has attached
+        self.attachfd, self.startfd = attachfd, startfd
         self.ep = select.epoll()
         self.handlers = {}
         self.exits = {}
@@ -102,7 +105,13 @@ class Monitor:
             os.close(fd)
 
     def poll(self, timeout=-1):
-        for fd, ev in self.ep.poll(timeout):
+        events = self.ep.poll(timeout)
+        if len(events) > 1 and self.attach is not None:
+            # a client that connected before the output arrived sees it (podman's exec attaches,
+            # then lets the process start): accept before copying
+            lfd = self.attach.fileno()
+            events.sort(key=lambda e: e[0] != lfd)
+        for fd, ev in events:
             fn = self.handlers.get(fd)
             if fn is not None:
                 fn(fd, ev)
@@ -252,8 +261,9 @@ class Monitor:
         os.set_blocking(self.master, False)
         self.outputs[self.master] = "stdout"
         self.add(self.master, _IN, self.on_output)
-        if self.o.stdin:
-            self.stdin_w = os.dup(self.master)
+        # with a terminal, what attach clients type goes to it even without -i: podman passes
+        # -t alone for `run -it` (-i only for a non-terminal stdin), and conmon types into the pty
+        self.stdin_w = os.dup(self.master)
 
     # -- stdin ----------------------------------------------------------------------------------
     def write_stdin(self, data):
@@ -298,13 +308,19 @@ class Monitor:
         _unlink(self.attach_path)
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         old = os.umask(0o077)
+        dirfd = -1
         try:
-            sock.bind(self.attach_path)
+            # podman's --full-attach names the socket by its whole path, often over sun_path's 108
+            # bytes: bound, as conmon binds it (and podman connects), through the directory's fd
+            dirfd = os.open(os.path.dirname(self.attach_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            sock.bind(f"/proc/self/fd/{dirfd}/attach")
         except OSError as e:
             sock.close()
-            raise Fatal(f"attach socket {self.attach_path}: {e} (--socket-dir-path gives a shorter path)") from None
+            raise Fatal(f"attach socket {self.attach_path}: {e.strerror or e}") from None
         finally:
             os.umask(old)
+            if dirfd >= 0:
+                os.close(dirfd)
         sock.listen(16)
         sock.setblocking(False)
         self.attach = sock
@@ -327,15 +343,18 @@ class Monitor:
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:  # the client closed: its stdin ended (unless --leave-stdin-open)
             self.drop_client(fd)
+            data = b""
+        if not data:  # the client's stdin ended (unless --leave-stdin-open, the container's too)
+            if fd in self.clients:
+                # a half close (podman's exec and attach without stdin shut their write side
+                # at once): as conmon, it still gets the output until it goes away
+                self.remove(fd, close=False)
             if not self.o.leave_stdin_open and self.o.stdin:
                 self.close_stdin()
             return
         fwd, detached = matcher.feed(data)
-        if self.o.stdin:
-            self.write_stdin(fwd)
+        self.write_stdin(fwd)  # a no-op unless the container has a stdin (-i) or a terminal
         if detached:  # let go, container stdin stays open: another client may type next
             self.drop_client(fd)
 
@@ -396,7 +415,7 @@ class Monitor:
             a += ["--console-socket", self.console_path]
         return a + o.runtime_opts + [o.cid]
 
-    def spawn(self, argv, fds, pdeathsig=True):
+    def spawn(self, argv, fds, pdeathsig=True, wait_fd=None):
         """fork + exec with Pdeathsig=SIGKILL (go-runc's; not for the exit command, which must
         outlive the monitor), default signal dispositions, stdio fds."""
         from pyrunc_shim import sys as shimsys
@@ -416,6 +435,8 @@ class Monitor:
                     _signal.signal(sig, _signal.SIG_DFL)
                 for i, fd in enumerate(fds):
                     os.dup2(fd, i)
+                if wait_fd is not None:  # conmon's exec-attach: exec only once the caller listens
+                    os.read(wait_fd, 8192)
                 os.execvpe(argv[0], argv, env)
             except BaseException as e:
                 try:
@@ -440,8 +461,11 @@ class Monitor:
         fds = self.setup_stdio()
         argv = self.runtime_argv()
         try:
-            self.runtime_pid = self.spawn(argv, fds)
+            self.runtime_pid = self.spawn(argv, fds, wait_fd=self.startfd)
         finally:
+            if self.startfd is not None:
+                os.close(self.startfd)
+                self.startfd = None
             if not self.passthrough:
                 for fd in fds:
                     os.close(fd)
@@ -491,14 +515,15 @@ class Monitor:
                     break
                 self.emit(self.outputs[fd], data)
 
-    def sync(self, value, message=None, exit=False):
+    def sync(self, value, message=None, exit=False, fd=None):
         """conmon's sync pipe line; api-version 0 spells the key pid (exit_code after an exec)."""
-        if self.syncfd is None:
+        fd = self.syncfd if fd is None else fd
+        if fd is None:
             return
         key = "data" if self.o.api_version >= 1 else ("exit_code" if exit else "pid")
         msg = f'{{"{key}": {value}' + (f', "message": {_jstr(message)}' if message else "") + "}\n"
         try:
-            os.write(self.syncfd, msg.encode())
+            os.write(fd, msg.encode())
         except OSError:
             pass
 
@@ -526,6 +551,10 @@ class Monitor:
         self.setup_logs()
         self.setup_attach()
         self.setup_ctl()
+        if self.attachfd is not None:
+            self.sync(0, fd=self.attachfd)
+            os.close(self.attachfd)
+            self.attachfd = None
         self.create()
         self.sync(self.pid)
         while self.pid not in self.exits:
@@ -547,15 +576,23 @@ class Monitor:
         if o.exit_command:
             if o.exit_delay > 0:
                 time.sleep(o.exit_delay)
-            self.spawn_detached([o.exit_command] + o.exit_command_args)
+            pid = self.spawn_detached([o.exit_command] + o.exit_command_args)
+            if pid:
+                # as conmon (its atexit reaps its children): the monitor is gone only once the exit
+                # command is, so a caller watching the monitor's pid (podman's WaitForExit polls a
+                # pidfd of it) wakes when the container is cleaned up, not 250 ms later
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
         return code
 
     def spawn_detached(self, argv):
         try:
-            pid = self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
+            # no Pdeathsig: if the monitor is killed while waiting for it, the exit command still runs
+            return self.spawn(argv, (os.open(os.devnull, os.O_RDWR),) * 3, pdeathsig=False)
         except Fatal:
-            return
-        del pid  # not waited for: it outlives the monitor, as conmon's exit command does
+            return 0
 
 
 def _write_pidfile(path, pid):
@@ -574,8 +611,7 @@ def main(argv=None):
         print(conmon_cli.USAGE)
         return 0
     if o.version:
-        from pyrunc_shim import __version__
-        print(f"pyrunc-shim version {__version__}\nconmon-compatible command line")
+        print(conmon_cli.version_text())
         return 0
     syncfd = None
     try:
@@ -584,23 +620,32 @@ def main(argv=None):
             raise Fatal(f"bundle {o.bundle}: not a directory")
         attachproto.parse_detach_keys(o.detach_keys or "")
         syncfd = _env_fd("_OCI_SYNCPIPE")
+        attachfd = _env_fd("_OCI_ATTACHPIPE") if o.exec_attach else None
+        if o.exec_attach and attachfd is None:
+            raise Fatal("--exec-attach needs _OCI_ATTACHPIPE")
+        if not o.sync:
+            from pyrunc_shim import zygote
+            zygote.prestart()
         startfd = _env_fd("_OCI_STARTPIPE")
         if startfd is not None:  # the caller may first move us into a cgroup
             try:
-                os.read(startfd, 1)
+                os.read(startfd, 8192)
             finally:
-                os.close(startfd)
+                if not o.exec_attach:  # else read again before the exec starts
+                    os.close(startfd)
+                    startfd = None
         if not o.sync:
-            pid = os.fork()
+            fds = {"stdin": 0, "stdout": 1, "stderr": 2}
+            fds.update((role, fd) for role, fd in (("sync", syncfd), ("attach", attachfd), ("start", startfd))
+                       if fd is not None)
+            pid = zygote.launch(argv, fds)  # a fork of a warm interpreter: little memory of its own
+            if pid is None:
+                pid = os.fork()
             if pid:
                 _write_pidfile(o.conmon_pidfile, pid)
                 os._exit(0)
             os.setsid()  # the caller's terminal and process group can go away
-            if not any(d == "passthrough" for d, _ in o.logs()):
-                null = os.open(os.devnull, os.O_RDWR)
-                for i in range(3):
-                    os.dup2(null, i)
-                os.close(null)
+            _detach_stdio(o)
         else:
             _write_pidfile(o.conmon_pidfile, os.getpid())
     except (Fatal, ValueError, OSError) as e:
@@ -608,7 +653,30 @@ def main(argv=None):
         if syncfd is not None:
             os.write(syncfd, f'{{"data": -1, "message": {_jstr(str(e))}}}\n'.encode())
         return 1
-    m = Monitor(o, syncfd)
+    return _supervise(o, syncfd, attachfd, startfd)
+
+
+def _detach_stdio(o):
+    if not any(d == "passthrough" for d, _ in o.logs()):
+        null = os.open(os.devnull, os.O_RDWR)
+        for i in range(3):
+            os.dup2(null, i)
+        os.close(null)
+
+
+def serve_forked(argv, fds):
+    """The monitor forked by the zygote for a launcher that has checked argv, read the start
+    pipe and exited: its fds (sync, attach, start) came over the zygote's socket."""
+    o = conmon_cli.parse(argv)
+    o.bundle = os.path.abspath(o.bundle)
+    _detach_stdio(o)
+    for fd in fds.values():
+        os.set_inheritable(fd, False)
+    return _supervise(o, fds.get("sync"), fds.get("attach"), fds.get("start"))
+
+
+def _supervise(o, syncfd, attachfd, startfd):
+    m = Monitor(o, syncfd, attachfd, startfd)
     try:
         m.run()
         return 0

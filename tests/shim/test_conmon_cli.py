@@ -47,3 +47,14 @@ def test_detach_keys():
 def test_packets():
     pk = attachproto.packets(attachproto.STDERR, b"x" * 10000)
     assert [p[0] for p in pk] == [3, 3] and len(pk[0]) == attachproto.PACKET and b"".join(p[1:] for p in pk) == b"x" * 10000
+
+
+def test_version_is_what_podman_parses():
+    """podman (containers/common probeConmon) trusts a conmon whose --version starts with
+    `conmon version X.Y.Z` at 2.0.1 or later; anything else and it silently uses /usr/bin/conmon."""
+    import re
+    first, second = conmon_cli.version_text().splitlines()
+    m = re.match(r"^conmon version (\d+).(\d+).(\d+)", first)
+    assert m and tuple(map(int, m.groups())) >= (2, 0, 1), first
+    assert "pyrunc-shim" in second
+    assert conmon_cli.parse(["--version"]).version
