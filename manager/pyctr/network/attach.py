@@ -49,3 +49,58 @@ def up(ctx, rec):
 
 def peers(ctx, rec):
     return sandbox.peers(ctx, rec) if sandbox.bridged(rec) else ()
+
+
+def _container_for_network_change(ctx, ref):
+    from pyctr.container.errors import CommandError
+    cid = ctx.containers.lookup(ref)
+    rec = ctx.containers.load(cid)
+    if not sandbox.bridged(rec):
+        raise CommandError(f"container cannot be disconnected from host network or connected to host network"
+                           if rec["HostConfig"].get("NetworkMode") == "host" else
+                           f"container sharing network namespace with another container or host cannot be "
+                           f"connected to any other network")
+    return cid
+
+
+def connect(ctx, ref, name, aliases):
+    """`network connect`: a running container is attached at once (its hosts files and its peers'
+    rewritten), a stopped one at its next start."""
+    from pyctr.container import state
+    from pyctr.container.errors import CommandError
+    net = sandbox.store(ctx).load(name)
+    if net["Name"] == DEFAULT and aliases:
+        raise CommandError("network-scoped aliases are only supported for user-defined networks")
+    cid = _container_for_network_change(ctx, ref)
+    cs = ctx.containers
+    with cs.container_lock(cid):
+        rec = cs.load(cid)
+        if net["Name"] in rec["NetworkSettings"]["Networks"]:
+            raise CommandError(f"endpoint with name {rec['Name']} already exists in network {net['Name']}")
+        if state.derive(cs, rec, ctx.runtime(rec, for_removal=True)).running:
+            try:
+                sandbox.connect(ctx, rec, net["Name"], aliases)
+            except NetworkError as e:
+                raise CommandError(str(e)) from None
+        else:
+            rec["NetworkSettings"]["Networks"][net["Name"]] = {"Aliases": list(aliases)}
+        cs.save(rec)
+
+
+def disconnect(ctx, ref, name, force=False):
+    from pyctr.container.errors import CommandError
+    ns = sandbox.store(ctx)
+    try:
+        net_name = ns.load(name)["Name"]
+    except NoSuchNetwork:
+        if not force:
+            raise
+        net_name = name
+    cid = _container_for_network_change(ctx, ref)
+    cs = ctx.containers
+    with cs.container_lock(cid):
+        rec = cs.load(cid)
+        if net_name not in rec["NetworkSettings"]["Networks"]:
+            raise CommandError(f"container {cid} is not connected to network {net_name}")
+        sandbox.disconnect(ctx, rec, net_name)
+        cs.save(rec)

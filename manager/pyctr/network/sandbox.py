@@ -12,6 +12,9 @@ from pyctr.network import bridge, cni, files, netns
 from pyctr.network.store import DEFAULT, NetworkStore, conflist
 
 
+LOOPBACK = {"cniVersion": "1.0.0", "name": "lo", "plugins": [{"type": "loopback"}]}
+
+
 def store(ctx):
     return NetworkStore(ctx.root)
 
@@ -53,6 +56,7 @@ def setup(ctx, rec, holder_ports):
     with ns.lock:
         path = netns.create(ctx, cid)
         try:
+            cni.add(LOOPBACK, cid, path, "lo", {}, {})   # lo up; gone with the netns, no DEL needed
             os.makedirs(_cache_dir(ctx, cid), mode=0o700, exist_ok=True)
             for i, (name, ep) in enumerate(list(settings["Networks"].items())):
                 _attach(ctx, ns, rec, name, ep, f"eth{i}", mappings if i == 0 else [])
@@ -90,7 +94,76 @@ def _attach(ctx, ns, rec, name, ep, ifname, mappings):
               IPAddress=addr, IPPrefixLen=int(plen or 0), MacAddress=mac, IPv6Gateway="",
               GlobalIPv6Address="", GlobalIPv6PrefixLen=0)
     ep.setdefault("Aliases", [])
-    ns.join(net["Name"], cid, {"Name": rec["Name"], "IPAddress": addr, "Aliases": ep["Aliases"]})
+    ns.join(net["Name"], cid, {"Name": rec["Name"], "IPAddress": addr, "Aliases": ep["Aliases"],
+                               "IPPrefixLen": ep["IPPrefixLen"], "MacAddress": mac, "EndpointID": ep["EndpointID"]})
+
+
+def connect(ctx, rec, name, aliases):
+    """Join a running container to one more network (CNI ADD into its netns on the next ethN)."""
+    ns = store(ctx)
+    ep = {"Aliases": list(aliases)}
+    used = set()
+    d = _cache_dir(ctx, rec["Id"])
+    for n in os.listdir(d) if os.path.isdir(d) else ():
+        try:
+            with open(os.path.join(d, n)) as f:
+                used.add(json.load(f)["ifName"])
+        except (OSError, ValueError, KeyError):
+            pass
+    ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
+    with ns.lock:
+        rec["NetworkSettings"]["Networks"][name] = ep
+        try:
+            _attach(ctx, ns, rec, name, ep, ifname, [])
+        except BaseException:
+            _detach(ctx, ns, rec, name)
+            rec["NetworkSettings"]["Networks"].pop(name, None)
+            raise
+        _refresh_peers(ctx, ns, rec)
+
+
+def disconnect(ctx, rec, name):
+    ns = store(ctx)
+    with ns.lock:
+        _detach(ctx, ns, rec, name)
+        ep = rec["NetworkSettings"]["Networks"].pop(name, None)
+        _refresh_peers(ctx, ns, rec)
+        if ep is not None:   # the peers that were on the network it left
+            files.rewrite_hosts(ctx.containers.dir(rec["Id"]), rec, _peers(ns, rec))
+            for cid in ns.members(name):
+                try:
+                    other = ctx.containers.load(cid)
+                except NoSuchContainer:
+                    continue
+                files.rewrite_hosts(ctx.containers.dir(cid), other, _peers(ns, other))
+
+
+def _detach(ctx, ns, rec, name):
+    """DEL of one network's attachment (its cache entry); False if a plugin failed (cache kept)."""
+    cid = rec["Id"]
+    p = os.path.join(_cache_dir(ctx, cid), name + ".json")
+    conf = None
+    try:
+        with open(p) as f:
+            e = json.load(f)
+        conf = e["config"]
+        cni.delete(conf, cid, netns.path(ctx, cid), e["ifName"], e["args"], e["runtimeConfig"], e["result"])
+    except cni.NetworkError:
+        return False   # a plugin's DEL failed (its binary gone?): the cache stays, the next command retries
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError):
+        conf = None
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        pass
+    ns.leave(name, cid)
+    try:
+        bridge.remove_if_unused(ns, ns.load(conf["name"] if conf else name))
+    except cni.NetworkError:
+        pass
+    return True
 
 
 def teardown(ctx, rec):
@@ -106,25 +179,8 @@ def _teardown(ctx, ns, rec):
     cid = rec["Id"]
     d = _cache_dir(ctx, cid)
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else ():
-        p = os.path.join(d, name)
-        try:
-            with open(p) as f:
-                e = json.load(f)
-            conf = e["config"]
-            try:
-                cni.delete(conf, cid, netns.path(ctx, cid), e["ifName"], e["args"], e["runtimeConfig"], e["result"])
-            except cni.NetworkError:
-                # a plugin's DEL failed (its binary gone?): the cache stays and the next command retries
-                continue
-        except (OSError, ValueError, KeyError):
-            conf = None
-        os.unlink(p)
-        if conf:
-            ns.leave(conf["name"], cid)
-            try:
-                bridge.remove_if_unused(ns, ns.load(conf["name"]))
-            except cni.NetworkError:
-                pass
+        if name.endswith(".json"):
+            _detach(ctx, ns, rec, name[:-5])
     try:
         os.rmdir(d)
     except OSError:
