@@ -46,7 +46,10 @@ class NetworkStore:
         root = os.path.abspath(root)
         self.base = os.path.join(root, "networks")
         # bridge names are host-wide: a store other than the default one gets its own prefix
-        self.bridge_prefix = "pyctr" if root == DEFAULT_ROOT else "pc" + hashlib.sha256(root.encode()).hexdigest()[:6] + "_"
+        digest = hashlib.sha256(root.encode()).hexdigest()
+        self.bridge_prefix = "pyctr" if root == DEFAULT_ROOT else "pc" + digest[:6] + "_"
+        # and its subnets start elsewhere in 10.89/16: stores made at once (tests) do not pick the same
+        self.subnet_offset = 0 if root == DEFAULT_ROOT else int(digest[6:10], 16) % 250 + 1
         self.ipam_dir = os.path.join(self.base, "ipam")
         self.lock = Lock(os.path.join(self.base, "lock")) if self._mk() else None
 
@@ -133,7 +136,7 @@ class NetworkStore:
                 raise NetworkError("cannot use --gateway without --subnet")
             base = ipaddress.IPv4Network(DEFAULT_SUBNET)
             net = next((c for c in (ipaddress.IPv4Network((int(base.network_address) + i * 256, 24))
-                                    for i in range(0, 255 * 256)) if not any(t.overlaps(c) for _, t in taken)), None)
+                                    for i in range(self.subnet_offset, 255 * 256)) if not any(t.overlaps(c) for _, t in taken)), None)
             if net is None:
                 raise NetworkError("could not find an available, non-overlapping IPv4 address pool")
         if gateway:
