@@ -34,13 +34,14 @@ def p(archive):
     try:
         with private_pyctr(archive, "pyctr-net-") as p:
             yield p
+            veths = host.ports_of_new_bridges()
             ids = p("ps", "-aq", "--no-trunc").stdout.split()
             if ids:
                 p("rm", "-f", *ids)
             for n in p("network", "ls", "--format", "{{.Name}}").stdout.split():
                 if n not in ("bridge", "host", "none"):
                     p("network", "rm", n)
-            problems = store_leftovers(p) + [f"link {n}" for n in host.new_links()] + \
+            problems = store_leftovers(p) + [f"link {n}" for n in host.new_links(veths)] + \
                 [f"rule {r}" for r in host.new_rules()]
     finally:
         host.restore()

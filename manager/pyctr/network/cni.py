@@ -73,11 +73,15 @@ def _env(cid, netns, ifname, args):
     return env
 
 
-def add(conflist, cid, netns, ifname, args, runtime_config):
+def add(conflist, cid, netns, ifname, args, runtime_config, on_result=None):
+    """on_result(result) after each plugin: a caller killed mid-chain has cached what DEL needs
+    (the firewall plugin removes its rules only for the addresses its prevResult names)."""
     result = None
     env = _env(cid, netns, ifname, args)
     for plugin in conflist["plugins"]:
         result = _invoke(conflist, plugin, "ADD", env, runtime_config, result)
+        if on_result:
+            on_result(result)
     return result
 
 

@@ -83,9 +83,11 @@ def _attach(ctx, ns, rec, name, ep, ifname, mappings):
              "result": None}
     _atomic_write(cache, json.dumps(entry).encode())
     before = bridge.ip_forward()
-    result = cni.add(conf, cid, netns.path(ctx, cid), ifname, args, rc)
-    entry["result"] = result
-    _atomic_write(cache, json.dumps(entry).encode())
+
+    def cache_result(result):
+        entry["result"] = result
+        _atomic_write(cache, json.dumps(entry).encode())
+    result = cni.add(conf, cid, netns.path(ctx, cid), ifname, args, rc, cache_result)
     bridge.note_ip_forward(before, net["Name"])
     ip = next((x for x in result.get("ips") or [] if "." in x["address"]), None)
     mac = next((i.get("mac", "") for i in result.get("interfaces") or [] if i.get("name") == ifname), "")
