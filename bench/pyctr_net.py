@@ -54,7 +54,7 @@ def one(base, flags):
     t1 = time.perf_counter()
     _first_byte(port, t1 + 20)
     t2 = time.perf_counter()
-    _run(base + ["rm", "-f", cid])
+    _run(base + ["rm", "-f", *(["-t", "0"] if "podman" in base[0] else []), cid])
     t3 = time.perf_counter()
     return {"run -d -p": (t1 - t0) * 1e3, "first byte": (t2 - t1) * 1e3, "rm -f": (t3 - t2) * 1e3,
             "total": (t3 - t0) * 1e3}
@@ -93,7 +93,7 @@ def main():
         d("load", "-i", archive)
         docker = [d.client, "-H", f"unix://{d.sock}"]
         tools = {"pyctr": (pyctr, []),
-                 "podman": (podman, ["--network", "benchnet", "--ulimit", "nofile=1024:1024"]),
+                 "podman": (podman, ["--network", "benchnet", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]),
                  "docker": (docker, ["--runtime", "pyrunc"])}
         res = {t: [] for t in tools}
         for name, (base, flags) in tools.items():   # warm-up: bridges, chains, caches
