@@ -98,6 +98,7 @@ def test_publish_all_exposed_and_restart_keeps_ports(p):
     # -P binds every interface, as Docker; the test's own address is its loopback
     ports = p.inspect("all")["NetworkSettings"]["Ports"]
     assert list(ports) == ["80/tcp"] and int(ports["80/tcp"][0]["HostPort"]) > 1024, ports
+    assert p.inspect("all")["HostConfig"]["PortBindings"] == {}   # -P resolved at start, as Docker
     fixed = free_port()
     p("run", "-d", "--name", "fixed", "-p", f"127.0.0.1:{fixed}:80", IMAGE, *HTTPD, check=True)
     p("restart", "-t", "0", "all", "fixed", check=True)

@@ -96,41 +96,21 @@ def cmd_ls(args):
 
 
 def cmd_inspect(args):
-    from pyctr.cli.volumes import docker_json
-    from pyctr.network.errors import NetworkError
+    from pyctr.cli.volumes import inspect_each
     ctx = _ctx(args)
-    found, failed = [], False
-    for ref in args.networks:
-        try:
-            found.append(_with_containers(ctx, _find(ctx, ref)))
-        except NetworkError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            failed = True
-    if args.format:
-        from pyctr.container import template
-        compiled = template.compile(args.format)
-        for n in found:
-            print(compiled.execute(n))
-    else:
-        print(docker_json(found))
-    return 1 if failed else 0
+    return inspect_each(args.networks, lambda ref: _with_containers(ctx, _find(ctx, ref)), args.format)
 
 
 def cmd_rm(args):
+    from pyctr.cli.volumes import remove_each
     from pyctr.network.errors import NetworkError
     ns = _store(_ctx(args))
-    failed = False
-    for ref in args.networks:
-        try:
-            if ref in ("host", "none"):
-                raise NetworkError(f"{ref} is a pre-defined network and cannot be removed")
-            ns.remove(ref)
-        except NetworkError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            failed = True
-            continue
-        print(ref)
-    return 1 if failed else 0
+
+    def remove(ref):
+        if ref in ("host", "none"):
+            raise NetworkError(f"{ref} is a pre-defined network and cannot be removed")
+        ns.remove(ref)
+    return remove_each(args.networks, remove)
 
 
 def cmd_prune(args):

@@ -204,13 +204,16 @@ def inspect_record(ctx, rec):
 
 
 def ps_ports(rec, st):
-    """ps's PORTS: `0.0.0.0:8080->80/tcp` while running, exposed-only ports as `80/tcp`."""
+    """ps's PORTS: `0.0.0.0:8080->80/tcp` while running, exposed-only ports as `80/tcp`; in the order
+    of Docker's DisplayablePorts (grouped by "hostip/proto", the groups sorted, then the ports)."""
     bound = ((rec.get("NetworkSettings") or {}).get("Ports") or {}) if st.running else {}
-    keys = set(bound) | set(rec["Config"].get("ExposedPorts") or {})
-    out = []
-    for k in sorted(keys, key=lambda k: (int(k.split("/")[0]) if k.split("/")[0].isdigit() else 0, k)):
-        out += [f"{b['HostIp']}:{b['HostPort']}->{k}" for b in bound.get(k) or []] or [k]
-    return ", ".join(out)
+    entries = []
+    for k in set(bound) | set(rec["Config"].get("ExposedPorts") or {}):
+        port, _, proto = k.partition("/")
+        num = int(port) if port.isdigit() else 0
+        entries += [(f"{b['HostIp']}/{proto}", num, f"{b['HostIp']}:{b['HostPort']}->{k}") for b in bound.get(k) or []] \
+            or [(f"/{proto}", num, k)]
+    return ", ".join(text for _, _, text in sorted(entries))
 
 
 def _network_settings(rec):

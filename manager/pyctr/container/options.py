@@ -275,8 +275,8 @@ def network_options(args, exposed):
     from pyctr.network import ports
     from pyctr.network.errors import NetworkError
     try:
-        expose, bindings = ports.bindings(args.publish, args.publish_all,
-                                          dict(exposed or {}, **{ports.port_key(e): {} for e in args.expose}))
+        expose, bindings = ports.bindings(args.publish)
+        expose.update({ports.port_key(e): {} for e in args.expose})
     except NetworkError as e:
         raise ContainerError(str(e)) from None
     for h in args.add_host:
@@ -297,7 +297,7 @@ def network_options(args, exposed):
             ipaddress.ip_address(d)
         except ValueError:
             raise ContainerError(f"invalid argument {d!r} for \"--dns\" flag: {d} is not an ip address") from None
-    return {**{ports.port_key(e): {} for e in args.expose}, **expose}, {
+    return expose, {
         "PortBindings": bindings, "PublishAllPorts": bool(args.publish_all),
         "ExtraHosts": list(args.add_host) or None, "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
         "DnsOptions": list(args.dns_option)}

@@ -32,8 +32,12 @@ def up(ctx, rec):
         return ports.Holder()
     settings = rec.setdefault("NetworkSettings", {"Networks": {}, "Ports": {}})
     try:
-        holder, bound, mappings = ports.bind_all(rec["HostConfig"].get("PortBindings") or {},
-                                                 settings.get("LastPorts"))
+        wanted = rec["HostConfig"].get("PortBindings") or {}
+        if rec["HostConfig"].get("PublishAllPorts"):
+            wanted = ports.with_exposed(wanted, rec["Config"].get("ExposedPorts"))
+        holder, bound, mappings = ports.bind_all(wanted, settings.get("LastPorts"))
+        for key in rec["Config"].get("ExposedPorts") or {}:
+            bound.setdefault(key, None)   # Docker's exposed-only port: null
     except NetworkError as e:
         raise ContainerError(str(e)) from None
     try:

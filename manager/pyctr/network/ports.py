@@ -82,16 +82,21 @@ def port_key(text):
     return f"{port}/{proto}"
 
 
-def bindings(publish, publish_all, exposed):
-    """(ExposedPorts additions, PortBindings) for create."""
+def bindings(publish):
+    """(ExposedPorts additions, PortBindings) for create (-P is resolved at start: with_exposed)."""
     pb = {}
     for spec in publish:
         for key, b in parse_publish(spec):
             pb.setdefault(key, []).append(b)
-    if publish_all:
-        for key in exposed or {}:
-            pb.setdefault(port_key(key), []).append({"HostIp": "", "HostPort": ""})
     return {k: {} for k in pb}, pb
+
+
+def with_exposed(port_bindings, exposed):
+    """-P: every exposed port without a binding gets a random host port, as Docker at start."""
+    pb = dict(port_bindings or {})
+    for key in exposed or {}:
+        pb.setdefault(key, [{"HostIp": "", "HostPort": ""}])
+    return pb
 
 
 class Holder:
