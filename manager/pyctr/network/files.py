@@ -50,11 +50,12 @@ def hosts_text(rec, peers=()):
     return "".join(lines)
 
 
-def resolv_text(rec):
+def resolv_text(rec, host_resolv=None):
     """The host's resolv.conf; in a private netns its loopback servers dropped (unreachable
     there), 8.8.8.8/8.8.4.4 if none is left; --dns, --dns-search, --dns-option replace their part."""
     host = rec["HostConfig"]
-    text = _read_host("/run/systemd/resolve/resolv.conf") if "127.0.0.53" in _read_host("/etc/resolv.conf") \
+    text = host_resolv if host_resolv is not None else \
+        _read_host("/run/systemd/resolve/resolv.conf") if "127.0.0.53" in _read_host("/etc/resolv.conf") \
         else _read_host("/etc/resolv.conf")
     servers, search, options = [], [], []
     for ln in text.splitlines():
