@@ -223,3 +223,13 @@ def test_concurrent_runs_get_distinct_addresses(p):
     assert all(cp.returncode == 0 for cp in out.values()), [describe(cp) for cp in out.values()]
     ips = [_ip(p, f"c{i}") for i in range(6)]
     assert len(set(ips)) == 6 and all(ips), ips
+
+
+def test_failed_start_releases_network_and_port(p):
+    """The runtime cannot run the command (127): the ADD already happened; DEL and the port freed."""
+    port = free_port()
+    cp = p("run", "-d", "--name", "bad", "-p", f"127.0.0.1:{port}:80", IMAGE, "/no/such/binary")
+    assert cp.returncode == 127, describe(cp)
+    assert store_leftovers(p) == []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))   # nobody holds it any more

@@ -134,17 +134,17 @@ def _start(ctx, rec, rt, before_start):
     volumes.mount_all(ctx, rec)
     target = rootfs.mount(ctx.images, rec["Id"])
     holder = attach.up(ctx, rec)   # netns, CNI ADD, held host ports, /etc files; release() undoes it
-    spec = oci.build(rec, target, d, lambda ref: _running_pid(ctx, ref), attach.peers(ctx, rec))
-    tmp = os.path.join(d, "bundle", "config.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(spec, f)
-    os.rename(tmp, os.path.join(d, "bundle", "config.json"))
-    os.makedirs(ctx.runtime_root, mode=0o700, exist_ok=True)
-    rec.pop("Error", None)
     try:
+        spec = oci.build(rec, target, d, lambda ref: _running_pid(ctx, ref), attach.peers(ctx, rec))
+        tmp = os.path.join(d, "bundle", "config.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(spec, f)
+        os.rename(tmp, os.path.join(d, "bundle", "config.json"))
+        os.makedirs(ctx.runtime_root, mode=0o700, exist_ok=True)
+        rec.pop("Error", None)
         pid, monitor_pid = monitor.launch(ctx, rec, rt.binary, keep_fds=holder.fds())
     finally:
-        holder.close()   # the monitor holds the host ports from here
+        holder.close()   # the monitor holds the host ports from here (a failed start frees them now)
     rec["Run"] = {"Pid": pid, "PidStart": state.proc_start(pid), "MonitorPid": monitor_pid,
                   "MonitorStart": state.proc_start(monitor_pid), "BootId": state.boot_id(),
                   "StartedAt": now_rfc3339(), "StartedAtEpoch": time.time()}
