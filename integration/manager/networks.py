@@ -30,6 +30,10 @@ def rules():
     return out
 
 
+def tables():
+    return set(execute(["nft", "list", "tables"]).stdout.splitlines())
+
+
 def links():
     return set(os.listdir("/sys/class/net"))
 
@@ -43,7 +47,7 @@ class HostNet:
     """A snapshot; check() lists what is new since (pyctr's, as the tests run alone on their bridges)."""
 
     def __init__(self):
-        self.links, self.rules, self.forward = links(), rules(), ip_forward()
+        self.links, self.rules, self.forward, self.tables = links(), rules(), ip_forward(), tables()
 
     def ports_of_new_bridges(self):
         """The veths on the bridges made since (a store's own prefix): pyctr's, unlike the veths of
@@ -87,6 +91,11 @@ class HostNet:
                     if any(f":{ch} " in r for r in made):
                         execute(["iptables", "-t", table, "-F", ch])
                         execute(["iptables", "-t", table, "-X", ch])
+            for t in tables() - getattr(self, "tables", tables()):   # iptables-nft made them for the plugins
+                listing = execute(["nft", "list", *t.split()]).stdout
+                if not any(ln.strip() and not ln.strip().startswith(("table", "chain", "type", "}"))
+                           for ln in listing.splitlines()):
+                    execute(["nft", "delete", *t.split()])
 
 
 def store_leftovers(p):
