@@ -98,6 +98,9 @@ class Pyctr:
         layers = self("mounts").stdout.strip()
         if layers:
             problems.append(f"container layers {layers.splitlines()}")
+        sockets = os.path.join(self.runroot, "s")
+        if os.path.isdir(sockets) and os.listdir(sockets):
+            problems.append(f"attach socket links {os.listdir(sockets)}")
         rt = os.path.join(self.runroot, "runtime")
         if os.path.isdir(rt) and os.listdir(rt):
             problems.append(f"runtime state {os.listdir(rt)}")

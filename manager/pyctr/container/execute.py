@@ -12,6 +12,7 @@ from pyctr.container.errors import CommandError
 
 def run(ctx, args, command):
     from pyctr.container.options import parse_env
+    from pyrunc_shim.runtime import last_log_error
     cs = ctx.containers
     cid = cs.lookup(args.container)
     rec = cs.load(cid)
@@ -52,7 +53,7 @@ def run(ctx, args, command):
         except OSError as e:
             raise CommandError(f"cannot run {rt.binary}: {e.strerror}") from None
         if code == 255:  # the runtime's own failure, not the process's status
-            msg = _last_error(log)
+            msg = last_log_error(log)
             if msg:
                 if args.detach:
                     raise CommandError(f"OCI runtime exec failed: {msg}")
@@ -60,23 +61,6 @@ def run(ctx, args, command):
         return code
     finally:
         os.unlink(log)
-
-
-def _last_error(path):
-    import json
-    msg = ""
-    try:
-        with open(path, "rb") as f:
-            for line in f.read(1 << 20).splitlines():
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(e, dict) and e.get("level") in ("error", "fatal"):
-                    msg = str(e.get("msg", ""))
-    except OSError:
-        pass
-    return msg
 
 
 def _user(cs, cid, user):

@@ -177,6 +177,9 @@ def release(ctx, rec, rt):
         os.kill(run["MonitorPid"], signal.SIGKILL)  # its container goes with the runtime delete below
     if os.path.exists(os.path.join(rt.root, rec["Id"])):  # runc-style runtimes keep <root>/<id>
         rt.delete(rec["Id"])
+    link = os.path.join(ctx.socket_dir, rec["Id"][:12])
+    if os.path.islink(link):  # the monitor removes it at its exit; not when it was killed
+        os.unlink(link)
     m = ctx.images.layerdb.get_mount(rootfs.mount_name(rec["Id"]))
     if m:
         rootfs.unmount(m["target"])

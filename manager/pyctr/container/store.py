@@ -36,13 +36,19 @@ def _atomic_write(path, data):
 class Lock:
     """An exclusive flock on a file, as a context manager; reentrant within one process."""
 
-    def __init__(self, path):
-        self.path, self.fd, self.depth = path, -1, 0
+    def __init__(self, path, missing=None):
+        """missing: the exception to raise when the lock's directory is gone (a removed container)."""
+        self.path, self.fd, self.depth, self.missing = path, -1, 0, missing
 
     def __enter__(self):
         import fcntl
         if self.depth == 0:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                if self.missing is None:
+                    raise
+                raise self.missing() from None
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         self.depth += 1
         return self
@@ -74,7 +80,7 @@ class ContainerStore:
 
     def container_lock(self, cid):
         if cid not in self._locks:
-            self._locks[cid] = Lock(self.path(cid, "lock"))
+            self._locks[cid] = Lock(self.path(cid, "lock"), lambda: NoSuchContainer(cid))
         return self._locks[cid]
 
     # --- records ---------------------------------------------------------------------------------
