@@ -105,7 +105,8 @@ def main():
     try:
         from integration.helpers.bundle import make_rootfs
         archive = build_image(REPO, make_rootfs(os.path.join(work, "rootfs")), work)
-        pyctr = Tool("pyctr", [PYCTR, "--root", f"{work}/pyctr", "--runroot", f"{work}/pyctr-run"], [],
+        pyctr = Tool("pyctr", [PYCTR, "--root", f"{work}/pyctr", "--runroot", f"{work}/pyctr-run"],
+                     ["--network", "none"],   # as podman's and docker's here
                      [f"{work}/pyctr".replace("//", "/"), "pyrunc-shim"])
         _run(pyctr.base + ["load", "-i", archive])
         cleanups.append(pyctr.clean)

@@ -55,6 +55,17 @@ class Pyctr:
         return sorted(n for n in os.listdir(d) if n != "l") if os.path.isdir(d) else []
 
 
+@pytest.fixture(scope="session", autouse=True)
+def host_network_restored():
+    """Containers join pyctr's bridge network by default and the CNI bridge plugin turns on
+    ip_forward: the host's value back at the end (and the plugins' shared chains, if these tests
+    made them and nobody else uses them)."""
+    from integration.manager.networks import HostNet
+    before = HostNet()
+    yield
+    before.restore()
+
+
 @pytest.fixture
 def pyctr(tmp_path):
     assert os.access(PYCTR, os.X_OK), f"{PYCTR} missing: run scripts/setup"

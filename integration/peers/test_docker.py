@@ -19,7 +19,8 @@ CGROUP_PARENT = f"pyrunc-peers-docker-{os.getpid()}"  # unique: concurrent runs 
 class Dockerd(Daemon):
     name = "dockerd"
 
-    def __init__(self, base):
+    def __init__(self, base, bridge="none"):
+        """bridge: a pre-made bridge for the default network (no iptables: ports through docker-proxy)."""
         self.base = base
         self.exec_root = os.path.join(base, "x")  # containerd's sockets live below: keep it short
         self.sock = os.path.join(base, "d.sock")
@@ -27,8 +28,8 @@ class Dockerd(Daemon):
         self.client = need("docker")
         argv = [need("dockerd"), "--data-root", os.path.join(base, "data"), "--exec-root", self.exec_root,
                 "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--iptables=false",
-                "--ip6tables=false", "--bridge=none", "--ip-forward=false", "--ip-masq=false",
-                "--userland-proxy=false", "--storage-driver", "overlay2", "--cgroup-parent", f"/{CGROUP_PARENT}",
+                "--ip6tables=false", f"--bridge={bridge}", "--ip-forward=false", "--ip-masq=false",
+                f"--userland-proxy={'false' if bridge == 'none' else 'true'}", "--storage-driver", "overlay2", "--cgroup-parent", f"/{CGROUP_PARENT}",
                 "--exec-opt", "native.cgroupdriver=cgroupfs", "--add-runtime", f"pyrunc={RUNTIMES['pyrunc']}",
                 "--default-ulimit", "nofile=1024:1024", "--no-new-privileges=false",
                 "--log-level", "info"]

@@ -53,7 +53,7 @@ def test_docker_rules():
     ["-v", "rel:/x:zz", "img"], ["-v", "/a:rel", "img"], ["-v", "/a:/b", "-v", "/c:/b", "img"],
     ["--restart", "sometimes", "img"], ["--restart", "always:3", "img"], ["--stop-signal", "SIGNOPE", "img"],
     ["--ulimit", "nofile=10:5", "img"], ["--device", "rel", "img"], ["--cap-add", "NOPE", "img"],
-    ["--security-opt", "bogus", "img"], ["--network", "bridge", "img"], ["--log-opt", "x=1", "img"],
+    ["--security-opt", "bogus", "img"], ["--network", "container:", "img"], ["-p", "80/xyz", "img"], ["--add-host", "nocolon", "img"], ["--dns", "not-an-ip", "img"], ["--log-opt", "x=1", "img"],
     ["-w", "rel", "img"], ["--mount", "type=bind,src=rel,dst=/x", "img"], ["--tmpfs", "rel", "img"],
 ])
 def test_bad_flags_are_clear_125s(argv):

@@ -11,8 +11,8 @@ VERBS = frozenset({"run", "create", "start", "stop", "kill", "restart", "pause",
 USAGE_EXIT = 125   # Docker's status for a bad flag
 ERROR_EXIT = 125
 
-NETWORK_HELP = ("none (the default until pyctr has a bridge network: the container gets only its own "
-                "loopback), host, or container:NAME")
+NETWORK_HELP = ("bridge (the default network), a network's name, none (only a loopback), host, or "
+                "container:NAME")
 
 
 def _ctx(args):
@@ -247,6 +247,14 @@ def cmd_prune(args):
 
 def cmd_cleanup(args):
     from pyctr.container import lifecycle
+    # the monitor runs this with what it inherited, the published ports' sockets among them: a
+    # restart here must be able to bind them again
+    for fd in os.listdir("/proc/self/fd"):
+        if int(fd) > 2:
+            try:
+                os.close(int(fd))
+            except OSError:
+                pass
     ctx = _ctx(args)
     lifecycle.cleanup(ctx, args.container)
 
@@ -327,8 +335,11 @@ def cmd_top(args):
 
 
 def cmd_port(args):
+    from pyctr.network import ports
     ctx = _ctx(args)
-    _lookup(ctx, args.container)  # no published ports without a bridge network: nothing to print
+    rec = ctx.containers.load(_lookup(ctx, args.container))
+    for line in ports.port_lines(rec, getattr(args, "private_port", None)):
+        print(line)
 
 
 def cmd_rename(args):
@@ -385,6 +396,14 @@ def _run_flags(sp):
     a("--init", action="store_true", help="run an init (tini/catatonit) as pid 1 that reaps zombies")
     a("--runtime", help="runtime binary (runc-compatible; default pyrunc)")
     a("--network", "--net", help=NETWORK_HELP)
+    a("--network-alias", "--net-alias", action="append", default=[])
+    a("-p", "--publish", action="append", default=[], help="[hostip:][hostport:]containerport[/udp]")
+    a("-P", "--publish-all", action="store_true", help="publish every exposed port to a random host port")
+    a("--expose", action="append", default=[])
+    a("--add-host", action="append", default=[], help="NAME:IP")
+    a("--dns", action="append", default=[])
+    a("--dns-search", action="append", default=[])
+    a("--dns-option", "--dns-opt", action="append", default=[])
     a("--detach-keys")
     a("--sig-proxy", default=True, type=lambda v: v.lower() not in ("false", "0"))
     a("image")
@@ -467,7 +486,7 @@ def _define(add):
     sp = add("rename", cmd_rename, "rename a container")
     sp.add_argument("container")
     sp.add_argument("new_name")
-    sp = add("port", cmd_port, "list a container's published ports (none without a bridge network)")
+    sp = add("port", cmd_port, "list a container's published ports")
     sp.add_argument("container")
     sp.add_argument("private_port", nargs="?")
     sp = add("stats", cmd_stats, "show containers' resource usage")

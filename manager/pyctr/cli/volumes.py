@@ -45,21 +45,28 @@ def cmd_ls(args):
 
 
 def cmd_inspect(args):
-    from pyctr.volume.errors import VolumeError
+    from pyctr.container import gofmt
     st = store(args)
+    return inspect_each(args.volumes, st.get, args.format, lambda vol: dict(
+        vol, Labels=vol["Labels"] or gofmt.NIL_MAP, Options=vol["Options"] or gofmt.NIL_MAP))
+
+
+def inspect_each(names, get, fmt, view=lambda obj: obj):
+    """Docker's `inspect` of volumes or networks: JSON (or a Go template per object) of those
+    found, an error printed for each not found, exit 1 if any was not."""
+    from pyctr.errors import PyctrError
     found, failed = [], False
-    for name in args.volumes:
+    for name in names:
         try:
-            found.append(st.get(name))
-        except VolumeError as e:
+            found.append(get(name))
+        except PyctrError as e:
             print(f"Error: {e}", file=sys.stderr)
             failed = True
-    if args.format:
-        from pyctr.container import gofmt, template
-        compiled = template.compile(args.format)
-        for vol in found:
-            view = dict(vol, Labels=vol["Labels"] or gofmt.NIL_MAP, Options=vol["Options"] or gofmt.NIL_MAP)
-            print(compiled.execute(view))
+    if fmt:
+        from pyctr.container import template
+        compiled = template.compile(fmt)
+        for obj in found:
+            print(compiled.execute(view(obj)))
     else:
         print(docker_json(found))
     return 1 if failed else 0
@@ -73,13 +80,19 @@ def docker_json(obj):
 
 
 def cmd_rm(args):
-    from pyctr.volume.errors import VolumeError
     st = store(args)
+    return remove_each(args.volumes, lambda name: st.remove(name, force=args.force))
+
+
+def remove_each(names, remove):
+    """Docker's `rm` of volumes or networks: each name printed once removed, each error printed,
+    exit 1 if any failed."""
+    from pyctr.errors import PyctrError
     failed = False
-    for name in args.volumes:
+    for name in names:
         try:
-            st.remove(name, force=args.force)
-        except VolumeError as e:
+            remove(name)
+        except PyctrError as e:
             print(f"Error: {e}", file=sys.stderr)
             failed = True
             continue

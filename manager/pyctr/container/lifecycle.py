@@ -40,12 +40,14 @@ def create(ctx, args, command):
     config, host = options.build(args, args.image, image_id, image_cfg.get("config") or {})
     cid = names.new_id()
     config["Hostname"] = config["Hostname"] or cid[:12]
+    from pyctr.network import attach
+    networks = attach.endpoints(ctx, host, args.network_alias)
     cs = ctx.containers
     d = cs.dir(cid)
     rec = {"Id": cid, "Created": now_rfc3339(), "Name": "", "Image": image_id, "Config": config,
            "HostConfig": host, "Mounts": [], "RestartCount": 0, "ManuallyStopped": False,
            "LogPath": os.path.join(d, f"{cid}-json.log"), "Run": None, "Driver": "overlay2",
-           "Platform": image_cfg.get("os", "linux")}
+           "Platform": image_cfg.get("os", "linux"), "NetworkSettings": {"Networks": networks, "Ports": {}}}
     with cs.lock:
         if args.name:
             cs.reserve_name(args.name, cid)
@@ -128,16 +130,21 @@ def _start(ctx, rec, rt, before_start):
     from pyctr.container import oci
     cs = ctx.containers
     d = cs.dir(rec["Id"])
+    from pyctr.network import attach
     volumes.mount_all(ctx, rec)
     target = rootfs.mount(ctx.images, rec["Id"])
-    spec = oci.build(rec, target, d, lambda ref: _running_pid(ctx, ref))
-    tmp = os.path.join(d, "bundle", "config.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(spec, f)
-    os.rename(tmp, os.path.join(d, "bundle", "config.json"))
-    os.makedirs(ctx.runtime_root, mode=0o700, exist_ok=True)
-    rec.pop("Error", None)
-    pid, monitor_pid = monitor.launch(ctx, rec, rt.binary)
+    holder = attach.up(ctx, rec)   # netns, CNI ADD, held host ports, /etc files; release() undoes it
+    try:
+        spec = oci.build(rec, target, d, lambda ref: _running_pid(ctx, ref), attach.peers(ctx, rec))
+        tmp = os.path.join(d, "bundle", "config.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(spec, f)
+        os.rename(tmp, os.path.join(d, "bundle", "config.json"))
+        os.makedirs(ctx.runtime_root, mode=0o700, exist_ok=True)
+        rec.pop("Error", None)
+        pid, monitor_pid = monitor.launch(ctx, rec, rt.binary, keep_fds=holder.fds())
+    finally:
+        holder.close()   # the monitor holds the host ports from here (a failed start frees them now)
     rec["Run"] = {"Pid": pid, "PidStart": state.proc_start(pid), "MonitorPid": monitor_pid,
                   "MonitorStart": state.proc_start(monitor_pid), "BootId": state.boot_id(),
                   "StartedAt": now_rfc3339(), "StartedAtEpoch": time.time()}
@@ -176,6 +183,8 @@ def release(ctx, rec, rt):
     m = ctx.images.layerdb.get_mount(rootfs.mount_name(rec["Id"]))
     if m:
         rootfs.unmount(m["target"])
+    from pyctr.network import sandbox
+    sandbox.teardown(ctx, rec)   # CNI DEL with the cached ADD, the netns removed
 
 
 # --- stop, kill -------------------------------------------------------------------------------------
@@ -418,7 +427,17 @@ def sweep(ctx, recs_states):
                     with ctx.images:
                         rootfs.remove_layer(ctx.images, name)
                     shutil.rmtree(cs.dir(name), ignore_errors=True)
+    from pyctr.network import sandbox
     for rec, st in recs_states:
+        if not rec.get("Run") and st.status in ("created", "exited") and sandbox.pending(ctx, rec):
+            with cs.container_lock(rec["Id"]):   # a start killed between its CNI ADD and its record
+                try:
+                    fresh = cs.load(rec["Id"])
+                except NoSuchContainer:
+                    continue
+                if not fresh.get("Run"):
+                    sandbox.teardown(ctx, fresh)
+                    cs.save(fresh)
         if rec.get("Run") and st.status == "exited" and not cleanup_pending(rec):
             with cs.container_lock(rec["Id"]):
                 try:

@@ -132,7 +132,7 @@ def ps_row(rec, st, now, trunc):
     return {"ID": rec["Id"][:12] if trunc else rec["Id"], "Image": rec["Config"].get("Image", ""),
             "Command": _command(rec, trunc), "CreatedAt": rec["Created"],
             "RunningFor": human_duration(now - _epoch(rec["Created"])) + " ago",
-            "Ports": "", "State": st.status, "Status": status_text(rec, st, now), "Size": "0B (virtual 0B)",
+            "Ports": ps_ports(rec, st), "State": st.status, "Status": status_text(rec, st, now), "Size": "0B (virtual 0B)",
             "Names": rec["Name"], "Labels": ",".join(f"{k}={v}" for k, v in (rec["Config"].get("Labels") or {}).items()),
             "Mounts": ",".join(m.get("Name") or m["Source"] for m in rec.get("Mounts") or []),
             "Networks": rec["HostConfig"].get("NetworkMode", "")}
@@ -199,12 +199,36 @@ def inspect_record(ctx, rec):
         "AppArmorProfile": "", "ExecIDs": None, "HostConfig": docker_host,
         "GraphDriver": {"Name": "overlay2", "Data": {"MergedDir": os.path.join(d, "bundle", "rootfs")}},
         "Mounts": mounts, "Config": cfg,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "IPAddress": "",
-                            "Gateway": "", "MacAddress": "",
-                            "Networks": {host.get("NetworkMode", "none"): {
-                                "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
-                                "IPPrefixLen": 0, "MacAddress": ""}}},
+        "NetworkSettings": _network_settings(rec),
     }
+
+
+def ps_ports(rec, st):
+    """ps's PORTS: `0.0.0.0:8080->80/tcp` while running, exposed-only ports as `80/tcp`; in the order
+    of Docker's DisplayablePorts (grouped by "hostip/proto", the groups sorted, then the ports)."""
+    bound = ((rec.get("NetworkSettings") or {}).get("Ports") or {}) if st.running else {}
+    entries = []
+    for k in set(bound) | set(rec["Config"].get("ExposedPorts") or {}):
+        port, _, proto = k.partition("/")
+        num = int(port) if port.isdigit() else 0
+        entries += [(f"{b['HostIp']}/{proto}", num, f"{b['HostIp']}:{b['HostPort']}->{k}") for b in bound.get(k) or []] \
+            or [(f"/{proto}", num, k)]
+    return ", ".join(text for _, _, text in sorted(entries))
+
+
+def _network_settings(rec):
+    """Docker's NetworkSettings: the addresses while the container runs (blank once stopped)."""
+    ns = rec.get("NetworkSettings") or {}
+    mode = rec["HostConfig"].get("NetworkMode", "none")
+    blank = {"NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "MacAddress": ""}
+    nets = {n: {"IPAMConfig": None, "Links": None, "Aliases": ep.get("Aliases") or None, **blank,
+                **{k: v for k, v in ep.items() if k in blank}} for n, ep in (ns.get("Networks") or {}).items()}
+    if not nets:
+        nets = {mode: {"IPAMConfig": None, "Links": None, "Aliases": None, **blank}}
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": ns.get("SandboxKey", ""), "Ports": ns.get("Ports") or {},
+            "IPAddress": ns.get("IPAddress", ""), "IPPrefixLen": ns.get("IPPrefixLen", 0),
+            "Gateway": ns.get("Gateway", ""), "MacAddress": ns.get("MacAddress", ""), "Networks": nets}
 
 
 def inspect(ctx, args):

@@ -53,9 +53,10 @@ def argv(ctx, rec, runtime_binary, short_logs=False):
     return a
 
 
-def launch(ctx, rec, runtime_binary):
+def launch(ctx, rec, runtime_binary, keep_fds=()):
     """Start the monitor; returns (container pid, monitor pid). ContainerError (exit code mapped
-    as Docker's) if the runtime could not create the container."""
+    as Docker's) if the runtime could not create the container. keep_fds: what the monitor holds
+    as long as it lives (the published ports' sockets)."""
     d = ctx.containers.dir(rec["Id"])
     os.makedirs(os.path.join(d, "exits"), exist_ok=True)
     for stale in ("exit", "monitor.pid", "pidfile", os.path.join("exits", rec["Id"])):
@@ -67,7 +68,7 @@ def launch(ctx, rec, runtime_binary):
     env = dict(os.environ, _OCI_SYNCPIPE=str(w))
     env.pop("_OCI_STARTPIPE", None)
     try:
-        first = subprocess.Popen(argv(ctx, rec, runtime_binary), env=env, pass_fds=(w,), stdin=subprocess.DEVNULL,
+        first = subprocess.Popen(argv(ctx, rec, runtime_binary), env=env, pass_fds=(w,) + tuple(keep_fds), stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         os.close(r)

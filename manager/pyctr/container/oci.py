@@ -26,39 +26,7 @@ def find_init():
                          "install tini or catatonit")
 
 
-def _files(ctr_dir, hostname, net):
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf for the container, written before each start."""
-    paths = {}
-    with open(os.path.join(ctr_dir, "hostname"), "w") as f:
-        f.write(hostname + "\n")
-    paths["/etc/hostname"] = os.path.join(ctr_dir, "hostname")
-    hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    if net != "host":
-        hosts += f"127.0.0.1\t{hostname}\n"
-    else:
-        try:
-            with open("/etc/hosts") as f:
-                hosts = f.read(1 << 20)
-        except OSError:
-            pass
-    with open(os.path.join(ctr_dir, "hosts"), "w") as f:
-        f.write(hosts)
-    paths["/etc/hosts"] = os.path.join(ctr_dir, "hosts")
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read(1 << 20).splitlines()
-    except OSError:
-        lines = []
-    if net != "host":  # a loopback resolver of the host is unreachable from a private netns
-        lines = [ln for ln in lines if not (ln.split()[:1] == ["nameserver"] and
-                                            ln.split()[1:2] and ln.split()[1].startswith(("127.", "::1")))]
-    with open(os.path.join(ctr_dir, "resolv.conf"), "w") as f:
-        f.write("\n".join(lines) + ("\n" if lines else ""))
-    paths["/etc/resolv.conf"] = os.path.join(ctr_dir, "resolv.conf")
-    return paths
-
-
-def _mounts(rec, rootfs, ctr_dir):
+def _mounts(rec, rootfs, ctr_dir, peers):
     from pyrunc.spec.template import default_config
     host = rec["HostConfig"]
     mounts = default_config()["mounts"]
@@ -86,7 +54,8 @@ def _mounts(rec, rootfs, ctr_dir):
                                  f"exist: {src}")
         options = ["rbind", "rw" if m.get("RW", True) else "ro", m.get("Propagation") or "rprivate"]
         mounts.append({"destination": m["Destination"], "type": "bind", "source": src, "options": options})
-    for dst, src in _files(ctr_dir, rec["Config"]["Hostname"], host.get("NetworkMode")).items():
+    from pyctr.network.files import write_all
+    for dst, src in write_all(ctr_dir, rec, peers).items():
         if dst not in user_dests:
             mounts.append({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rprivate"]})
     return mounts
@@ -97,6 +66,8 @@ def _namespaces(pid_of, rec):
     nss = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if net == "none":
         nss.append({"type": "network"})
+    elif net != "host" and not net.startswith("container:"):   # joined: made and wired by network/attach.py
+        nss.append({"type": "network", "path": rec["NetworkSettings"]["SandboxKey"]})
     elif net.startswith("container:"):
         pid = pid_of(net[10:])
         nss.append({"type": "network", "path": f"/proc/{pid}/ns/net"})
@@ -136,8 +107,9 @@ def _devices(host, res):
     return devs
 
 
-def build(rec, rootfs, ctr_dir, pid_of):
-    """pid_of(NAME) -> the pid of the running container NAME (for --network container:NAME)."""
+def build(rec, rootfs, ctr_dir, pid_of, peers=()):
+    """pid_of(NAME) -> the pid of the running container NAME (for --network container:NAME);
+    peers: the names on its networks, for its /etc/hosts."""
     from pyctr.image.bundle import resolve_user
     from pyrunc.spec.template import default_config
     cfg, host = rec["Config"], rec["HostConfig"]
@@ -172,7 +144,7 @@ def build(rec, rootfs, ctr_dir, pid_of):
         raise ContainerError(f"invalid ulimit type: {bad[0]}")
     spec["root"] = {"path": "rootfs", "readonly": bool(host.get("ReadonlyRootfs"))}
     spec["hostname"] = cfg["Hostname"]
-    spec["mounts"] = _mounts(rec, rootfs, ctr_dir)
+    spec["mounts"] = _mounts(rec, rootfs, ctr_dir, peers)
     if host.get("Init"):
         spec["mounts"].append({"destination": INIT_PATH, "type": "bind", "source": find_init(),
                                "options": ["rbind", "ro"]})

@@ -1,6 +1,7 @@
 """`run`/`create` flags -> Docker's Config and HostConfig (the shapes `inspect` shows), with
 Docker's rules and error wording; pure (no filesystem), unit-tested."""
 import os
+import sys
 
 from pyctr.container.errors import ContainerError
 
@@ -260,13 +261,46 @@ def parse_security_opts(items):
 
 
 def network_mode(spec):
-    spec = spec or "none"
-    if spec in ("none", "host") or spec.startswith("container:") and len(spec) > 10:
-        return spec
-    if spec in ("bridge", "default"):
-        raise ContainerError("--network bridge is not supported yet (none, host, container:NAME); "
-                             "the bridge network comes with the next issue")
-    raise ContainerError(f"network {spec} not found (pyctr has none, host and container:NAME)")
+    """none, host, container:NAME, or a network's name (bridge, the default; checked at create)."""
+    spec = spec or "bridge"
+    if spec == "default":
+        return "bridge"
+    if spec.startswith("container:") and len(spec) == 10:
+        raise ContainerError("--network container: needs a container's name or id")
+    return spec
+
+
+def network_options(args, exposed):
+    """Config.ExposedPorts additions and the HostConfig network fields of -p/-P/--add-host/--dns*."""
+    from pyctr.network import ports
+    from pyctr.network.errors import NetworkError
+    try:
+        expose, bindings = ports.bindings(args.publish)
+        expose.update({ports.port_key(e): {} for e in args.expose})
+    except NetworkError as e:
+        raise ContainerError(str(e)) from None
+    for h in args.add_host:
+        name, sep, ip = h.partition(":")
+        if not sep or not name or not ip:
+            raise ContainerError(f"invalid argument {h!r} for \"--add-host\" flag: bad format for add-host: {h!r}")
+        if ip == "host-gateway":
+            continue
+        import ipaddress
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ContainerError(f"invalid argument {h!r} for \"--add-host\" flag: invalid IP address in "
+                                 f"add-host: {ip!r}") from None
+    for d in args.dns:
+        import ipaddress
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            raise ContainerError(f"invalid argument {d!r} for \"--dns\" flag: {d} is not an ip address") from None
+    return expose, {
+        "PortBindings": bindings, "PublishAllPorts": bool(args.publish_all),
+        "ExtraHosts": list(args.add_host) or None, "Dns": list(args.dns), "DnsSearch": list(args.dns_search),
+        "DnsOptions": list(args.dns_option)}
 
 
 def build(args, image_ref, image_id, image_config):
@@ -356,6 +390,14 @@ def build(args, image_ref, image_id, image_config):
         "Init": True if args.init else None, "Runtime": args.runtime or "pyrunc",
         "Mounts": mounts, "Seccomp": seccomp, "NoNewPrivileges": nnp,
     }
+    exposed, net_host = network_options(args, config["ExposedPorts"])
+    if net.startswith("container:") and (net_host["PortBindings"] or args.network_alias):
+        raise ContainerError("conflicting options: port publishing and the container type network mode")
+    if net == "host" and net_host["PortBindings"]:
+        print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
+        net_host["PortBindings"] = {}
+    host.update(net_host)
+    config["ExposedPorts"] = {**(config["ExposedPorts"] or {}), **exposed} or None
     for cap in (args.cap_add or []) + (args.cap_drop or []):
         _cap_name(cap)
     return config, host
