@@ -638,7 +638,10 @@ def main(argv=None):
             fds = {"stdin": 0, "stdout": 1, "stderr": 2}
             fds.update((role, fd) for role, fd in (("sync", syncfd), ("attach", attachfd), ("start", startfd))
                        if fd is not None)
-            pid = zygote.launch(argv, fds)  # a fork of a warm interpreter: little memory of its own
+            # a fork of a warm interpreter: little memory of its own. Not when the caller passed
+            # fds for the monitor to hold (pyctr: its published ports' sockets): only a fork of
+            # this process has them
+            pid = None if _held_fds(fds.values()) else zygote.launch(argv, fds)
             if pid is None:
                 pid = os.fork()
             if pid:
@@ -654,6 +657,20 @@ def main(argv=None):
             os.write(syncfd, f'{{"data": -1, "message": {_jstr(str(e))}}}\n'.encode())
         return 1
     return _supervise(o, syncfd, attachfd, startfd)
+
+
+def _held_fds(known):
+    """The inheritable fds above stdio that the caller passed beyond conmon's pipes."""
+    held = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in known:
+            try:
+                if os.get_inheritable(fd):
+                    held.append(fd)
+            except OSError:
+                pass  # the fd of the listing itself, closed by now
+    return held
 
 
 def _detach_stdio(o):

@@ -35,8 +35,11 @@ def parse_publish(spec):
         close = rest.find("]")
         if close < 0:
             raise NetworkError(f"invalid port spec {spec!r}: unclosed [")
-        ip, rest = rest[1:close], rest[close + 1:].lstrip(":")
-        parts = rest.split(":")
+        if rest[close + 1:close + 2] != ":":
+            raise NetworkError(f"invalid port spec {spec!r}: expected [IP]:HOSTPORT:CONTAINERPORT")
+        ip, parts = rest[1:close], rest[close + 2:].split(":")
+        if len(parts) != 2:
+            raise NetworkError(f"invalid port spec {spec!r}: expected [IP]:HOSTPORT:CONTAINERPORT")
     else:
         parts = rest.split(":")
         if len(parts) > 2:
