@@ -10,10 +10,10 @@ import os
 import sys
 
 from pyctr import __version__
-from pyctr.cli import containers, fsverbs, images, volumes
+from pyctr.cli import containers, fsverbs, images, system, volumes
 
 # verb groups in the order their verbs are defined; a later group's verb of the same name wins
-_GROUPS = (images, containers, volumes, fsverbs)
+_GROUPS = (images, containers, volumes, fsverbs, system)
 _VERBS = frozenset().union(*(g.VERBS for g in _GROUPS))
 
 
