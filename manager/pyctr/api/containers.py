@@ -259,6 +259,10 @@ class Containers:
             if st.status == "exited" and lifecycle.will_restart(rec, st.exit_code) and lifecycle.cleanup_pending(rec):
                 return "running"
             return st.status
+        # the headers now, as dockerd: the docker CLI's wait returns from its request only then,
+        # and only then starts the container (next-exit)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
         seen_running = False
         delay = 0.005
         while True:
@@ -270,11 +274,13 @@ class Containers:
             if done:
                 break
             if request.transport is None or request.transport.is_closing():
-                raise ConnectionResetError("the client left")
+                return resp  # the client left: the wait ends with it
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
         code = await self.svc.run(lifecycle.wait_code, self.ctx, cid)
-        return _json({"StatusCode": code, "Error": None})
+        await resp.write(__import__("json").dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
+        await resp.write_eof()
+        return resp
 
     async def delete(self, request):
         from pyctr.container import lifecycle
