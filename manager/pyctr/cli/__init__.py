@@ -10,10 +10,10 @@ import os
 import sys
 
 from pyctr import __version__
-from pyctr.cli import build, containers, fsverbs, images, networks, volumes
+from pyctr.cli import build, containers, fsverbs, images, networks, system, volumes
 
 # verb groups in the order their verbs are defined; a later group's verb of the same name wins
-_GROUPS = (images, containers, volumes, networks, fsverbs, build)
+_GROUPS = (images, containers, volumes, networks, fsverbs, build, system)
 _VERBS = frozenset().union(*(g.VERBS for g in _GROUPS))
 
 

@@ -136,24 +136,8 @@ def _proxy_signals(ctx, cid):
 
 
 def _wait_code(ctx, cid, timeout=None):
-    """The exit status once the container stopped (kept past a --rm removal)."""
-    import time
-    from pyctr.container import lifecycle, state
-    from pyctr.container.errors import NoSuchContainer
-    cs = ctx.containers
-    delay = 0.005
-    while True:
-        try:
-            rec = cs.load(cid)
-        except NoSuchContainer:
-            code = cs.kept_exit(cid)
-            return 0 if code is None else code
-        st = state.derive(cs, rec)
-        if st.status == "created" or st.status == "exited" and not (
-                lifecycle.will_restart(rec, st.exit_code) and lifecycle.cleanup_pending(rec)):
-            return st.exit_code  # (a restart due keeps it "running" for wait, as Docker's)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    from pyctr.container import lifecycle
+    return lifecycle.wait_code(ctx, cid)
 
 
 def cmd_start(args):

@@ -143,6 +143,30 @@ def cmd_prune(args):
         print(f"{action}: {what}")
 
 
+def inspect_image(store, image_id, cfg):
+    """`inspect`'s object for an image (the CLI's and the API's)."""
+    chain = store.chain(image_id)
+    top = store.layerdb.get(chain[-1]) if chain else None
+    mdigest = store.manifest_digest(image_id)
+    return {
+        "Id": image_id,
+        "RepoTags": [t for t in store.tags_of(image_id) if "@" not in t],
+        "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
+                       ([] if not mdigest else []),
+        "ManifestDigest": mdigest,
+        "Comment": cfg.get("comment", ""),  # a commit's -m
+        "Created": cfg.get("created"), "Author": cfg.get("author", ""),
+        "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
+        "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "UpperDir": store.overlay.diff(top["cache-id"]) if top else "",
+            "LowerDir": ":".join(store.overlay.lowerdirs(top["cache-id"])) if top else ""}},
+        "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
+        # false after `pull --no-unpack` until the layers are first used
+        "Unpacked": all(store.layerdb.get(c) for c in chain),
+    }
+
+
 def cmd_inspect(args):
     import json
     from pyctr.errors import PyctrError
@@ -155,26 +179,7 @@ def cmd_inspect(args):
         except PyctrError as e:
             failed.append(e)
             continue
-        chain = store.chain(image_id)
-        top = store.layerdb.get(chain[-1]) if chain else None
-        mdigest = store.manifest_digest(image_id)
-        out.append({
-            "Id": image_id,
-            "RepoTags": [t for t in store.tags_of(image_id) if "@" not in t],
-            "RepoDigests": [t for t in store.tags_of(image_id) if "@" in t] +
-                           ([] if not mdigest else []),
-            "ManifestDigest": mdigest,
-            "Comment": cfg.get("comment", ""),  # a commit's -m
-            "Created": cfg.get("created"), "Author": cfg.get("author", ""),
-            "Architecture": cfg.get("architecture"), "Os": cfg.get("os"),
-            "Config": cfg.get("config") or {}, "Size": _image_size(store, image_id),
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "UpperDir": store.overlay.diff(top["cache-id"]) if top else "",
-                "LowerDir": ":".join(store.overlay.lowerdirs(top["cache-id"])) if top else ""}},
-            "RootFS": {"Type": "layers", "Layers": (cfg.get("rootfs") or {}).get("diff_ids", [])},
-            # false after `pull --no-unpack` until the layers are first used
-            "Unpacked": all(store.layerdb.get(c) for c in chain),
-        })
+        out.append(inspect_image(store, image_id, cfg))
     print(json.dumps(out, indent=4))
     if failed:
         for e in failed[:-1]:

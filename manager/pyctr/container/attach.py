@@ -32,13 +32,18 @@ def _winsize(ctx, cid, fd):
     import termios
     try:
         h, w, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
-        ctl = os.open(os.path.join(ctx.containers.dir(cid), "bundle", "ctl"), os.O_WRONLY | os.O_NONBLOCK)
-        try:
-            os.write(ctl, f"1 {h} {w}\n".encode())
-        finally:
-            os.close(ctl)
+        resize(ctx, cid, h, w)
     except OSError:
         pass
+
+
+def resize(ctx, cid, height, width):
+    """The container's terminal size, by the monitor's ctl fifo (conmon's `1 H W` line)."""
+    ctl = os.open(os.path.join(ctx.containers.dir(cid), "bundle", "ctl"), os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(ctl, f"1 {height} {width}\n".encode())
+    finally:
+        os.close(ctl)
 
 
 class Session:

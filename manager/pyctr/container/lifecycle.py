@@ -26,7 +26,9 @@ def now_rfc3339(t=None):
 
 
 # --- create -----------------------------------------------------------------------------------------
-def create(ctx, args, command):
+def create(ctx, args, command, adjust=None):
+    """adjust(config, host), if given, edits what the flags made before anything is written (the
+    API's fields that have no flag form)."""
     from pyctr.container import names, options
     from pyctr.container.errors import UnknownImage
     from pyctr.errors import ImageNotFound
@@ -38,6 +40,8 @@ def create(ctx, args, command):
     image_cfg = images.config(image_id)
     args.command = command
     config, host = options.build(args, args.image, image_id, image_cfg.get("config") or {})
+    if adjust:
+        adjust(config, host)
     cid = names.new_id()
     config["Hostname"] = config["Hostname"] or cid[:12]
     from pyctr.network import attach
@@ -455,3 +459,22 @@ def cleanup_pending(rec):
         return time.time() - os.stat(os.path.join(os.path.dirname(rec["LogPath"]), "exit")).st_mtime < 5
     except OSError:
         return False
+
+
+def wait_code(ctx, cid):
+    """(the CLI's and the API's wait) The exit status once the container stopped (kept past a --rm removal)."""
+    import time
+    cs = ctx.containers
+    delay = 0.005
+    while True:
+        try:
+            rec = cs.load(cid)
+        except NoSuchContainer:
+            code = cs.kept_exit(cid)
+            return 0 if code is None else code
+        st = state.derive(cs, rec)
+        if st.status == "created" or st.status == "exited" and not (
+                will_restart(rec, st.exit_code) and cleanup_pending(rec)):
+            return st.exit_code  # (a restart due keeps it "running" for wait, as Docker's)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
