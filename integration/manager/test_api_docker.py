@@ -136,3 +136,22 @@ def test_client_hangs_up_mid_attach(service):
     s.close()
     assert service.inspect(cid)["State"]["Running"] is True
     assert docker(service, "rm", "-f", cid).returncode == 0
+
+
+def test_docker_cli_publishes_a_port(service):
+    """-p through the API (HostConfig.PortBindings) goes through the same parser as `pyctr run -p`:
+    the port is served on the host, and `docker port` / pyctr's inspect agree."""
+    from integration.manager.networks import free_port, http_get
+    from integration.manager.containers import wait_until
+    port = free_port()
+    cp = docker(service, "run", "-d", "--name", "apiweb", "-p", f"127.0.0.1:{port}:80", IMAGE,
+                "httpd", "-f", "-p", "80", "-h", "/etc")
+    assert cp.returncode == 0, describe(cp)
+    try:
+        cid = cp.stdout.strip()
+        assert service.inspect("apiweb")["NetworkSettings"]["Ports"] == {
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        assert docker(service, "port", "apiweb").stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
+        wait_until(lambda: http_get("127.0.0.1", port) == cid[:12] + "\n", what="httpd on the published port")
+    finally:
+        assert docker(service, "rm", "-f", "apiweb").returncode == 0

@@ -31,10 +31,6 @@ def _create_args(body, name):
         policy += f":{int(restart['MaximumRetryCount'])}"
     net = host.get("NetworkMode") or "default"
     net = "bridge" if net == "default" else net  # Docker's default network is pyctr's too
-    if any(host.get("PortBindings") or {}) or host.get("PublishAllPorts"):
-        # the CLI's -p/-P: not translated through the API yet; refused rather than silently dropped
-        raise ApiError(501, "published ports (HostConfig.PortBindings/PublishAllPorts) are not supported "
-                            "through pyctr's API yet: use `pyctr run -p`")
     log = host.get("LogConfig") or {}
     cpus = host.get("NanoCpus") or 0
     tmpfs = host.get("Tmpfs") or {}
@@ -63,7 +59,24 @@ def _create_args(body, name):
         pids_limit=host.get("PidsLimit"), ulimit=[f"{u['Name']}={u['Soft']}:{u['Hard']}" for u in host.get("Ulimits") or []],
         device=[f"{d['PathOnHost']}:{d.get('PathInContainer') or d['PathOnHost']}:{d.get('CgroupPermissions') or 'rwm'}"
                 for d in host.get("Devices") or []],
-        init=bool(host.get("Init")))
+        init=bool(host.get("Init")), **_network_args(body, host))
+
+
+def _network_args(body, host):
+    """The API's port and name-resolution fields as the -p/-P/--expose/--add-host/--dns* flags
+    they come from, so both paths go through one parser."""
+    publish = []
+    for port, binds in (host.get("PortBindings") or {}).items():
+        for b in binds or [{}]:
+            ip, hp = (b or {}).get("HostIp") or "", (b or {}).get("HostPort") or ""
+            publish.append(f"{ip}:{hp}:{port}" if ip else f"{hp}:{port}" if hp else port)
+    aliases = []
+    for ep in ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).values():
+        aliases += list((ep or {}).get("Aliases") or [])
+    return dict(publish=publish, publish_all=bool(host.get("PublishAllPorts")),
+                expose=list(body.get("ExposedPorts") or {}), add_host=list(host.get("ExtraHosts") or []),
+                dns=list(host.get("Dns") or []), dns_search=list(host.get("DnsSearch") or []),
+                dns_option=list(host.get("DnsOptions") or []), network_alias=aliases)
 
 
 def _adjust(body):
