@@ -22,7 +22,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench.managers import IMAGE, Podman, _run, build_image  # noqa: E402
+from bench.lifecycle import cgroup_bases, remove_cgroup_tree  # noqa: E402
+from bench.managers import CGROUP_PARENT, IMAGE, Podman, _run, build_image  # noqa: E402
 from integration.helpers.bundle import make_rootfs  # noqa: E402
 
 SHIM = os.path.join(REPO, ".venv", "bin", "pyrunc-shim")
@@ -135,6 +136,8 @@ def main(argv=None):
         if pod is not None:
             pod.close()
         subprocess.run(["rm", "-rf", workdir])
+        for base in cgroup_bases():  # podman's --cgroup-parent tree (conmon's cgroup in it), empty by now
+            remove_cgroup_tree(os.path.join(base, CGROUP_PARENT))
 
 
 if __name__ == "__main__":
