@@ -142,22 +142,21 @@ def test_seccomp_agent_that_does_not_accept_fails_create_at_once(runtime, tmp_pa
 
 
 @pytest.mark.pyrunc_only  # runc has no state before init is nearly ready: nothing to show
-def test_a_create_under_way_is_creating_and_refused(runtime):
-    """status "creating" is not a container yet: start and exec refuse it, delete needs --force."""
-    c = runtime.bundle(["sleep", "1000"])
-    for _ in range(20):
-        proc = _spawn(runtime, "create", "--bundle", c.bundle, c.id)
-        wait_for(lambda: _state_file(runtime, c) is not None or proc.poll() is not None, timeout=10,
-                 what="state.json")
-        proc.send_signal(signal.SIGSTOP)
-        if (_state_file(runtime, c) or {}).get("creating"):
-            break
-        proc.send_signal(signal.SIGCONT)
-        proc.wait()
-        runtime.run("delete", "--force", c.id)
-    else:
-        pytest.fail("create always finished before it could be stopped")
+def test_a_create_under_way_is_creating_and_refused(runtime, tmp_path):
+    """status "creating" is not a container yet: start and exec refuse it, delete needs --force.
+    create is held in a createRuntime hook (after init exists, before state.json is final) that
+    blocks reading a FIFO: no race with how fast create runs."""
+    gate = str(tmp_path / "gate")
+    os.mkfifo(gate)
+    config = runtime.config(["sleep", "1000"])
+    config["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", f"cat {gate} >/dev/null"]}]}
+    c = runtime.bundle(config)
+    proc = _spawn(runtime, "create", "--bundle", c.bundle, c.id)
     try:
+        wait_for(lambda: (_state_file(runtime, c) or {}).get("pid") or proc.poll() is not None, timeout=30,
+                 what="init's pid in state.json while create waits in its hook")
+        assert proc.poll() is None, f"create exited ({proc.returncode}) before its hook held it"
+        assert (_state_file(runtime, c) or {}).get("creating")
         assert c.state()["status"] == "creating"
         runtime.fail("start", c.id)
         runtime.fail("delete", c.id)
@@ -165,5 +164,14 @@ def test_a_create_under_way_is_creating_and_refused(runtime):
     finally:
         proc.kill()
         proc.wait()
+        _release(gate)  # the hook, orphaned by the killed create, reads EOF and exits
     c.delete(force=True)
     assert c.leftovers() == []
+
+
+def _release(fifo):
+    """Open and close the FIFO's write end: its reader, if any, gets EOF."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: nobody reads it
+        pass
