@@ -78,9 +78,13 @@ def main():
                   "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--storage-driver", "overlay",
                   "--runtime", PYRUNC, "--network-backend", "cni", "--network-config-dir", pod + "/cni"]
         _run(podman + ["load", "-i", archive])
+        # podman's CNI backend keeps host-local leases and its result cache in /var/lib/cni
+        from integration.helpers.cni_state import DefaultCniState
+        cni_state = DefaultCniState()
         _run(podman + ["network", "create", "--subnet", PODMAN_NET, "benchnet"])
         cleanups.append(lambda: (subprocess.run(podman + ["rm", "-af"], capture_output=True),
                                  subprocess.run(podman + ["network", "rm", "-f", "benchnet"], capture_output=True),
+                                 cni_state.remove("benchnet"),
                                  _umount_under(pod), shutil.rmtree(pod, ignore_errors=True)))
         subprocess.run(["ip", "link", "add", DOCKER_BRIDGE, "type", "bridge"], check=True)
         cleanups.append(lambda: subprocess.run(["ip", "link", "delete", DOCKER_BRIDGE], capture_output=True))

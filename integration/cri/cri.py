@@ -18,6 +18,7 @@ import time
 import grpc
 
 from integration.cri.pb.cri import api_pb2 as api
+from integration.helpers.cni_state import DefaultCniState
 from integration.shim.containerd import (VENV_BIN, argv_mode, base_config, remove_traces, shim_processes,
                                         stop_daemon)
 from integration.shim.images import build_docker_archive
@@ -91,6 +92,8 @@ class CriContainerd:
         self.address = os.path.join(self.dir, "c.sock")
         self.runtime_root = os.path.join(self.dir, "pyrunc-root")
         self.pyrunc = os.path.join(VENV_BIN, "pyrunc")
+        self.network = f"pyrunc-cri-{self.tag}"
+        self.cni_state = DefaultCniState()  # libcni's result cache: no CRI setting moves it
         self._write_config()
         self.log = open(os.path.join(self.dir, "containerd.log"), "w+")
         self.proc = None
@@ -106,7 +109,7 @@ class CriContainerd:
         cni = os.path.join(self.dir, "cni")
         os.makedirs(cni)
         with open(os.path.join(cni, "10-pyrunc-test.conflist"), "w") as f:
-            json.dump({"cniVersion": "1.0.0", "name": f"pyrunc-cri-{self.tag}", "plugins": [
+            json.dump({"cniVersion": "1.0.0", "name": self.network, "plugins": [
                 {"type": "bridge", "bridge": self.bridge, "isGateway": False, "ipMasq": False,
                  "ipam": {"type": "host-local", "ranges": [[{"subnet": self.subnet}]],
                           "dataDir": os.path.join(self.dir, "ipam")}},
@@ -248,6 +251,8 @@ class CriContainerd:
         stop_daemon(self.proc, self.log)
         remove_traces(self.dir, list(self.shims()))  # what it finds is in traces() already
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+        problems += [f"CNI state {p}" for p in self.cni_state.leftovers(self.network)]
+        self.cni_state.remove(self.network)
         for parent in self._cgroup_parents():  # the pods' parent (the kubelet's to make and remove)
             for d, _, _ in sorted(os.walk(parent), key=lambda w: -len(w[0])):
                 try:
