@@ -5,14 +5,12 @@ columns, the inspect fields scripts read."""
 import json
 import os
 import re
-import shutil
-import tempfile
 
 import pytest
 
 from integration.helpers.runtime import describe, execute
 from integration.manager.containers import IMAGE, Pyctr, build_image_archive, on_pty, private_pyctr, wait_until
-from integration.peers.test_docker import Dockerd
+from integration.peers.test_docker import loaded_dockerd
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -44,21 +42,8 @@ class DockerCli:
 
 @pytest.fixture(scope="module")
 def dockerd(archive):
-    base = tempfile.mkdtemp(prefix="pyctr-dkr-")
-    d = None
-    try:
-        d = Dockerd(base)
-        d("load", "-i", archive)
+    with loaded_dockerd(archive, "pyctr-dkr-") as d:
         yield d
-    finally:
-        # dockerd keeps a bind of the host's netns (--network host) under its exec-root for its life
-        host_netns = os.path.join(base, "x", "netns", "default")
-        if os.path.exists(host_netns):
-            execute(["umount", host_netns])
-        problems = d.stop() if d else []
-        shutil.rmtree(base, ignore_errors=True)
-        if problems:
-            pytest.fail("dockerd leftovers (removed): " + ", ".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="module")

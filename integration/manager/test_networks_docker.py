@@ -2,9 +2,6 @@
 test makes (no iptables: its ports go through docker-proxy; pyctr's through the portmap plugin), the
 same `run -p` on both: the same answer on the host port, `port` lines, ps PORTS, the
 HostConfig.PortBindings/Config.ExposedPorts that -p/-P/--expose store, and NetworkSettings' keys."""
-import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -12,7 +9,7 @@ from integration.helpers.runtime import execute
 from integration.manager.containers import IMAGE, build_image_archive, private_pyctr, wait_until
 from integration.manager.networks import HostNet, free_port, http_get
 from integration.manager.test_containers_docker import DockerCli
-from integration.peers.test_docker import Dockerd
+from integration.peers.test_docker import loaded_dockerd
 
 BRIDGE, ADDR = "pctdk0", "10.199.90.1/24"
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/etc"]
@@ -25,20 +22,14 @@ def archive(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def docker(archive):
-    base = tempfile.mkdtemp(prefix="pyctr-ndk-")
-    d = None
     try:
         for argv in (["ip", "link", "add", BRIDGE, "type", "bridge"], ["ip", "addr", "add", ADDR, "dev", BRIDGE],
                      ["ip", "link", "set", BRIDGE, "up"]):
             assert execute(argv).returncode == 0
-        d = Dockerd(base, bridge=BRIDGE)
-        d("load", "-i", archive)
-        yield DockerCli(d)
+        with loaded_dockerd(archive, "pyctr-ndk-", bridge=BRIDGE) as d:
+            yield DockerCli(d)
     finally:
-        problems = d.stop() if d else []
         execute(["ip", "link", "delete", BRIDGE])
-        shutil.rmtree(base, ignore_errors=True)
-        assert not problems, problems
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ unix socket, pidfile, no iptables/bridge/forwarding) with `--add-runtime pyrunc=
 containerd it manages under its exec-root; containers run with `--runtime pyrunc` (or the default runc).
 The image comes in with `docker load`.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -52,23 +53,35 @@ class Dockerd(Daemon):
             ids = self("ps", "-aq", check=False).stdout.split()
             if ids:
                 self("rm", "-f", *ids, check=False)
+        # dockerd keeps a bind of the host's netns (--network host) under its exec-root for its life
+        host_netns = os.path.join(self.exec_root, "netns", "default")
+        if os.path.exists(host_netns):
+            execute(["umount", host_netns])
         # the containerd dockerd manages and its shims name our dirs: stop_daemon() finds stragglers
         return problems + self.stop_daemon(CGROUP_PARENT, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def dockerd(image_archive):
-    base = tempfile.mkdtemp(prefix="pyrunc-dkr-")
+@contextlib.contextmanager
+def loaded_dockerd(archive, prefix, **kwargs):
+    """A private Dockerd (kwargs: its own) with archive loaded; stopped and its base removed at
+    the end, failing the test run if it left anything."""
+    base = tempfile.mkdtemp(prefix=prefix)
     d = None
     try:
-        d = Dockerd(base)
-        d("load", "-i", image_archive)
+        d = Dockerd(base, **kwargs)
+        d("load", "-i", archive)
         yield d
     finally:
         problems = d.stop() if d else []
         shutil.rmtree(base, ignore_errors=True)
         if problems:
             pytest.fail("dockerd leftovers (removed): " + ", ".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def dockerd(image_archive):
+    with loaded_dockerd(image_archive, "pyrunc-dkr-") as d:
+        yield d
 
 
 _n = iter(range(1, 10 ** 6))

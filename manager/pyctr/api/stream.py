@@ -82,17 +82,12 @@ def relay(conn, session, tty):
         while True:
             ready, _, _ = select.select(watch, [], [])
             if session.out in ready:
-                try:
-                    pkt = session.out.recv(65536)
-                except OSError:
-                    pkt = b""
-                if not pkt:
-                    session.out.close()
-                    session.out = None
+                pkt = session.read_output()
+                if pkt is None:
                     return True
                 stream = streams.get(pkt[0])
-                if stream is not None and len(pkt) > 1:
-                    conn.sendall(pkt[1:] if tty else frame(stream, pkt[1:]))
+                if stream is not None and pkt[1]:
+                    conn.sendall(pkt[1] if tty else frame(stream, pkt[1]))
             if conn in ready:
                 data = conn.recv(65536)
                 if not data:

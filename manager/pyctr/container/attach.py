@@ -77,6 +77,20 @@ class Session:
                 termios.tcsetattr(in_fd, termios.TCSADRAIN, old_term)
             self.close()
 
+    def read_output(self):
+        """One packet of the monitor's attach socket as (stream, payload) (stream: STDOUT or STDERR,
+        byte 0 of the packet), or None once the container's output has ended (the socket is
+        closed then)."""
+        try:
+            pkt = self.out.recv(65536)
+        except OSError:
+            pkt = b""
+        if not pkt:
+            self.out.close()
+            self.out = None
+            return None
+        return pkt[0], pkt[1:]
+
     def _loop(self, in_fd):
         outs = {STDOUT: sys.stdout.buffer, STDERR: sys.stderr.buffer}
         watch = [self.out]
@@ -88,17 +102,12 @@ class Session:
             except InterruptedError:
                 continue
             if self.out in ready:
-                try:
-                    pkt = self.out.recv(65536)
-                except OSError:
-                    pkt = b""
-                if not pkt:
-                    self.out.close()
-                    self.out = None
+                pkt = self.read_output()
+                if pkt is None:
                     return True
                 dst = outs.get(pkt[0])
                 if dst is not None:
-                    dst.write(pkt[1:])
+                    dst.write(pkt[1])
                     dst.flush()
             if self.inp is not None and self.inp in ready:
                 try:
