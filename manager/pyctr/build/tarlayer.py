@@ -69,10 +69,9 @@ def _info(name, st, kind):
 
 
 def write_layer(upper, sink):
-    """Write upper's content as a layer tar to sink (has .write); returns the size of its files."""
+    """Write upper's content as a layer tar to sink (has .write)."""
     out = _Out(sink)
     links = {}
-    total = 0
 
     # an explicit stack of directory iterators: name order, parents first, any depth
     stack = [("", iter(sorted(os.listdir(upper))))]
@@ -116,7 +115,6 @@ def write_layer(upper, sink):
             ti.pax_headers = _xattrs(path)
             out.header(ti)
             out.data(path, st.st_size)
-            total += st.st_size
         elif stat.S_ISLNK(mode):
             ti = _info(arc, st, tarfile.SYMTYPE)
             ti.linkname = os.readlink(path)
@@ -130,4 +128,3 @@ def write_layer(upper, sink):
         # sockets are not archived, as Docker's archive skips them
 
     sink.write(b"\0" * (2 * BLOCK))
-    return total
