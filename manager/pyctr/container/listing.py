@@ -265,14 +265,9 @@ def inspect(ctx, args):
 
 
 def _image(ctx, name):
-    import contextlib
-    import io
-    from types import SimpleNamespace
-    from pyctr.cli.images import cmd_inspect
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        cmd_inspect(SimpleNamespace(root=ctx.root, allow_device_nodes=ctx.allow_devices, images=[name]))
-    return json.loads(buf.getvalue())[0]
+    from pyctr.cli.images import inspect_image
+    image_id = ctx.images.resolve(name)
+    return inspect_image(ctx.images, image_id, ctx.images.config(image_id))
 
 
 def top(ctx, cid, ps_args):
