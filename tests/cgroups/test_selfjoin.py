@@ -17,14 +17,18 @@ HIERARCHIES = mountinfo.cgroup_hierarchies(mountinfo.read_mountinfo())
 
 
 def _run_child(joiner, body=None):
-    """Fork with the joiner; the child joins, then reports /proc/self/cgroup (or its error)."""
+    """Fork with the joiner; the child joins, then, once the parent has done its part (a v2 move by
+    cgroup.procs, as spawn's init waits for), reports /proc/self/cgroup (or its error)."""
     r, w = os.pipe()
+    go_r, go_w = os.pipe()
     pid = joiner.fork()
     if pid == 0:
         try:
             os.close(r)
+            os.close(go_w)
             try:
                 joiner.join_child()
+                os.read(go_r, 1)  # the parent's join_parent is done (or failed: EOF)
                 with open("/proc/self/cgroup") as f:
                     report = "OK\n" + f.read()
             except StepError as e:
@@ -33,8 +37,12 @@ def _run_child(joiner, body=None):
         finally:
             os._exit(0)
     os.close(w)
+    os.close(go_r)
     try:
-        joiner.join_parent(pid)
+        try:
+            joiner.join_parent(pid)
+        finally:
+            os.close(go_w)
         chunks = []
         while True:
             data = os.read(r, 65536)
